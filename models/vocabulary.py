@@ -1,0 +1,157 @@
+"""The attribute vocabulary: the contract between Detection and Rules.
+
+Every attribute a detector produces, and every attribute a rule may name, is declared here once,
+with its type, unit and range. Detectors must produce exactly these names (tests check it), and the
+policy loader rejects a rule that names anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AttributeValue = bool | int | float | str | None
+AttributeKind = Literal["bool", "int", "float", "str"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    kind: AttributeKind
+    unit: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    # Set when the attribute may be absent (e.g. `file.dpi` when the file records none).
+    nullable: bool = False
+    # The stage that produces it: rules can only use attributes of stages the graph runs.
+    stage: Literal["preprocess", "extractor", "scorer"] = "preprocess"
+
+
+_REGISTRY: dict[str, Attribute] = {}
+
+
+def _register(*attributes: Attribute) -> None:
+    for attribute in attributes:
+        if attribute.name in _REGISTRY:
+            raise ValueError(f"attribute {attribute.name!r} registered twice")
+        _REGISTRY[attribute.name] = attribute
+
+
+_register(
+    # file.* — what the file itself says, before any pixel analysis.
+    Attribute("file.format", "str", "-", "Container format: JPEG, PNG, WEBP, TIFF or GIF"),
+    Attribute("file.bytes", "int", "bytes", "Size of the uploaded file", minimum=0),
+    Attribute("file.width", "int", "px", "Width after EXIF orientation", minimum=1),
+    Attribute("file.height", "int", "px", "Height after EXIF orientation", minimum=1),
+    Attribute("file.longest_side", "int", "px", "max(width, height)", minimum=1),
+    Attribute("file.aspect_ratio", "float", "width/height", "Width divided by height", minimum=0),
+    Attribute(
+        "file.color_mode", "str", "-", "Pillow mode of the file before conversion (RGB, CMYK, L…)"
+    ),
+    Attribute("file.animated", "bool", "-", "More than one frame (only the first is assessed)"),
+    Attribute("file.dpi", "float", "dots/inch", "Horizontal DPI recorded in the file", nullable=True),
+    # background.* — measured on the background region only (connected to the image edges).
+    Attribute(
+        "background.white_fraction",
+        "float",
+        "fraction",
+        "Share of background pixels that are near-white (every channel >= 245)",
+        0,
+        1,
+    ),
+    Attribute(
+        "background.pure_white_fraction",
+        "float",
+        "fraction",
+        "Share of background pixels that are exactly RGB 255,255,255",
+        0,
+        1,
+    ),
+    Attribute("background.is_white", "bool", "-", "white_fraction >= 0.95"),
+    # composition.* — the product mask is everything that is not background.
+    Attribute(
+        "composition.fill_ratio",
+        "float",
+        "fraction",
+        "Product bounding box over frame, linear: max(box_w/width, box_h/height)",
+        0,
+        1,
+    ),
+    Attribute(
+        "composition.fill_area", "float", "fraction", "Product pixels over frame pixels", 0, 1
+    ),
+    Attribute("composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"),
+    Attribute("composition.item_count", "int", "items", "Separate objects on the background", 0),
+    Attribute(
+        "composition.centre_offset",
+        "float",
+        "fraction of frame",
+        "Distance of the product box centre from the frame centre, in frame units",
+        0,
+        1,
+    ),
+    Attribute("frame.border", "bool", "-", "A uniform non-white frame or line along an edge"),
+    # exposure.* and sharpness.* — measured on the product, not the white background.
+    Attribute("exposure.mean", "float", "0..1 luma", "Mean luma of the product", 0, 1),
+    Attribute(
+        "exposure.clipped_dark", "float", "fraction", "Product pixels with luma <= 5", 0, 1
+    ),
+    Attribute(
+        "exposure.clipped_bright", "float", "fraction", "Product pixels with luma >= 250", 0, 1
+    ),
+    Attribute("exposure.contrast", "float", "0..1 luma", "Std of the product's luma", 0, 1),
+    Attribute(
+        "sharpness.laplacian_var",
+        "float",
+        "grey levels²",
+        "Variance of the Laplacian over the product box, at a fixed 512 px scale",
+        0,
+    ),
+    Attribute(
+        "sharpness.score", "float", "0..1", "laplacian_var / (laplacian_var + 100)", 0, 1
+    ),
+    Attribute("color.grayscale", "bool", "-", "No colour, also grey stored as RGB"),
+    Attribute("hash.md5", "str", "hex", "MD5 of the decoded RGB pixels and their shape"),
+    Attribute("hash.phash", "str", "hex (64 bit)", "DCT perceptual hash, for near-duplicates"),
+    # quality.* — the ranking score used by selection.
+    Attribute("quality.score", "float", "0..1", "Quality used to rank images (scorer card)", 0, 1),
+    Attribute("quality.scorer", "str", "-", "Scorer card that produced quality.score"),
+)
+
+VOCABULARY: dict[str, Attribute] = dict(_REGISTRY)
+
+
+def get(name: str) -> Attribute:
+    """The attribute named `name`; KeyError with close matches when unknown."""
+    try:
+        return VOCABULARY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, VOCABULARY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise KeyError(f"unknown attribute {name!r}{hint}") from None
+
+
+def check_value(name: str, value: AttributeValue) -> None:
+    """Raise ValueError when `value` is not of the declared kind or out of range."""
+    attribute = get(name)
+    if value is None:
+        if not attribute.nullable:
+            raise ValueError(f"{name} must not be null")
+        return
+    expected: dict[str, tuple[type, ...]] = {
+        "bool": (bool,),
+        "int": (int,),
+        "float": (int, float),
+        "str": (str,),
+    }
+    ok_types = expected[attribute.kind]
+    if not isinstance(value, ok_types) or (attribute.kind != "bool" and isinstance(value, bool)):
+        raise ValueError(f"{name} must be {attribute.kind}, got {type(value).__name__}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if attribute.minimum is not None and value < attribute.minimum:
+            raise ValueError(f"{name}={value} below minimum {attribute.minimum}")
+        if attribute.maximum is not None and value > attribute.maximum:
+            raise ValueError(f"{name}={value} above maximum {attribute.maximum}")
