@@ -1,0 +1,427 @@
+"""The policy file format: pydantic models of a policy and its rules.
+
+A policy is a list of rules. Each rule states a REQUIREMENT on an image's attributes (names from
+`models.vocabulary`); a violation is an image for which the requirement does not hold.
+
+    policy: main-image-core
+    description: Core main-image rules
+    rules:
+      - id: main.background.white
+        description: Main image background must be white
+        applies_to: main               # main | alternate | any
+        require: {attribute: background.white_fraction, op: ">=", value: 0.97}
+        severity: block                # block | warn | info
+        action: reject                 # block: reject (default) or review; warn: review;
+                                       # info: approve. Omitted: the severity's default.
+        message: "Background is {measured:.1%} white; at least {threshold:.0%} is required"
+
+Conditions (`require`) are data, never code:
+    {attribute: A, op: "<" | "<=" | ">" | ">=" | "==" | "!=", value: V}
+    {attribute: A, between: [LO, HI]}          inclusive
+    {attribute: A, in: [V, ...]} / {attribute: A, not_in: [V, ...]}
+    {all: [C, ...]}, {any: [C, ...]}, {not: C}
+
+Everything that can be checked without an image is checked here, so a policy that loads can be
+evaluated: attribute names, value kinds and ranges against the vocabulary, operators that make
+sense for the kind, severity/action consistency, duplicate rule ids and message placeholders.
+Later extensions (policy `extends`, category/marketplace scoping, fix actions) add fields to
+`Policy` and `Rule`; conditions and evaluation do not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from functools import cached_property
+from typing import Annotated, Any, Literal, NoReturn, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from models import vocabulary
+
+Severity = Literal["block", "warn", "info"]
+Action = Literal["reject", "review", "approve"]
+AppliesTo = Literal["main", "alternate", "any"]
+ComparisonOp = Literal["<", "<=", ">", ">=", "==", "!="]
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+Number = StrictInt | StrictFloat
+# What a violation reports as its threshold: one value, the list of an `in`, or a (lo, hi) range.
+Threshold = bool | int | float | str | tuple[Any, ...]
+
+# The actions each severity may take, the first being its default. A warning that rejected would
+# be a block in disguise, and an info that did anything but approve would not be an info.
+SEVERITY_ACTIONS: dict[str, tuple[str, ...]] = {
+    "block": ("reject", "review"),
+    "warn": ("review",),
+    "info": ("approve",),
+}
+# Stronger first: the verdict of an image is its strongest violation's action.
+ACTION_PRECEDENCE: tuple[Action, ...] = ("reject", "review", "approve")
+
+# The requirement that is violated when a negated comparison fails (`not: {a >= x}` is `a < x`).
+INVERSE_OP: dict[str, str] = {
+    "<": ">=", ">=": "<", ">": "<=", "<=": ">", "==": "!=", "!=": "==", "in": "not in",
+}
+_ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
+MESSAGE_PLACEHOLDERS = frozenset({"measured", "threshold", "op", "attribute"})
+DEFAULT_MESSAGE = "{attribute} is {measured}; required: {op} {threshold}"
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos (`severty:`), never extensions: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _attribute_kind(name: str) -> str:
+    try:
+        return vocabulary.get(name).kind
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
+def _normalise(name: str, value: Any) -> Any:
+    """The canonical form of a rule value: ints given for a float attribute become floats, so that
+    `0` and `0.0` give the same policy version."""
+    try:
+        kind = vocabulary.get(name).kind
+    except KeyError:
+        return value  # reported by the attribute validator
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# The error type of checks that span several fields of a model: ctx["field"] names the key the
+# problem is about, so the loader reports that key's line rather than the line of the mapping.
+RULE_ERROR = "policy_rule"
+
+
+def _fail(detail: str, field: str) -> NoReturn:
+    raise PydanticCustomError(RULE_ERROR, "{detail}", {"detail": detail, "field": field})
+
+
+def _check_value(name: str, value: Any, field: str) -> None:
+    if value is None:
+        _fail(f"{name}: a rule cannot compare with null (missing values are skipped)", field)
+    try:
+        vocabulary.check_value(name, value)
+    except ValueError as exc:
+        hint = ""
+        if isinstance(value, bool) and _attribute_kind(name) == "str":
+            hint = (f" ({value!r} in YAML: unquoted yes/no/on/off/true/false are booleans; "
+                    "quote the string)")
+        _fail(f"{exc}{hint}", field)
+
+
+def _known_attribute(name: str) -> str:
+    _attribute_kind(name)
+    return name
+
+
+# Checked on the field itself, so an unknown name is reported at the `attribute:` line.
+AttributeName = Annotated[str, AfterValidator(_known_attribute)]
+
+
+class Comparison(_Model):
+    attribute: AttributeName
+    op: ComparisonOp
+    value: Scalar
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_value(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "attribute" in data and "value" in data:
+            data = {**data, "value": _normalise(str(data["attribute"]), data["value"])}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_attribute(self) -> Comparison:
+        kind = _attribute_kind(self.attribute)
+        if kind in ("bool", "str") and self.op in _ORDERING_OPS:
+            _fail(f"{self.attribute} is {kind}: only == and != apply to it, not {self.op}", "op")
+        _check_value(self.attribute, self.value, "value")
+        return self
+
+
+class Between(_Model):
+    """Inclusive range: lo <= attribute <= hi."""
+
+    attribute: AttributeName
+    between: tuple[Number, Number]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_bounds(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("between"), list | tuple):
+            name = str(data.get("attribute"))
+            data = {**data, "between": [_normalise(name, v) for v in data["between"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_attribute(self) -> Between:
+        kind = _attribute_kind(self.attribute)
+        if kind not in ("int", "float"):
+            _fail(f"{self.attribute} is {kind}: `between` needs a numeric attribute", "between")
+        lo, hi = self.between
+        for bound in (lo, hi):
+            _check_value(self.attribute, bound, "between")
+        if lo > hi:
+            _fail(f"between [{lo}, {hi}]: the lower bound is above the upper bound", "between")
+        return self
+
+
+class Membership(_Model):
+    """`in` or `not_in` a list of allowed (or forbidden) values; exactly one of them."""
+
+    attribute: AttributeName
+    in_: tuple[Scalar, ...] | None = Field(default=None, alias="in")
+    not_in: tuple[Scalar, ...] | None = None
+
+    @model_validator(mode="after")
+    def _fits_attribute(self) -> Membership:
+        if (self.in_ is None) == (self.not_in is None):
+            raise ValueError("give exactly one of `in` and `not_in`")
+        field = "in" if self.in_ is not None else "not_in"
+        values = self.values
+        if not values:
+            _fail("the list of values is empty", field)
+        kind = _attribute_kind(self.attribute)
+        # Membership is exact equality: meaningless for floats, and a bool wants `==`.
+        if kind not in ("str", "int"):
+            _fail(f"{self.attribute} is {kind}: `{field}` needs a str or int attribute", field)
+        for value in values:
+            _check_value(self.attribute, value, field)
+        return self
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        return self.in_ if self.in_ is not None else (self.not_in or ())
+
+    @property
+    def op(self) -> str:
+        return "in" if self.in_ is not None else "not in"
+
+
+def _some_conditions(conditions: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Not `min_length`: that also fires, misleadingly, when the only item is invalid.
+    if not conditions:
+        raise ValueError("needs at least one condition")
+    return conditions
+
+
+class AllOf(_Model):
+    all_: Annotated[tuple[Condition, ...], AfterValidator(_some_conditions)] = Field(alias="all")
+
+
+class AnyOf(_Model):
+    any_: Annotated[tuple[Condition, ...], AfterValidator(_some_conditions)] = Field(alias="any")
+
+
+class Not(_Model):
+    not_: Condition = Field(alias="not")
+
+
+Leaf = Comparison | Between | Membership
+
+_TAG_BY_TYPE: dict[type, str] = {
+    Comparison: "comparison",
+    Between: "range",
+    Membership: "membership",
+    AllOf: "all_of",
+    AnyOf: "any_of",
+    Not: "negation",
+}
+# The tags pydantic inserts into an error's location; the loader drops them when it names a field.
+CONDITION_TAGS = frozenset(_TAG_BY_TYPE.values())
+
+
+def _condition_tag(data: Any) -> str | None:
+    """Which kind of condition a mapping is, by its keys (composition keys win, then leaf keys)."""
+    if not isinstance(data, dict):
+        return _TAG_BY_TYPE.get(type(data))
+    for key, tag in (("all", "all_of"), ("any", "any_of"), ("not", "negation")):
+        if key in data:
+            return tag
+    if "attribute" in data:
+        if "between" in data:
+            return "range"
+        if "in" in data or "not_in" in data:
+            return "membership"
+        return "comparison"
+    return None
+
+
+Condition = Annotated[
+    Union[  # noqa: UP007 - the tagged members need the explicit Union form
+        Annotated[Comparison, Tag("comparison")],
+        Annotated[Between, Tag("range")],
+        Annotated[Membership, Tag("membership")],
+        Annotated[AllOf, Tag("all_of")],
+        Annotated[AnyOf, Tag("any_of")],
+        Annotated[Not, Tag("negation")],
+    ],
+    Discriminator(
+        _condition_tag,
+        custom_error_type="invalid_condition",
+        custom_error_message=(
+            "a condition is {attribute, op, value}, {attribute, between}, {attribute, in}, "
+            "{attribute, not_in}, {all: [...]}, {any: [...]} or {not: {...}}"
+        ),
+    ),
+]
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+Not.model_rebuild()
+
+
+def leaves(condition: Any, negated: bool = False) -> list[tuple[Leaf, bool]]:
+    """Every comparison of a condition with whether it sits under an odd number of `not`s."""
+    if isinstance(condition, AllOf | AnyOf):
+        children = condition.all_ if isinstance(condition, AllOf) else condition.any_
+        return [pair for child in children for pair in leaves(child, negated)]
+    if isinstance(condition, Not):
+        return leaves(condition.not_, not negated)
+    return [(condition, negated)]
+
+
+def failure_shapes(leaf: Leaf, negated: bool) -> list[tuple[str, Threshold]]:
+    """The (op, threshold) pairs a violation of this leaf can report: the requirement that failed.
+
+    A failed range reports the bound it crossed, so a message reads "at least 500" or "at most
+    10000" rather than a pair.
+    """
+    if isinstance(leaf, Comparison):
+        return [(INVERSE_OP[leaf.op] if negated else leaf.op, leaf.value)]
+    if isinstance(leaf, Between):
+        if negated:
+            return [("not between", leaf.between)]
+        return [(">=", leaf.between[0]), ("<=", leaf.between[1])]
+    return [(INVERSE_OP[leaf.op] if negated else leaf.op, leaf.values)]
+
+
+def display_threshold(op: str, threshold: Threshold) -> Any:
+    """What `{threshold}` shows in a message: lists as "JPEG, PNG", ranges as "500 to 10000"."""
+    if isinstance(threshold, tuple):
+        if op in ("between", "not between"):
+            return f"{threshold[0]} to {threshold[1]}"
+        return ", ".join(str(value) for value in threshold)
+    return threshold
+
+
+_SAMPLE_MEASURED: dict[str, Any] = {"bool": True, "int": 1, "float": 0.5, "str": "X"}
+
+
+class Rule(_Model):
+    id: str = Field(pattern=_ID_PATTERN)
+    description: str = Field(min_length=1)
+    applies_to: AppliesTo
+    require: Condition
+    severity: Severity
+    # Optional in the file: the severity's default (see SEVERITY_ACTIONS) is filled in at load,
+    # so that spelling the default out does not change the policy version.
+    action: Action
+    message: str = DEFAULT_MESSAGE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_action(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("action") is None:
+            # With an unknown severity the rule fails on `severity`; the placeholder only keeps
+            # a second, misleading "action missing" out of the report.
+            allowed = SEVERITY_ACTIONS.get(str(data.get("severity")), ("reject",))
+            data = {**data, "action": allowed[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        allowed = SEVERITY_ACTIONS[self.severity]
+        if self.action not in allowed:
+            _fail(f"severity {self.severity} allows action {' or '.join(allowed)}, "
+                  f"not {self.action}", "action")
+        self._check_message()
+        return self
+
+    def _check_message(self) -> None:
+        """Reject unknown placeholders, and format specs that cannot format this rule's values
+        (`{measured:.0%}` on a str attribute), by formatting every possible failure once."""
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.message)]
+        except ValueError as exc:
+            _fail(f"message template is malformed: {exc}", "message")
+        for name in fields:
+            if name is not None and name not in MESSAGE_PLACEHOLDERS:
+                _fail(f"message placeholder {{{name}}} is unknown; use "
+                      + ", ".join(f"{{{p}}}" for p in sorted(MESSAGE_PLACEHOLDERS)), "message")
+        for leaf, negated in leaves(self.require):
+            measured = _SAMPLE_MEASURED[_attribute_kind(leaf.attribute)]
+            for op, threshold in failure_shapes(leaf, negated):
+                try:
+                    self.message.format(
+                        measured=measured,
+                        threshold=display_threshold(op, threshold),
+                        op=op,
+                        attribute=leaf.attribute,
+                    )
+                except (ValueError, TypeError) as exc:
+                    _fail(f"message {self.message!r} cannot format {leaf.attribute} "
+                          f"(measured {type(measured).__name__}, threshold "
+                          f"{display_threshold(op, threshold)!r}): {exc}", "message")
+
+    def applies(self, role: str) -> bool:
+        return self.applies_to in ("any", role)
+
+
+class Policy(_Model):
+    id: str = Field(alias="policy", pattern=_ID_PATTERN)
+    description: str = ""
+    rules: tuple[Rule, ...]
+
+    @field_validator("rules")
+    @classmethod
+    def _not_empty(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        # A policy without rules approves everything; no file means that.
+        if not rules:
+            raise ValueError("a policy needs at least one rule")
+        return rules
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Policy:
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.id in seen:
+                # ctx carries the index so the loader can point at the duplicate's line.
+                raise PydanticCustomError(
+                    "duplicate_rule_id",
+                    "duplicate rule id '{rule_id}' (first defined as rule #{first})",
+                    {"rule_id": rule.id, "rule_index": index, "first": seen[rule.id] + 1},
+                )
+            seen[rule.id] = index
+        return self
+
+    @cached_property
+    def version(self) -> str:
+        """First 12 hex chars of the sha256 of the canonical content (sorted-keys JSON of the
+        validated policy): comments, key order, quoting and `1` vs `1.0` do not change it."""
+        content = self.model_dump(mode="json", by_alias=True)
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    def rules_for(self, role: str) -> tuple[Rule, ...]:
+        return tuple(rule for rule in self.rules if rule.applies(role))
