@@ -50,13 +50,16 @@ _register(
         "file.color_mode", "str", "-", "Pillow mode of the file before conversion (RGB, CMYK, L…)"
     ),
     Attribute("file.animated", "bool", "-", "More than one frame (only the first is assessed)"),
-    Attribute("file.dpi", "float", "dots/inch", "Horizontal DPI recorded in the file", nullable=True),
+    Attribute(
+        "file.dpi", "float", "dots/inch", "Horizontal DPI recorded in the file", nullable=True
+    ),
     # background.* — measured on the background region only (connected to the image edges).
     Attribute(
         "background.white_fraction",
         "float",
         "fraction",
-        "Share of background pixels that are near-white (every channel >= 245)",
+        "Share of background pixels that are near-white (every channel >= 245); of the outer"
+        " ring when no background separates from the product (busy photo)",
         0,
         1,
     ),
@@ -81,7 +84,9 @@ _register(
     Attribute(
         "composition.fill_area", "float", "fraction", "Product pixels over frame pixels", 0, 1
     ),
-    Attribute("composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"),
+    Attribute(
+        "composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"
+    ),
     Attribute("composition.item_count", "int", "items", "Separate objects on the background", 0),
     Attribute(
         "composition.centre_offset",
@@ -105,7 +110,8 @@ _register(
         "sharpness.laplacian_var",
         "float",
         "grey levels²",
-        "Variance of the Laplacian over the product box, at a fixed 512 px scale",
+        "Variance of the 3x3 Laplacian over the product (its mask grown 3 px, in its box), with"
+        " the box resized to a fixed 512 px longest side",
         0,
     ),
     Attribute(
@@ -114,6 +120,44 @@ _register(
     Attribute("color.grayscale", "bool", "-", "No colour, also grey stored as RGB"),
     Attribute("hash.md5", "str", "hex", "MD5 of the decoded RGB pixels and their shape"),
     Attribute("hash.phash", "str", "hex (64 bit)", "DCT perceptual hash, for near-duplicates"),
+    # text.* — the PP-OCR text detector (extractor stage), on the whole frame.
+    Attribute("text.box_count", "int", "boxes", "Text regions found", 0, stage="extractor"),
+    Attribute(
+        "text.area_fraction", "float", "fraction", "Frame area covered by text boxes", 0, 1,
+        stage="extractor",
+    ),
+    Attribute(
+        "text.overlay",
+        "bool",
+        "-",
+        "Text lying on the background (added graphics, badges, watermarks), not print on the "
+        "product",
+        stage="extractor",
+    ),
+    Attribute(
+        "text.overlay_area_fraction", "float", "fraction",
+        "Frame area covered by overlay text boxes", 0, 1, stage="extractor",
+    ),
+    # people.* — the NudeNet YOLOv8n detector (extractor stage).
+    Attribute(
+        "people.person", "bool", "-", "A face or a body part of a person is visible",
+        stage="extractor",
+    ),
+    Attribute("people.face_count", "int", "faces", "Faces detected", 0, stage="extractor"),
+    Attribute(
+        "people.nudity", "bool", "-", "An explicit (exposed) class is detected",
+        stage="extractor",
+    ),
+    Attribute(
+        "people.nudity_score", "float", "0..1", "Highest score among the explicit classes", 0, 1,
+        stage="extractor",
+    ),
+    # quality.technical — BRISQUE on the product region (scorer stage).
+    Attribute(
+        "quality.technical", "float", "BRISQUE points",
+        "BRISQUE no-reference score of the product region (lower is better; ~0..100)",
+        stage="scorer",
+    ),
     # quality.* — the ranking score used by selection.
     Attribute("quality.score", "float", "0..1", "Quality used to rank images (scorer card)", 0, 1),
     Attribute("quality.scorer", "str", "-", "Scorer card that produced quality.score"),

@@ -1,0 +1,267 @@
+"""Safe image decoding: bytes in, one upright 8-bit sRGB array out, or an `ImageError`.
+
+Uploads are untrusted. The size limits are checked before any pixel is decoded (Pillow reads only
+the header in `Image.open`), only the allowed formats' plugins are tried, and every Pillow failure
+becomes an `ImageError` with a stable code:
+
+- `empty_image`: no bytes at all
+- `file_too_large`: more bytes than `DecodeLimits.max_bytes`
+- `unsupported_format`: not one of the allowed formats
+- `too_many_pixels`: width x height above `DecodeLimits.max_pixels` (decompression bombs)
+- `corrupt_image`: a known format whose data is truncated or broken
+
+Colour handling: CMYK goes through its embedded ICC profile when there is one; transparency is
+composited on white (a transparent packshot is a product on white); 16-bit samples are scaled,
+not clipped, to 8 bit; the first frame of an animation is the one assessed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from curator.errors import ImageError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "GIF"})
+
+# Leading bytes of the allowed formats: lets a broken file of a known format be told
+# (`corrupt_image`) from something that is no allowed format at all (`unsupported_format`).
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "JPEG": (b"\xff\xd8\xff",),
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "TIFF": (b"II*\x00", b"MM\x00*"),
+    "WEBP": (b"RIFF",),  # followed by 4 size bytes and b"WEBP"; checked below
+}
+
+_ORIENTATION_TAG = 0x0112
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What an upload may be. Checked before pixels are decoded."""
+
+    max_pixels: int = 50_000_000  # width x height, px
+    max_bytes: int = 25 * 2**20  # file size, bytes
+    allowed_formats: frozenset[str] = field(default=DEFAULT_FORMATS)
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # H x W x 3 uint8 sRGB, upright (EXIF orientation applied), read-only
+    format: str  # Pillow format name: JPEG, PNG, WEBP, TIFF, GIF
+    color_mode: str  # Pillow mode of the file before conversion: RGB, CMYK, P, RGBA, I;16, L…
+    animated: bool  # more than one frame; `rgb` is the first
+    dpi: float | None  # horizontal dots per inch recorded in the file, if any
+    n_bytes: int  # size of the encoded file
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
+    """Decode `data` into an upright 8-bit sRGB array; raise `ImageError` for anything unsafe."""
+    if not data:
+        raise ImageError("the image is empty (0 bytes)", code="empty_image")
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            f"the file has {len(data)} bytes, more than the limit of {limits.max_bytes}",
+            code="file_too_large",
+        )
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a bomb is a bomb. (The
+            # filter is process-wide; threads racing here all want the same thing.)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(data, limits)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the image has too many pixels: {exc}", code="too_many_pixels") from None
+    except Image.UnidentifiedImageError:
+        known = _sniff_format(data)
+        allowed = ", ".join(sorted(limits.allowed_formats))
+        if known is not None and known in limits.allowed_formats:
+            raise ImageError(
+                f"the file starts like a {known} image but cannot be read", code="corrupt_image"
+            ) from None
+        if known is not None:
+            raise ImageError(
+                f"{known} images are not accepted (accepted: {allowed})", code="unsupported_format"
+            ) from None
+        raise ImageError(
+            f"not an image in a supported format ({allowed})", code="unsupported_format"
+        ) from None
+    except MemoryError:
+        raise ImageError("the image is too large to decode", code="too_many_pixels") from None
+    except Exception as exc:  # Pillow's decoders raise many types; none may escape
+        raise ImageError(
+            f"the image data is truncated or corrupt ({type(exc).__name__}: {exc})",
+            code="corrupt_image",
+        ) from None
+
+
+def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
+    image: Image.Image = Image.open(io.BytesIO(data), formats=sorted(limits.allowed_formats))
+    file_format = image.format or ""
+    if file_format not in limits.allowed_formats:
+        raise ImageError(
+            f"format {file_format or 'unknown'} is not accepted", code="unsupported_format"
+        )
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(f"the image has no pixels ({width}x{height})", code="corrupt_image")
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            f"the image is {width}x{height} = {width * height} px, more than the limit of "
+            f"{limits.max_pixels}",
+            code="too_many_pixels",
+        )
+    color_mode = image.mode
+    animated = bool(getattr(image, "is_animated", False))
+    if animated:
+        image.seek(0)  # `is_animated` may have peeked at frame 1
+    dpi = _dpi(image.info)
+    image.load()
+    orientation = _orientation(image)
+    if orientation not in (None, 1):
+        image = ImageOps.exif_transpose(image)
+    rgb = np.ascontiguousarray(_to_rgb_array(image))
+    rgb.flags.writeable = False
+    return DecodedImage(
+        rgb=rgb,
+        format=file_format,
+        color_mode=color_mode,
+        animated=animated,
+        dpi=dpi,
+        n_bytes=len(data),
+    )
+
+
+def _sniff_format(data: bytes) -> str | None:
+    for name, prefixes in _MAGIC.items():
+        if any(data.startswith(prefix) for prefix in prefixes):
+            if name == "WEBP" and data[8:12] != b"WEBP":
+                continue
+            return name
+    return None
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # a broken EXIF block must not lose a good image
+        logger.debug("unreadable EXIF block; orientation ignored", exc_info=True)
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
+def _dpi(info: Mapping[Any, Any]) -> float | None:
+    raw = info.get("dpi")
+    if not isinstance(raw, tuple) or not raw:
+        return None
+    try:
+        value = float(raw[0])
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> contiguous H x W x 3 uint8 sRGB."""
+    mode = image.mode
+    # np.asarray of a Pillow image is already a fresh, contiguous copy.
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(image), dtype=np.uint8)
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        grey = _wide_to_uint8(np.asarray(image), mode)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P" or mode == "1":
+        palette_alpha = image.palette is not None and image.palette.mode == "RGBA"
+        has_alpha = mode == "P" and ("transparency" in image.info or palette_alpha)
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+        if mode == "RGB":
+            return np.asarray(image, dtype=np.uint8)
+    elif mode in ("L", "RGBX"):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if mode in _ALPHA_MODES:
+        return _composite_on_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+    if "transparency" in image.info:
+        return _composite_on_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+    try:
+        converted = image.convert("RGB")
+    except ValueError:
+        raise ImageError(
+            f"colour mode {mode} is not supported", code="unsupported_format"
+        ) from None
+    return np.asarray(converted, dtype=np.uint8)
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    icc = image.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            target = ImageCms.createProfile("sRGB")
+            converted = ImageCms.profileToProfile(image, source, target, outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            logger.info("embedded CMYK ICC profile unusable; using the plain conversion")
+    return image.convert("RGB")
+
+
+def _wide_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit, 32-bit integer or float grey -> uint8 by scaling, never by clipping."""
+    if mode in _SIXTEEN_BIT_MODES:
+        scaled = values.astype(np.float32) / 257.0
+    elif mode == "I":
+        # 16-bit files often arrive as mode I; 0..65535 is then the real range.
+        top = float(values.max()) if values.size else 0.0
+        low = float(values.min()) if values.size else 0.0
+        if low >= 0 and top <= 255:
+            scaled = values.astype(np.float32)
+        elif low >= 0 and top <= 65535:
+            scaled = values.astype(np.float32) / 257.0
+        else:
+            scaled = _stretch(values.astype(np.float64)) * 255.0
+    else:  # "F": 0..1 when it fits, else stretched to its own range
+        floats = np.nan_to_num(values.astype(np.float64))
+        if floats.size and floats.min() >= 0 and floats.max() <= 1:
+            scaled = floats * 255.0
+        else:
+            scaled = _stretch(floats) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    low, top = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if top <= low:
+        return np.zeros_like(values)
+    return (values - low) / (top - low)
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    colour = rgba[:, :, :3].astype(np.uint16)
+    blended = (colour * alpha + 255 * (255 - alpha) + 127) // 255
+    return np.ascontiguousarray(blended.astype(np.uint8))

@@ -1,0 +1,162 @@
+"""frame.border: a uniform, non-white band along an edge that ends abruptly.
+
+Measured at full resolution (a 1 px line vanishes in a downscaled copy), but only on the outer
+`border_max_width_fraction` of each side, and only past the first line when that line is uniform
+and not white, so a typical packshot costs four short checks.
+
+A band is the run of uniform lines from the edge inward. It is a border when it is at most
+`border_max_width_fraction` deep, does not drift in colour (a gradient does), and the line just
+inside it (past a few blended transition lines) differs from it along nearly its whole length. A
+uniform backdrop that simply continues inward, or only changes where the product starts, is not a
+border. (A perfectly rectangular product filling a uniform backdrop up to a thin margin looks
+exactly like a framed picture, and is reported as one.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+import numpy as np
+
+from models.measurements.thresholds import MeasurementThresholds
+
+# Lines longer than this are sampled with a stride; uniformity needs no more samples.
+_MAX_SAMPLES_PER_LINE = 1024
+
+
+@dataclass(frozen=True)
+class Border:
+    """Band widths in px per edge (0: none), and the crop that lies inside them."""
+
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+    # Pixels cropped per edge (band plus transition lines); equal to 0 where there is no band.
+    inset_top: int = 0
+    inset_bottom: int = 0
+    inset_left: int = 0
+    inset_right: int = 0
+
+    @property
+    def found(self) -> bool:
+        return any((self.top, self.bottom, self.left, self.right))
+
+    def inner_box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) of the content inside the border."""
+        return (self.inset_top, height - self.inset_bottom, self.inset_left,
+                width - self.inset_right)
+
+
+def detect_border(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
+    """Find border bands on the four edges of an H x W x 3 uint8 image.
+
+    Frames nest (a black mat around a thin coloured line): after one is found the search is
+    repeated inside it, up to `border_max_nesting` times; widths and insets add up.
+    """
+    total = Border()
+    for _ in range(thresholds.border_max_nesting):
+        y0, y1, x0, x1 = total.inner_box(*rgb.shape[:2])
+        found = _detect_once(rgb[y0:y1, x0:x1], thresholds)
+        if not found.found:
+            break
+        total = Border(
+            *(a + b for a, b in zip(astuple(total), astuple(found), strict=True))
+        )
+    return total
+
+
+def _detect_once(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
+    height, width = rgb.shape[:2]
+    # Each edge as (lines, samples, 3) with line 0 on the edge.
+    depth_rows = _max_depth(height, thresholds)
+    depth_cols = _max_depth(width, thresholds)
+    lines_needed_rows = depth_rows + thresholds.border_transition_lines + 1
+    lines_needed_cols = depth_cols + thresholds.border_transition_lines + 1
+    # Too small to hold a band and something inside it on both sides.
+    if height < 2 * lines_needed_rows + 1 or width < 2 * lines_needed_cols + 1:
+        return Border()
+    row_step = max(1, width // _MAX_SAMPLES_PER_LINE)
+    col_step = max(1, height // _MAX_SAMPLES_PER_LINE)
+    edges = {
+        "top": rgb[:lines_needed_rows, ::row_step],
+        "bottom": rgb[: height - lines_needed_rows - 1 : -1, ::row_step],
+        "left": rgb[::col_step, :lines_needed_cols].transpose(1, 0, 2),
+        "right": rgb[::col_step, : width - lines_needed_cols - 1 : -1].transpose(1, 0, 2),
+    }
+    depth = {"top": depth_rows, "bottom": depth_rows, "left": depth_cols, "right": depth_cols}
+    bands = {name: band_run(lines, depth[name], thresholds) for name, lines in edges.items()}
+    if not any(width_px for width_px, _ in bands.values()):
+        return Border()
+    # Just inside a band, look only between the bands of the neighbouring edges.
+    neighbours = {
+        "top": ("left", "right"),
+        "bottom": ("left", "right"),
+        "left": ("top", "bottom"),
+        "right": ("top", "bottom"),
+    }
+    found: dict[str, int] = {}
+    skip = thresholds.border_transition_lines
+    for name, (band_width, colour) in bands.items():
+        if band_width == 0 or colour is None:
+            found[name] = 0
+            continue
+        first, last = neighbours[name]
+        step = row_step if name in ("top", "bottom") else col_step
+        start = (bands[first][0] + skip) // step
+        stop = edges[name].shape[1] - (bands[last][0] + skip) // step
+        inside = edges[name][band_width + skip, start:stop]
+        found[name] = band_width if ends_abruptly(inside, colour, thresholds) else 0
+    insets = {name: (w + skip if w else 0) for name, w in found.items()}
+    return Border(
+        top=found["top"], bottom=found["bottom"], left=found["left"], right=found["right"],
+        inset_top=insets["top"], inset_bottom=insets["bottom"], inset_left=insets["left"],
+        inset_right=insets["right"],
+    )
+
+
+def _max_depth(side_px: int, thresholds: MeasurementThresholds) -> int:
+    return max(1, int(side_px * thresholds.border_max_width_fraction))
+
+
+def band_run(
+    lines: np.ndarray, max_depth: int, thresholds: MeasurementThresholds
+) -> tuple[int, np.ndarray | None]:
+    """(depth, colour) of the uniform non-white band starting at line 0; (0, None) if none.
+
+    `lines` is (n_lines, n_samples, 3) uint8 with line 0 on the edge. A run deeper than
+    `max_depth` is a backdrop, not a border.
+    """
+    colour = np.median(lines[0], axis=0).astype(np.int16)
+    if bool(np.all(colour >= thresholds.near_white_min_level)):
+        return 0, None
+    tolerance = thresholds.border_colour_tolerance
+    if _uniform_share(lines[:1], colour, tolerance)[0] < thresholds.border_line_uniform_fraction:
+        return 0, None
+    shares = _uniform_share(lines[: max_depth + 1], colour, tolerance)
+    not_uniform = np.flatnonzero(shares < thresholds.border_line_uniform_fraction)
+    if not_uniform.size == 0:
+        return 0, None  # uniform deeper than a border may be: a backdrop
+    depth = int(not_uniform[0])
+    # The last lines of a drawn band may already blend into what follows (JPEG, resampling).
+    innermost = np.median(lines[max(0, depth - 1 - thresholds.border_transition_lines)], axis=0)
+    if np.abs(innermost - colour).max() > thresholds.border_max_drift:
+        return 0, None  # a gradient, not a drawn band
+    return depth, colour
+
+
+def ends_abruptly(
+    inside_line: np.ndarray, colour: np.ndarray, thresholds: MeasurementThresholds
+) -> bool:
+    """True when nearly all of `inside_line` (n, 3) differs clearly from the band `colour`."""
+    if inside_line.shape[0] == 0:
+        return False
+    distance = np.abs(inside_line.astype(np.int16) - colour).max(axis=-1)
+    differs = np.count_nonzero(distance > thresholds.border_inside_min_difference)
+    return differs / inside_line.shape[0] >= thresholds.border_inside_differs_fraction
+
+
+def _uniform_share(lines: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray:
+    """Per line, the share of samples within `tolerance` levels (every channel) of `colour`."""
+    distance = np.abs(lines.astype(np.int16) - colour).max(axis=-1)
+    return np.asarray((distance <= tolerance).mean(axis=-1))

@@ -1,0 +1,53 @@
+"""composition.*: where the product sits in the frame, from the product mask.
+
+All values are in units of the measured frame (the content inside a border, when there is one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.measurements.background import Segmentation
+
+
+@dataclass(frozen=True)
+class Composition:
+    fill_ratio: float  # max(box_w / width, box_h / height)
+    fill_area: float  # product pixels / frame pixels
+    touches_edge: bool  # product mask reaches an edge of the frame
+    item_count: int  # product components big enough to be items
+    centre_offset: float  # distance of the box centre from the frame centre, frame units
+
+
+def measure_composition(segmentation: Segmentation) -> Composition:
+    product = segmentation.product
+    height, width = product.shape
+    box = segmentation.product_box
+    if box is None:
+        return Composition(0.0, 0.0, False, 0, 0.0)
+    x0, y0, x1, y1 = box
+    return Composition(
+        fill_ratio=min(1.0, max((x1 - x0) / width, (y1 - y0) / height)),
+        fill_area=np.count_nonzero(product) / (height * width),
+        touches_edge=touches_edge(product),
+        item_count=len(segmentation.item_boxes),
+        centre_offset=centre_offset(box, height, width),
+    )
+
+
+def touches_edge(product: np.ndarray) -> bool:
+    """True when any product pixel lies on the outermost row or column."""
+    return bool(
+        product[0].any() or product[-1].any() or product[:, 0].any() or product[:, -1].any()
+    )
+
+
+def centre_offset(box: tuple[int, int, int, int], height: int, width: int) -> float:
+    """Distance of the box centre from the frame centre, x in widths and y in heights."""
+    x0, y0, x1, y1 = box
+    dx = (x0 + x1) / 2 / width - 0.5
+    dy = (y0 + y1) / 2 / height - 0.5
+    return min(1.0, math.hypot(dx, dy))

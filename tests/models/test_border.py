@@ -1,0 +1,101 @@
+"""models.measurements.border: frame.border on generated frames and backdrops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from curator import synthetic
+from models.measurements.border import band_run, detect_border, ends_abruptly
+from tests.models.scenes import (
+    IMAGES,
+    SIZE,
+    TH,
+    decoded,
+)
+
+BORDER_CASES = {
+    "dark-40px": (lambda: synthetic.add_border(IMAGES["white"](), 40, (40, 40, 40)), 40),
+    "red-1px": (lambda: synthetic.add_border(IMAGES["white"](), 1, (200, 0, 0)), 1),
+    "grey-8px": (lambda: synthetic.add_border(IMAGES["white"](), 8, (128, 128, 128)), 8),
+    "light-grey-5px": (lambda: synthetic.add_border(IMAGES["white"](), 5, (205, 205, 205)), 5),
+    "faint-1px-line": (lambda: synthetic.add_border(IMAGES["white"](), 1, (226, 226, 226)), 1),
+    "around-busy-photo": (lambda: synthetic.add_border(IMAGES["busy"](), 12, (0, 0, 0)), 12),
+}
+
+
+@pytest.mark.parametrize(("make", "width"), BORDER_CASES.values(), ids=BORDER_CASES.keys())
+def test_border_is_found_with_its_width(make, width: int) -> None:
+    found = detect_border(decoded(make(), quality=95), TH)
+    assert found.found
+    for side in (found.top, found.bottom, found.left, found.right):
+        assert abs(side - width) <= 1
+    assert found.inset_top == found.top + TH.border_transition_lines
+
+
+NO_BORDER_CASES = {
+    "white-packshot": lambda: IMAGES["white"](),
+    "white-padding": lambda: synthetic.add_border(IMAGES["white"](), 30, (255, 255, 255)),
+    "grey-backdrop-box": lambda: IMAGES["grey-backdrop"](),
+    "grey-backdrop-bottle": lambda: synthetic.render_product(
+        size=SIZE, background=(128, 128, 128), shape="bottle", fill=0.9),
+    "dark-backdrop-disc": lambda: synthetic.render_product(
+        size=SIZE, background=(30, 30, 30), shape="disc", fill=0.95),
+    "busy-photo": lambda: IMAGES["busy"](),
+    "band-too-deep": lambda: synthetic.add_border(IMAGES["white"](), 80, (40, 40, 40)),
+    "cropped-on-grey": lambda: synthetic.crop_product(size=SIZE, background=(128, 128, 128)),
+}
+
+
+@pytest.mark.parametrize("make", NO_BORDER_CASES.values(), ids=NO_BORDER_CASES.keys())
+def test_no_border(make) -> None:
+    assert not detect_border(decoded(make()), TH).found
+
+
+def test_bar_along_one_edge_is_a_border() -> None:
+    pixels = np.asarray(IMAGES["white"]()).copy()
+    pixels[-12:] = (20, 60, 160)
+    found = detect_border(decoded(Image.fromarray(pixels)), TH)
+    assert (found.top, found.left, found.right) == (0, 0, 0)
+    assert abs(found.bottom - 12) <= 1
+    assert found.inner_box(600, 600) == (0, 600 - found.inset_bottom, 0, 600)
+
+
+def test_nested_frames_are_both_cropped() -> None:
+    framed = synthetic.add_border(synthetic.add_border(IMAGES["white"](), 3, (0, 150, 150)), 12,
+                                  (0, 0, 0))
+    found = detect_border(decoded(framed, quality=95), TH)
+    assert abs(found.top - 15) <= 2
+    assert found.inset_left >= 15
+    y0, y1, x0, x1 = found.inner_box(630, 630)
+    inner = decoded(framed, quality=95)[y0:y1, x0:x1]
+    assert not detect_border(inner, TH).found
+
+
+def test_band_run_stops_at_the_first_non_uniform_line() -> None:
+    lines = np.full((10, 50, 3), 255, dtype=np.uint8)
+    lines[:3] = (10, 20, 30)
+    depth, colour = band_run(lines, max_depth=5, thresholds=TH)
+    assert depth == 3
+    assert colour is not None and colour.tolist() == [10, 20, 30]
+
+
+def test_band_run_rejects_white_and_bands_deeper_than_allowed() -> None:
+    assert band_run(np.full((10, 50, 3), 250, np.uint8), 5, TH) == (0, None)
+    assert band_run(np.full((10, 50, 3), 90, np.uint8), 5, TH) == (0, None)
+
+
+def test_ends_abruptly_needs_nearly_the_whole_line_to_differ() -> None:
+    colour = np.array([128, 128, 128], dtype=np.int16)
+    line = np.full((100, 3), 255, dtype=np.uint8)
+    assert ends_abruptly(line, colour, TH)
+    line[:20] = 128  # a backdrop still visible beside the product
+    assert not ends_abruptly(line, colour, TH)
+    assert not ends_abruptly(np.full((100, 3), 140, np.uint8), colour, TH)  # barely changes
+
+
+def test_band_run_rejects_a_gradient() -> None:
+    levels = np.linspace(100, 160, 40).astype(np.uint8)  # 1.5 levels per line
+    lines = np.repeat(np.repeat(levels[:, None, None], 50, axis=1), 3, axis=2)
+    assert band_run(lines, max_depth=30, thresholds=TH) == (0, None)
