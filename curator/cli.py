@@ -1,0 +1,128 @@
+"""The `curator` command. Verbs: `serve` (run the online graph), `assess` (the same stages in
+this process, no Ray), `vocabulary` (the attribute contract). Later verbs join here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+import yaml
+
+DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
+READY_TIMEOUT_S = 300
+
+logger = logging.getLogger("curator")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="curator", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    serve = verbs.add_parser(
+        "serve", help="start local Ray and the online graph; Ctrl-C stops both"
+    )
+    serve.add_argument("--config", type=Path, default=DEFAULT_SERVE_CONFIG)
+    serve.set_defaults(run=_serve)
+
+    assess = verbs.add_parser("assess", help="assess local image files as one listing, in-process")
+    assess.add_argument("images", nargs="+", type=Path)
+    assess.add_argument("--listing-id", default="local")
+    assess.add_argument("--category", default="default")
+    assess.add_argument("--marketplace", default="US")
+    assess.add_argument("--policy", type=Path, default=None)
+    assess.set_defaults(run=_assess)
+
+    vocabulary = verbs.add_parser("vocabulary", help="list every attribute, its unit and range")
+    vocabulary.set_defaults(run=_vocabulary)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return int(args.run(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _validated_serve_config(args.config)
+    http = config.get("http_options", {})
+    url = f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
+    # `serve run` starts a local Ray, deploys the config (its autoscaling and replica settings
+    # included) and on SIGINT shuts Serve down before Ray exits with the process.
+    child = subprocess.Popen([sys.executable, "-m", "ray.serve.scripts", "run", str(args.config)])
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        logger.info("stopping curator (signal %d)", signum)
+        child.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    if _wait_ready(f"{url}/healthz", child):
+        print(f"\ncurator is serving at {url}  (API docs: {url}/docs; Ctrl-C stops it)\n",
+              flush=True)
+    return child.wait()
+
+
+def _validated_serve_config(path: Path) -> dict:
+    """Fail before starting Ray when the config or the app arguments in it are wrong."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from curator.settings import CuratorAppArgs
+
+    raw = yaml.safe_load(path.read_text())
+    schema = ServeDeploySchema.model_validate(raw)
+    for application in schema.applications:
+        CuratorAppArgs.model_validate(application.args or {})
+    return raw
+
+
+def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def _assess(args: argparse.Namespace) -> int:
+    from curator.assessment import ListingAssessor, measure_locally
+    from curator.settings import DEFAULT_POLICY_PATH
+
+    assessor = ListingAssessor.from_policy_file(args.policy or DEFAULT_POLICY_PATH)
+    measured = [measure_locally(path.read_bytes(), path.name) for path in args.images]
+    response = assessor.assess(
+        listing_id=args.listing_id,
+        category=args.category,
+        marketplace=args.marketplace,
+        images=measured,
+        roles=[None] * len(measured),
+    )
+    print(response.model_dump_json(indent=2, exclude_none=True))
+    return 0
+
+
+def _vocabulary(_: argparse.Namespace) -> int:
+    from models.vocabulary import VOCABULARY
+
+    for attribute in VOCABULARY.values():
+        bounds = ""
+        if attribute.minimum is not None or attribute.maximum is not None:
+            bounds = f" [{attribute.minimum if attribute.minimum is not None else ''}.."
+            bounds += f"{attribute.maximum if attribute.maximum is not None else ''}]"
+        print(f"{attribute.name:34} {attribute.kind:5} {attribute.unit}{bounds}  "
+              f"{attribute.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""HTTP plumbing shared by the ingress: the body-size guard and the JSON error handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from curator.errors import CuratorError
+
+logger = logging.getLogger("ray.serve")
+
+
+def error_response(status: int, code: str, message: str, **where: str | None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update({key: value for key, value in where.items() if value is not None})
+    return JSONResponse(status_code=status, content={"error": body})
+
+
+def _too_large(max_bytes: int) -> StarletteHTTPException:
+    return StarletteHTTPException(413, f"request body exceeds {max_bytes} bytes")
+
+
+class BodySizeLimit:
+    """Refuses bodies over `max_bytes` with 413 — by Content-Length up front, and by counting
+    while streaming when the client sends none (chunked), so memory stays bounded either way.
+
+    FastAPI's own `max_body_size` answers in its default error format; this one keeps the
+    service's JSON error contract. The overflow is raised as a 413 HTTPException because FastAPI
+    turns any other exception met while reading a body into a generic 400.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _too_large(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except StarletteHTTPException as error:
+            if error.status_code != 413 or response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "request_too_large", f"request body exceeds {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "images", 0, "data") -> "images[0].data"
+    path = ""
+    for part in location:
+        if part in ("body", "query", "path", "form"):
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CuratorError)
+    async def _curator_error(_: Request, error: CuratorError) -> JSONResponse:
+        return JSONResponse(status_code=error.status, content={"error": error.to_dict()})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        if first.get("type") == "json_invalid":
+            return error_response(400, "invalid_json", "request body is not valid JSON")
+        field = _field_path(first.get("loc", ()))
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+        extra = len(error.errors()) - 1
+        if extra:
+            message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+        return error_response(422, "invalid_request", message, field=field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+            error.status_code, "http_error"
+        )
+        return error_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on the request path")
+        return error_response(500, "internal_error", "internal error; the request was not assessed")

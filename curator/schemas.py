@@ -1,0 +1,114 @@
+"""The HTTP contract (v1), in one module. FastAPI serves it as OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AttributeValue = bool | int | float | str | None
+Action = Literal["approve", "review", "reject"]
+Role = Literal["main", "alternate"]
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+
+
+class ImageInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_id: str = Field(pattern=_ID_PATTERN, description="Unique within the listing")
+    data: str | None = Field(None, description="Base64 of the image file (a data: URL is accepted)")
+    url: str | None = Field(
+        None, max_length=2048, description="http(s) URL to fetch the image from"
+    )
+    role: Role | None = Field(None, description="The seller's intent; selection decides")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ImageInput:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("give exactly one of data or url")
+        return self
+
+
+class AssessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listing_id: str = Field(pattern=_ID_PATTERN)
+    category: str = Field("default", pattern=r"^[a-z0-9_\-]{1,64}$")
+    marketplace: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 region")
+    images: list[ImageInput] = Field(min_length=1)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code")
+    message: str
+    field: str | None = None
+    image_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Violation(BaseModel):
+    rule_id: str
+    severity: Literal["block", "warn", "info"]
+    attribute: str | None
+    measured: AttributeValue | list[AttributeValue]
+    threshold: AttributeValue | list[AttributeValue]
+    op: str | None
+    message: str
+
+
+class Verdict(BaseModel):
+    evaluated_as: Role
+    violations: list[Violation]
+    not_evaluated: list[str] = Field(description="Rules whose attributes were not measured")
+
+
+class Quality(BaseModel):
+    score: float = Field(ge=0, le=1)
+    scorer: str
+
+
+class ImageAssessment(BaseModel):
+    image_id: str
+    status: Literal["ok", "error"]
+    attributes: dict[str, AttributeValue] | None = None
+    quality: Quality | None = None
+    verdict: Verdict | None = None
+    action: Action | None = None
+    eligible_as_main: bool | None = Field(None, description="Compliant with the main-image rules")
+    error: ErrorBody | None = None
+    timings_ms: dict[str, float] | None = None
+
+
+class Selection(BaseModel):
+    main_image_id: str | None
+    order: list[str]
+    main_image_compliant: bool
+    reason: str
+
+
+class AssessResponse(BaseModel):
+    listing_id: str
+    decision_id: str
+    category: str
+    marketplace: str
+    policy_version: str
+    variant: str
+    images: list[ImageAssessment]
+    selection: Selection
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    policy_version: str
+
+
+class VersionResponse(BaseModel):
+    code_version: str
+    ray_version: str
+    policy: dict[str, str]
+    models: dict[str, str]
+    backends: dict[str, str]

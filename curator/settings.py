@@ -1,0 +1,72 @@
+"""Typed application arguments: what `build_app(args)` receives from the serve config `args:`.
+
+These are the values fixed for the life of a deployment (limits, where the policy lives, which
+URL hosts may be fetched). Cluster numbers (replicas, CPUs) live only in the serve config YAML.
+Unsafe values fail fast at build time, before any replica starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_POLICY_PATH = (
+    Path(__file__).resolve().parent.parent / "rules" / "policies" / "main_image.yaml"
+)
+
+
+class InputLimits(BaseModel):
+    """Limits that keep one request from hurting the service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_request_bytes: int = Field(64 * 2**20, gt=0, le=512 * 2**20,
+                                   description="Whole HTTP body, bytes (base64 inflates by 4/3)")
+    max_images_per_listing: int = Field(32, gt=0, le=256)
+    max_image_bytes: int = Field(25 * 2**20, gt=0, description="One encoded image, bytes")
+    max_image_pixels: int = Field(50_000_000, gt=0, le=400_000_000,
+                                  description="width*height; guards against decompression bombs")
+
+
+class UrlFetchSettings(BaseModel):
+    """How `images[].url` is fetched. Private and loopback targets are refused unless listed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    max_redirects: int = Field(3, ge=0, le=10)
+    # Hosts or networks (CIDR) that may be fetched even though they are private or loopback:
+    # for tests and for an internal image CDN. Empty in production unless deliberately set.
+    allow_private: tuple[str, ...] = ()
+
+    @field_validator("allow_private")
+    @classmethod
+    def _networks_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                if not entry or "/" in entry or " " in entry:
+                    raise ValueError(
+                        f"allow_private entry {entry!r} is neither host nor CIDR"
+                    ) from exc
+        return value
+
+
+class CuratorAppArgs(BaseModel):
+    """Arguments of `graphs.online:build_app`, as written under `args:` in the serve config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy_path: Path = DEFAULT_POLICY_PATH
+    limits: InputLimits = InputLimits()
+    url_fetch: UrlFetchSettings = UrlFetchSettings()
+
+    @field_validator("policy_path")
+    @classmethod
+    def _policy_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"policy file {value} does not exist")
+        return value.resolve()

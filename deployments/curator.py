@@ -1,0 +1,208 @@
+"""Curator: the HTTP ingress. Fans a listing's images out to the stage deployments concurrently,
+then applies the rules and selects the main image (curator.assessment, plain Python)."""
+
+# No `from __future__ import annotations` here: Serve's class-based routes need the endpoint
+# annotations as real types, or FastAPI cannot build the form and OpenAPI models.
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import ray
+from fastapi import FastAPI, File, Form, UploadFile
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Counter, Histogram
+
+import curator
+from curator.assessment import ListingAssessor, MeasuredImage
+from curator.errors import CuratorError, ImageError
+from curator.fetch import ImageFetcher
+from curator.http import BodySizeLimit, install_error_handlers
+from curator.schemas import (
+    AssessRequest,
+    AssessResponse,
+    ErrorResponse,
+    HealthResponse,
+    ImageInput,
+    Role,
+    VersionResponse,
+)
+from curator.settings import CuratorAppArgs
+
+logger = logging.getLogger("ray.serve")
+
+app = FastAPI(
+    title="curator",
+    version=curator.__version__,
+    description="Product-image curation: rules, detection, actions, effectiveness.",
+    responses={
+        400: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+    },
+)
+install_error_handlers(app)
+
+_DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _ImageJob:
+    image_id: str
+    role: Role | None
+    data: bytes | None = None
+    url: str | None = None
+    error: ImageError | None = None  # found while reading the request itself
+
+
+def _id_from_filename(filename: str | None, index: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._:-]", "_", (filename or "").rsplit("/", 1)[-1])[:128]
+    return stem.lstrip("._:-") or f"image-{index + 1}"
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+@serve.ingress(app)
+class Curator:
+    def __init__(self, preprocess: DeploymentHandle, args: CuratorAppArgs | dict) -> None:
+        self._args = CuratorAppArgs.model_validate(args)
+        self._preprocess = preprocess
+        self._assessor = ListingAssessor.from_policy_file(self._args.policy_path)
+        limits = self._args.limits
+        self._fetcher = ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes)
+        app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
+        self._listing_latency = Histogram(
+            "curator_listing_ms",
+            description="Time to assess one listing in the ingress, ms",
+            boundaries=[5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+        )
+        self._actions = Counter(
+            "curator_image_actions",
+            description="Per-image outcomes: approve, review, reject or error",
+            tag_keys=("action",),
+        )
+        logger.info("curator ingress ready; policy %s", self._assessor.policy_version)
+
+    @app.post("/v1/assess", response_model=AssessResponse, response_model_exclude_none=True)
+    async def assess(self, request: AssessRequest) -> AssessResponse:
+        jobs = [self._job_from_input(i, image) for i, image in enumerate(request.images)]
+        return await self._assess(request.listing_id, request.category, request.marketplace, jobs)
+
+    @app.post("/v1/assess/upload", response_model=AssessResponse, response_model_exclude_none=True)
+    async def assess_upload(
+        self,
+        images: Annotated[list[UploadFile], File(description="One file per image")],
+        listing_id: Annotated[str, Form()],
+        category: Annotated[str, Form()] = "default",
+        marketplace: Annotated[str, Form()] = "US",
+        main: Annotated[str | None, Form(description="image_id the seller wants as main")] = None,
+    ) -> AssessResponse:
+        # Validate the form through the same schema as JSON, so both routes share every rule.
+        ids = [_id_from_filename(upload.filename, index) for index, upload in enumerate(images)]
+        AssessRequest.model_validate(
+            {
+                "listing_id": listing_id,
+                "category": category,
+                "marketplace": marketplace,
+                "images": [{"image_id": image_id, "data": ""} for image_id in ids],
+            }
+        )
+        jobs = [
+            _ImageJob(image_id, "main" if image_id == main else None, data=await upload.read())
+            for image_id, upload in zip(ids, images, strict=True)
+        ]
+        return await self._assess(listing_id, category, marketplace, jobs)
+
+    @app.get("/healthz", response_model=HealthResponse)
+    async def healthz(self) -> HealthResponse:
+        return HealthResponse(status="ok", policy_version=self._assessor.policy_version)
+
+    @app.get("/v1/version", response_model=VersionResponse)
+    async def version(self) -> VersionResponse:
+        return VersionResponse(
+            code_version=curator.__version__,
+            ray_version=ray.__version__,
+            policy={"id": self._assessor.policy_id, "version": self._assessor.policy_version},
+            models={"quality": self._assessor.quality_scorer},
+            backends={"preprocess": "cpu: pillow + opencv + numpy"},
+        )
+
+    async def _assess(
+        self, listing_id: str, category: str, marketplace: str, jobs: list[_ImageJob]
+    ) -> AssessResponse:
+        started = time.perf_counter()
+        self._check_listing(jobs)
+        measured = await asyncio.gather(*(self._measure(job) for job in jobs))
+        response = self._assessor.assess(
+            listing_id=listing_id,
+            category=category,
+            marketplace=marketplace,
+            images=measured,
+            roles=[job.role for job in jobs],
+        )
+        for image in response.images:
+            self._actions.inc(tags={"action": image.action or "error"})
+        self._listing_latency.observe((time.perf_counter() - started) * 1000)
+        return response
+
+    def _check_listing(self, jobs: list[_ImageJob]) -> None:
+        limit = self._args.limits.max_images_per_listing
+        if len(jobs) > limit:
+            raise CuratorError(
+                f"a listing has at most {limit} images, got {len(jobs)}",
+                code="too_many_images",
+                field="images",
+            )
+        seen: set[str] = set()
+        for index, job in enumerate(jobs):
+            if job.image_id in seen:
+                raise CuratorError(
+                    f"image_id {job.image_id!r} appears twice",
+                    code="duplicate_image_id",
+                    status=422,
+                    field=f"images[{index}].image_id",
+                    image_id=job.image_id,
+                )
+            seen.add(job.image_id)
+
+    def _job_from_input(self, index: int, image: ImageInput) -> _ImageJob:
+        if image.url is not None:
+            return _ImageJob(image.image_id, image.role, url=image.url)
+        assert image.data is not None
+        field = f"images[{index}].data"
+        encoded = _DATA_URL_PREFIX.sub("", image.data, count=1)
+        limit = self._args.limits.max_image_bytes
+        # 4 base64 characters carry 3 bytes: refuse before decoding what is too large anyway.
+        if len(encoded) * 3 // 4 > limit:
+            error = ImageError(f"image exceeds the {limit}-byte limit", code="image_too_large",
+                               field=field)
+            return _ImageJob(image.image_id, image.role, error=error)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            error = ImageError("data is not valid base64", code="invalid_base64", field=field)
+            return _ImageJob(image.image_id, image.role, error=error)
+        return _ImageJob(image.image_id, image.role, data=data)
+
+    async def _measure(self, job: _ImageJob) -> MeasuredImage:
+        try:
+            data = await self._image_bytes(job)
+        except ImageError as error:
+            error.image_id = job.image_id
+            return MeasuredImage(image_id=job.image_id, error=error.to_dict())
+        return await self._preprocess.run.remote(data, job.image_id)
+
+    async def _image_bytes(self, job: _ImageJob) -> bytes:
+        if job.error is not None:
+            raise job.error
+        if job.url is not None:
+            return await self._fetcher.fetch(job.url)
+        assert job.data is not None
+        limit = self._args.limits.max_image_bytes
+        if len(job.data) > limit:
+            raise ImageError(f"image exceeds the {limit}-byte limit", code="image_too_large")
+        return job.data

@@ -1,0 +1,43 @@
+"""Preprocess: decode and measure one image on a CPU replica (wraps models.Preprocessor)."""
+
+from __future__ import annotations
+
+import time
+
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+
+from curator.assessment import MeasuredImage, measure_locally
+from models.decode import DecodeLimits
+from models.preprocess import Preprocessor
+
+_LATENCY_BOUNDARIES_MS = [2, 5, 10, 20, 40, 80, 160, 320, 640, 1280]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=8)
+class Preprocess:
+    def __init__(self, max_image_bytes: int, max_image_pixels: int) -> None:
+        self._preprocessor = Preprocessor(
+            decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels)
+        )
+        self._latency = Histogram(
+            "curator_preprocess_ms",
+            description="Time to decode and measure one image, ms",
+            boundaries=_LATENCY_BOUNDARIES_MS,
+        )
+        self._failures = Counter(
+            "curator_preprocess_image_errors",
+            description="Images that could not be decoded, by error code",
+            tag_keys=("code",),
+        )
+
+    def run(self, data: bytes, image_id: str) -> MeasuredImage:
+        # Sync on purpose: Serve runs sync methods in a thread pool, and decoding/measuring is
+        # numpy/OpenCV/Pillow work that releases the GIL for most of its time.
+        started = time.perf_counter()
+        measured = measure_locally(data, image_id, self._preprocessor)
+        if measured.error is not None:
+            self._failures.inc(tags={"code": measured.error["code"]})
+        else:
+            self._latency.observe((time.perf_counter() - started) * 1000)
+        return measured

@@ -1,0 +1,68 @@
+"""A real local Ray, the real graph under `serve.run`, and real HTTP."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray import serve
+
+from graphs.online import build_app
+
+pytestmark = pytest.mark.integration
+
+# Small limits so the limit paths can be exercised with small requests.
+TEST_LIMITS = {
+    "max_request_bytes": 6 * 2**20,
+    "max_images_per_listing": 6,
+    "max_image_bytes": 3 * 2**20,
+    "max_image_pixels": 30_000_000,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="package")
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A plain HTTP server on loopback that serves files the tests put in a folder."""
+    root = tmp_path_factory.mktemp("served")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+
+
+@pytest.fixture(scope="package")
+def service_url() -> Iterator[str]:
+    port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = build_app(
+        {
+            "limits": TEST_LIMITS,
+            # The loopback image server above may be fetched; nothing else private may.
+            "url_fetch": {"allow_private": ["127.0.0.1/32"], "timeout_s": 3},
+        }
+    )
+    serve.run(app, name="curator", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,263 @@
+"""The real graph over real HTTP: answers, selection, and every bad-input path."""
+
+from __future__ import annotations
+
+import base64
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from curator import synthetic
+
+pytestmark = pytest.mark.integration
+
+EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "eval" / "images"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def jpeg(**kwargs: Any) -> bytes:
+    return synthetic.to_jpeg_bytes(synthetic.render_product(**kwargs))
+
+
+def assess(url: str, images: list[dict[str, Any]], **fields: Any) -> requests.Response:
+    body = {"listing_id": "L-1", "category": "home", "marketplace": "US", "images": images}
+    body.update(fields)
+    return requests.post(f"{url}/v1/assess", json=body, timeout=60)
+
+
+def by_id(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {image["image_id"]: image for image in answer["images"]}
+
+
+def violated_attributes(image: dict[str, Any]) -> set[str]:
+    return {v["attribute"] for v in image["verdict"]["violations"]}
+
+
+def test_health_version_and_docs(service_url: str) -> None:
+    health = requests.get(f"{service_url}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and len(health["policy_version"]) == 12
+    version = requests.get(f"{service_url}/v1/version", timeout=10).json()
+    assert version["policy"]["version"] == health["policy_version"]
+    assert version["ray_version"].startswith("2.60")
+    spec = requests.get(f"{service_url}/openapi.json", timeout=10).json()
+    assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version"} <= set(spec["paths"])
+    assert requests.get(f"{service_url}/docs", timeout=10).status_code == 200
+
+
+def test_compliant_packshot_is_chosen_over_the_sellers_pick(service_url: str) -> None:
+    white = jpeg(size=(1200, 1200), fill=0.85, background="white", seed=1)
+    busy = jpeg(size=(1200, 1200), fill=0.85, background="busy", seed=2)
+    framed = synthetic.to_jpeg_bytes(
+        synthetic.add_border(synthetic.render_product(size=(1200, 1200), seed=3), 24, (20, 20, 20))
+    )
+    answer = assess(
+        service_url,
+        [
+            {"image_id": "busy", "data": b64(busy), "role": "main"},
+            {"image_id": "framed", "data": b64(framed)},
+            {"image_id": "white", "data": b64(white)},
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    images = by_id(body)
+    assert body["selection"]["main_image_id"] == "white"
+    assert body["selection"]["order"][0] == "white"
+    assert body["selection"]["main_image_compliant"] is True
+    assert images["white"]["action"] == "approve"
+    assert images["white"]["eligible_as_main"] is True
+    assert images["white"]["verdict"]["evaluated_as"] == "main"
+    assert images["busy"]["eligible_as_main"] is False
+    assert images["framed"]["eligible_as_main"] is False
+    assert images["busy"]["attributes"]["background.white_fraction"] < 0.5
+    assert images["framed"]["attributes"]["frame.border"] is True
+    assert images["white"]["attributes"]["file.width"] == 1200
+    assert 0.75 <= images["white"]["attributes"]["composition.fill_ratio"] <= 0.95
+    assert body["policy_version"] and body["decision_id"] and body["variant"] == "control"
+
+
+def test_each_violation_names_rule_value_and_threshold(service_url: str) -> None:
+    small_busy = jpeg(size=(400, 400), background="busy", seed=4)
+    answer = assess(service_url, [{"image_id": "a", "data": b64(small_busy), "role": "main"}])
+    image = by_id(answer.json())["a"]
+    # The only image is the main image however bad it is; its verdict is as main.
+    assert image["verdict"]["evaluated_as"] == "main"
+    assert image["action"] == "reject"
+    assert {"background.white_fraction", "file.longest_side"} <= violated_attributes(image)
+    for violation in image["verdict"]["violations"]:
+        assert violation["rule_id"] and violation["message"] and violation["severity"]
+    size = next(v for v in image["verdict"]["violations"]
+                if v["attribute"] == "file.longest_side" and v["severity"] == "block")
+    assert size["measured"] == 400 and size["threshold"] == 500
+
+
+def test_one_bad_image_does_not_fail_the_listing(service_url: str) -> None:
+    good = jpeg(seed=5)
+    answer = assess(
+        service_url,
+        [
+            {"image_id": "corrupt", "data": b64(b"\xff\xd8\xff\xe0 definitely not a jpeg")},
+            {"image_id": "notb64", "data": "%%% not base64 %%%"},
+            {"image_id": "text", "data": b64(b"hello")},
+            {"image_id": "good", "data": b64(good)},
+        ],
+    )
+    assert answer.status_code == 200, answer.text
+    images = by_id(answer.json())
+    assert images["good"]["status"] == "ok"
+    assert answer.json()["selection"]["main_image_id"] == "good"
+    assert answer.json()["selection"]["order"] == ["good"]
+    assert images["corrupt"]["status"] == "error"
+    assert images["corrupt"]["error"]["code"] in {"corrupt_image", "unsupported_format"}
+    assert images["corrupt"]["error"]["image_id"] == "corrupt"
+    assert images["notb64"]["error"] == {
+        "code": "invalid_base64",
+        "message": "data is not valid base64",
+        "field": "images[1].data",
+        "image_id": "notb64",
+    }
+    assert images["text"]["error"]["code"] == "unsupported_format"
+
+
+def test_pixel_bomb_is_refused_per_image(service_url: str) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (6000, 6000), 255).save(buffer, format="PNG")  # 36 MP > 30 MP test limit
+    answer = assess(service_url, [{"image_id": "bomb", "data": b64(buffer.getvalue())}])
+    error = by_id(answer.json())["bomb"]["error"]
+    assert error["code"] == "too_many_pixels"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"listing_id": "L", "images": []}, 422, "invalid_request", "images"),
+        ({"images": [{"image_id": "a", "data": "AA=="}]}, 422, "invalid_request", "listing_id"),
+        ({"listing_id": "L", "images": [{"image_id": "a"}]}, 422, "invalid_request", "images[0]"),
+        ({"listing_id": "L", "images": [{"image_id": "a", "data": "AA==", "url": "http://x/y"}]},
+         422, "invalid_request", "images[0]"),
+        ({"listing_id": "L", "marketplace": "usa", "images": [{"image_id": "a", "data": "AA=="}]},
+         422, "invalid_request", "marketplace"),
+        ({"listing_id": "L", "images": [{"image_id": "a", "data": "AA=="}] * 2},
+         422, "duplicate_image_id", "images[1].image_id"),
+        ({"listing_id": "L", "images": [{"image_id": f"i{n}", "data": "AA=="} for n in range(7)]},
+         400, "too_many_images", "images"),
+    ],
+    ids=["no-images", "no-listing-id", "no-source", "two-sources", "bad-marketplace",
+         "duplicate-id", "too-many-images"],
+)
+def test_bad_requests_get_clear_errors(
+    service_url: str, body: dict[str, Any], status: int, code: str, field: str
+) -> None:
+    answer = requests.post(f"{service_url}/v1/assess", json=body, timeout=30)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert error["field"] == field
+    assert error["message"]
+
+
+def test_invalid_json_and_oversized_body(service_url: str) -> None:
+    answer = requests.post(f"{service_url}/v1/assess", data=b"{not json",
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    huge = b"{" + b" " * (7 * 2**20) + b"}"
+    answer = requests.post(f"{service_url}/v1/assess", data=huge,
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "request_too_large"
+    # Chunked upload without Content-Length is counted while streaming.
+    chunks = (b" " * 2**20 for _ in range(8))
+    answer = requests.post(f"{service_url}/v1/assess", data=chunks,
+                           headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 413
+    # The service is still up and answering.
+    assert requests.get(f"{service_url}/healthz", timeout=10).status_code == 200
+
+
+def test_image_over_the_byte_limit_is_a_per_image_error(service_url: str) -> None:
+    big = b"\xff\xd8" + bytes(3 * 2**20 + 10)  # over the 3 MiB test limit, under the body limit
+    answer = assess(service_url, [{"image_id": "big", "data": b64(big)},
+                                  {"image_id": "ok", "data": b64(jpeg(seed=6))}])
+    images = by_id(answer.json())
+    assert images["big"]["error"]["code"] == "image_too_large"
+    assert images["ok"]["status"] == "ok"
+
+
+def test_multipart_upload(service_url: str) -> None:
+    files = [
+        ("images", ("front.jpg", jpeg(seed=7), "image/jpeg")),
+        ("images", ("side.jpg", jpeg(background="busy", seed=8), "image/jpeg")),
+    ]
+    answer = requests.post(
+        f"{service_url}/v1/assess/upload",
+        files=files,
+        data={"listing_id": "L-up", "marketplace": "UK", "main": "side.jpg"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["marketplace"] == "UK"
+    assert {image["image_id"] for image in body["images"]} == {"front.jpg", "side.jpg"}
+    assert body["selection"]["main_image_id"] == "front.jpg"
+
+
+def test_url_images_are_fetched_from_allowed_hosts(
+    service_url: str, image_server: tuple[str, Path]
+) -> None:
+    base, root = image_server
+    (root / "p.jpg").write_bytes(jpeg(seed=9))
+    answer = assess(service_url, [
+        {"image_id": "u", "url": f"{base}/p.jpg"},
+        {"image_id": "missing", "url": f"{base}/nope.jpg"},
+    ])
+    images = by_id(answer.json())
+    assert images["u"]["status"] == "ok"
+    assert images["u"]["attributes"]["file.format"] == "JPEG"
+    assert images["missing"]["error"]["code"] == "url_fetch_failed"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/a.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/a.jpg",
+        "http://[::1]:8000/healthz",
+        "http://user:pw@example.com/a.jpg",
+    ],
+    ids=["file", "ftp", "metadata", "private", "loopback-v6", "credentials"],
+)
+def test_unsafe_urls_are_refused(service_url: str, url: str) -> None:
+    answer = assess(service_url, [{"image_id": "u", "url": url}])
+    assert answer.status_code == 200, answer.text
+    error = by_id(answer.json())["u"]["error"]
+    assert error["code"] == "url_refused", error
+
+
+def test_concurrent_listings_give_identical_answers(service_url: str) -> None:
+    image = jpeg(seed=10)
+    listing = [{"image_id": "a", "data": b64(image)}, {"image_id": "b", "data": b64(jpeg(seed=11))}]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: assess(service_url, listing), range(16)))
+    assert all(answer.status_code == 200 for answer in answers)
+    first = by_id(answers[0].json())["a"]["attributes"]
+    assert all(by_id(a.json())["a"]["attributes"] == first for a in answers)
+    assert len({a.json()["decision_id"] for a in answers}) == 16
+
+
+@pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="shared eval images not present")
+def test_real_product_photos_are_assessed(service_url: str) -> None:
+    paths = sorted(EVAL_IMAGES.glob("*.jpg"))[:6]
+    images = [{"image_id": f"p{n}", "data": b64(path.read_bytes())} for n, path in enumerate(paths)]
+    answer = assess(service_url, images)
+    assert answer.status_code == 200, answer.text
+    assert all(image["status"] == "ok" for image in answer.json()["images"])
+    assert answer.json()["selection"]["main_image_id"] is not None
