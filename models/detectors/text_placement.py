@@ -1,0 +1,203 @@
+"""Overlay or on-product: what each text box lies on.
+
+Added graphics (a "BEST SELLER" badge, "50% OFF", a watermark, a caption) sit on the background or
+on a shape of their own; print on the product is surrounded by product. Per box, in this order:
+
+1. background — at least `overlay_min_background_share` of the band along the box (strips above
+   and below the line) is background, by the preprocess stage's own split (the edge-connected
+   region of the background colour) -> overlay;
+2. banner — the band lies on a separate shape along a frame edge, spanning it -> overlay;
+3. badge — the band lies on a separate shape much smaller than the largest object (banners
+   aside) and mostly covered by text -> overlay;
+4. outside product — most of the box lies outside the product box of the preprocess stage
+   -> overlay;
+5. otherwise -> on_product.
+
+A busy photo has no separable background: there only rule 4 can call text overlay, so a caption
+laid over a lifestyle scene is usually taken for print. Rules may treat lifestyle images apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from models.detectors.db_postprocess import RotatedRect, grow_across
+from models.detectors.text_settings import TextDetectorSettings
+from models.measurements.background import Segmentation, segment
+from models.measurements.scaling import shrink_by_whole_factor
+
+Label = Literal["overlay", "on_product"]
+Reason = Literal["background", "banner", "badge", "outside_product", "surrounded_by_product"]
+FloatBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Placement:
+    label: Label
+    reason: Reason
+    background_share: float  # of the band along the box; 0 when no background separates
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """What text in one frame may lie on, at analysis resolution."""
+
+    segmentation: Segmentation
+    components: np.ndarray  # int32 label per analysis px; 0 = background (or none)
+    areas: np.ndarray  # analysis px per component label
+    boxes: np.ndarray  # (labels, 4) int x0, y0, x1, y1 (end exclusive) per component
+    banners: frozenset[int]  # labels of components that are bands along a frame edge
+    main: int  # label of the largest component that is not a banner; 0 when there is none
+    scale: tuple[float, float]  # analysis px per frame px, (x, y)
+
+
+def surroundings(rgb: np.ndarray, settings: TextDetectorSettings) -> Surroundings:
+    """Background and objects of an H x W x 3 uint8 frame (the model input)."""
+    thresholds = settings.segmentation
+    analysis = shrink_by_whole_factor(rgb, thresholds.analysis_max_side_px)
+    split = segment(analysis, thresholds)
+    product = split.product if split.separable else np.zeros_like(split.product)
+    _, components, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
+    areas = stats[:, cv2.CC_STAT_AREA].copy()
+    areas[0] = 0
+    boxes = np.stack(
+        [
+            stats[:, cv2.CC_STAT_LEFT],
+            stats[:, cv2.CC_STAT_TOP],
+            stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH],
+            stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT],
+        ],
+        axis=1,
+    )
+    banners = _banners(boxes, components.shape, settings)
+    candidates = areas.copy()
+    candidates[list(banners)] = 0
+    main = int(candidates.argmax()) if candidates.max() > 0 else 0
+    scale = (analysis.shape[1] / rgb.shape[1], analysis.shape[0] / rgb.shape[0])
+    return Surroundings(split, components, areas, boxes, banners, main, scale)
+
+
+def _banners(
+    boxes: np.ndarray, shape: tuple[int, int], settings: TextDetectorSettings
+) -> frozenset[int]:
+    """Components whose box runs along a whole frame edge and is thin across it."""
+    height, width = shape
+    x0, y0, x1, y1 = (boxes[:, i] for i in range(4))
+    across = ((x1 - x0) >= settings.banner_min_span * width) & (
+        (y1 - y0) <= settings.banner_max_thickness * height) & ((y0 == 0) | (y1 == height))
+    down = ((y1 - y0) >= settings.banner_min_span * height) & (
+        (x1 - x0) <= settings.banner_max_thickness * width) & ((x0 == 0) | (x1 == width))
+    found = np.flatnonzero(across | down)
+    return frozenset(int(label) for label in found if label != 0)
+
+
+def _to_analysis(rect: RotatedRect, scale: tuple[float, float]) -> np.ndarray:
+    """Corner points (4 x 2 float32) of a frame-px rectangle, in analysis px."""
+    return cv2.boxPoints(rect) * np.asarray(scale, dtype=np.float32)
+
+
+def _band(
+    rect: RotatedRect, around: Surroundings, settings: TextDetectorSettings
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(region of interest, 0/1 mask within it) of the band above and below a frame-px text
+    rectangle: two strips along its long sides. Not its ends: print often runs the whole width
+    of a narrow product (a bottle), so what lies beyond the ends of a line says little."""
+    px = 1.0 / min(around.scale)  # frame px per analysis px
+    height, width = around.components.shape
+    widest = settings.band_max_fraction * max(height, width) * px
+    text_height = min(rect[1])
+    outer = min(settings.band_outer * text_height, widest)
+    inner = min(settings.band_inner * text_height, outer / 2)
+    outer = max(outer, inner + settings.band_min_px * px)
+    aspect = settings.min_line_aspect
+    outer_corners = _to_analysis(grow_across(rect, outer, aspect), around.scale)
+    inner_corners = _to_analysis(grow_across(rect, inner, aspect), around.scale)
+    x0 = int(np.clip(np.floor(outer_corners[:, 0].min()), 0, width))
+    x1 = int(np.clip(np.ceil(outer_corners[:, 0].max()) + 1, 0, width))
+    y0 = int(np.clip(np.floor(outer_corners[:, 1].min()), 0, height))
+    y1 = int(np.clip(np.ceil(outer_corners[:, 1].max()) + 1, 0, height))
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    offset = np.asarray([x0, y0], dtype=np.float32)
+    cv2.fillPoly(mask, [np.rint(outer_corners - offset).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.rint(inner_corners - offset).astype(np.int32)], 0)
+    return (slice(y0, y1), slice(x0, x1)), mask
+
+
+def _outside_fraction(box: FloatBox, product_box: FloatBox) -> float:
+    """Share of `box` (0..1 frame units) outside `product_box`."""
+    x0, y0, x1, y1 = box
+    px0, py0, px1, py1 = product_box
+    area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    if area <= 0:
+        return 0.0
+    inside = max(min(x1, px1) - max(x0, px0), 0.0) * max(min(y1, py1) - max(y0, py0), 0.0)
+    return 1.0 - inside / area
+
+
+def place(
+    rects: Sequence[RotatedRect],
+    boxes: Sequence[FloatBox],
+    product_box: FloatBox,
+    around: Surroundings,
+    settings: TextDetectorSettings,
+) -> list[Placement]:
+    """The placement of each text rectangle (frame px) with its box (0..1 frame units)."""
+    shares: list[float] = []
+    carriers: list[int] = []  # the component each box's band mostly lies on (0: none)
+    for rect in rects:
+        roi, band = _band(rect, around, settings)
+        selected = band.astype(bool)
+        count = int(np.count_nonzero(selected))
+        if count == 0:
+            shares.append(0.0)
+            carriers.append(0)
+            continue
+        background = around.segmentation.background[roi][selected]
+        shares.append(float(np.count_nonzero(background)) / count)
+        labels = around.components[roi][selected]
+        labels = labels[labels > 0]
+        carriers.append(int(np.bincount(labels).argmax()) if labels.size else 0)
+
+    badges = _badges(rects, carriers, around, settings)
+    placements: list[Placement] = []
+    for share, carrier, box in zip(shares, carriers, boxes, strict=True):
+        if around.segmentation.separable and share >= settings.overlay_min_background_share:
+            placements.append(Placement("overlay", "background", share))
+        elif carrier in around.banners:
+            placements.append(Placement("overlay", "banner", share))
+        elif carrier in badges:
+            placements.append(Placement("overlay", "badge", share))
+        elif _outside_fraction(box, product_box) >= settings.overlay_min_outside_product:
+            placements.append(Placement("overlay", "outside_product", share))
+        else:
+            placements.append(Placement("on_product", "surrounded_by_product", share))
+    return placements
+
+
+def _badges(
+    rects: Sequence[RotatedRect],
+    carriers: Sequence[int],
+    around: Surroundings,
+    settings: TextDetectorSettings,
+) -> set[int]:
+    """Components that are badges: small next to the largest object, mostly text."""
+    main_area = around.areas[around.main] if around.main else 0
+    badges: set[int] = set()
+    for component in set(carriers) - {0, around.main} - around.banners:
+        if around.areas[component] > settings.badge_max_relative_area * main_area:
+            continue
+        x0, y0, x1, y1 = (int(v) for v in around.boxes[component])
+        text = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        offset = np.asarray([x0, y0], dtype=np.float32)
+        for rect, carrier in zip(rects, carriers, strict=True):
+            if carrier == component:
+                corners = _to_analysis(rect, around.scale) - offset
+                cv2.fillPoly(text, [np.rint(corners).astype(np.int32)], 1)
+        if np.count_nonzero(text) >= settings.badge_min_text_cover * text.size:
+            badges.add(component)
+    return badges

@@ -1,0 +1,103 @@
+"""Every threshold of the text detector, in one place, each with its unit.
+
+"canvas px" are pixels of the fixed square the model sees (each image letterboxed into it);
+"analysis px" are pixels of the small copy the background/product split is computed on;
+probabilities are the model's 0..1 text probability; fractions and shares are 0..1.
+
+The DB post-processing defaults are rapidocr 3.10.0's for this model (thresh 0.3, box_thresh 0.5,
+unclip_ratio 1.6, max_candidates 1000, dilation on, "fast" box score, min size 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.measurements.thresholds import MeasurementThresholds
+
+
+@dataclass(frozen=True)
+class TextDetectorSettings:
+    # --- model input -----------------------------------------------------------------------------
+    # Side of the square canvas every image is letterboxed into (canvas px, a multiple of 32: the
+    # network downsamples 32x). Fixed, so an image's answer never depends on its batch. Model
+    # inputs arrive with a longest side of at most 640 px, so 640 keeps them at full detail.
+    canvas_px: int = 640
+
+    # --- DB post-processing (canvas px / probabilities) ------------------------------------------
+    # A pixel is text when its probability exceeds this.
+    binary_threshold: float = 0.3
+    # A region is kept when the mean probability inside its rectangle is at least this.
+    box_threshold: float = 0.5
+    # The network predicts a text kernel shrunk by DB's ratio; the rectangle is grown back by
+    # area * unclip_ratio / perimeter on every side, which restores the glyphs' extent.
+    unclip_ratio: float = 1.6
+    # ... but by at most this fraction of the canvas side (0.04: 26 px at 640). Unclipping assumes
+    # one line of text; lines printed close together (dense packaging print) merge into one block
+    # that would grow by a third of its size, far past the print. A single line needs at most
+    # about 0.4 x its height; 26 px is the margin of a line 60 px tall (a tenth of the frame).
+    unclip_max_fraction: float = 0.04
+    # Regions looked at per image, at most (guards post-processing time on noisy maps).
+    max_candidates: int = 1000
+    # Grow the binary map by a 2x2 square first: joins glyph kernels split by one pixel.
+    dilate: bool = True
+    # Regions whose shorter side is under this (canvas px) are noise; after unclipping the
+    # shorter side must reach this plus 2.
+    min_side_px: float = 3.0
+
+    # --- text or object (`text_filter`; fractions of the canvas side, edges per pixel) ---------
+    # The model also lights up whole objects (a bag, a ring, a face). A region whose shorter
+    # side (after unclipping) exceeds `max_line_height` is not a line of text (115 px at 640;
+    # object blobs on the eval photos were 120-500 px). One taller than `stroke_check_height`
+    # (51 px) must show strokes: a Canny edge density of at least `min_edge_density`. A line of
+    # text crosses ~4-6 stroke edges per column, so ~5 / height: ~0.1 at 50 px, 0.062 for a bold
+    # line 70 px tall; objects of those sizes on the eval photos 0.01-0.06. Single lines taller
+    # than ~75 px (a bold "SALE" at 13 % of the frame height) are lost: posters, rarely photos.
+    max_line_height: float = 0.18
+    stroke_check_height: float = 0.08
+    min_edge_density: float = 0.06
+
+    # --- overlay vs on-product -------------------------------------------------------------------
+    # The band whose pixels say what a text box lies on: strips along the line's long sides
+    # (above and below it), from `band_inner` to `band_outer` times the box's shorter side (its
+    # text height) away from it, at least `band_min_px` analysis px wide so even small text has
+    # surroundings. A box less than `min_line_aspect` times longer than high has no clear
+    # direction and is taken as horizontal text.
+    min_line_aspect: float = 1.5
+    band_inner: float = 0.15
+    band_outer: float = 0.8
+    band_min_px: int = 2
+    # ... and at most this fraction of the frame's longest side from the box: beyond that the
+    # band would measure the neighbourhood rather than what the text lies on.
+    band_max_fraction: float = 0.04
+    # Text is on the background (overlay) when at least this share of its band is background.
+    overlay_min_background_share: float = 0.5
+    # A banner: a separate shape along a frame edge, spanning at least `banner_min_span` of that
+    # edge and at most `banner_max_thickness` of the frame across it (fractions of the frame).
+    banner_min_span: float = 0.9
+    banner_max_thickness: float = 0.25
+    # A badge: a separate shape no bigger than `badge_max_relative_area` of the largest object
+    # that is not a banner, with text boxes covering at least `badge_min_text_cover` of its
+    # bounding box. A product label covers a small part of its product; a badge is mostly text.
+    badge_max_relative_area: float = 0.5
+    badge_min_text_cover: float = 0.25
+    # Text is overlay when at least this fraction of its box lies outside the product box the
+    # preprocess stage found (a caption beside the product on a busy photo).
+    overlay_min_outside_product: float = 0.6
+    # The background/product split reuses the preprocess stage's method and thresholds, on a copy
+    # of the model input shrunk by a whole factor to at most `analysis_max_side_px`.
+    segmentation: MeasurementThresholds = field(default_factory=MeasurementThresholds)
+
+    def __post_init__(self) -> None:
+        if self.canvas_px <= 0 or self.canvas_px % 32:
+            raise ValueError(f"canvas_px must be a positive multiple of 32, got {self.canvas_px}")
+        for name in ("binary_threshold", "box_threshold", "unclip_max_fraction",
+                     "max_line_height", "stroke_check_height", "min_edge_density",
+                     "band_max_fraction", "overlay_min_background_share",
+                     "banner_min_span", "banner_max_thickness",
+                     "badge_max_relative_area", "badge_min_text_cover",
+                     "overlay_min_outside_product"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
+        if not 0.0 <= self.band_inner < self.band_outer:
+            raise ValueError("band_inner must be >= 0 and below band_outer")

@@ -1,0 +1,65 @@
+"""models.detectors.text_placement: what a text box lies on, on drawn frames (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.detectors.db_postprocess import RotatedRect
+from models.detectors.text_placement import FloatBox, Placement, place, surroundings
+from models.detectors.text_settings import TextDetectorSettings
+
+SETTINGS = TextDetectorSettings()
+SIDE = 400
+
+
+def _frame() -> np.ndarray:
+    """White 400 x 400: a red product, a small blue badge top-left, a dark banner at the
+    bottom."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[80:320, 100:300] = (190, 70, 50)  # product
+    rgb[20:50, 20:90] = (30, 60, 200)  # badge
+    rgb[370:, :] = (30, 30, 30)  # banner
+    return rgb
+
+
+def _place_one(rgb: np.ndarray, rect: RotatedRect, product_box: FloatBox) -> Placement:
+    (cx, cy), (w, h), _ = rect
+    box = ((cx - w / 2) / SIDE, (cy - h / 2) / SIDE, (cx + w / 2) / SIDE, (cy + h / 2) / SIDE)
+    (placement,) = place([rect], [box], product_box, surroundings(rgb, SETTINGS), SETTINGS)
+    return placement
+
+
+@pytest.mark.parametrize(
+    ("rect", "label", "reason"),
+    [
+        (((200.0, 350.0), (120.0, 14.0), 0.0), "overlay", "background"),
+        (((200.0, 200.0), (120.0, 14.0), 0.0), "on_product", "surrounded_by_product"),
+        (((200.0, 200.0), (14.0, 120.0), 0.0), "on_product", "surrounded_by_product"),
+        (((55.0, 35.0), (56.0, 14.0), 0.0), "overlay", "badge"),
+        (((200.0, 385.0), (150.0, 14.0), 0.0), "overlay", "banner"),
+    ],
+    ids=["background", "product", "product-vertical", "badge", "banner"],
+)
+def test_placement_on_a_white_page(rect: RotatedRect, label: str, reason: str) -> None:
+    placement = _place_one(_frame(), rect, (0.0, 0.0, 1.0, 1.0))
+    assert (placement.label, placement.reason) == (label, reason)
+
+
+def test_a_line_across_a_narrow_product_is_print() -> None:
+    """Print may run the whole width of a bottle: the ends of the line reach the background,
+    the strips above and below it do not."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[40:380, 170:230] = (40, 90, 170)
+    placement = _place_one(rgb, ((200.0, 200.0), (70.0, 12.0), 0.0), (0.4, 0.1, 0.6, 0.95))
+    assert placement.label == "on_product"
+
+
+def test_a_busy_photo_has_no_background_so_only_the_product_box_decides() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
+    product_box = (0.25, 0.25, 0.75, 0.75)
+    inside = _place_one(rgb, ((200.0, 200.0), (100.0, 14.0), 0.0), product_box)
+    outside = _place_one(rgb, ((60.0, 30.0), (100.0, 14.0), 0.0), product_box)
+    assert (inside.label, inside.background_share) == ("on_product", 0.0)
+    assert (outside.label, outside.reason) == ("overlay", "outside_product")
