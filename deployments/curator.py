@@ -6,6 +6,7 @@ then applies the rules and selects the main image (curator.assessment, plain Pyt
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 import re
 import time
@@ -65,12 +66,25 @@ def _id_from_filename(filename: str | None, index: int) -> str:
     return stem.lstrip("._:-") or f"image-{index + 1}"
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+def _without_model_inputs(measured: MeasuredImage) -> MeasuredImage:
+    # With no model stage after it, the preprocess result is final: the pixels stop here.
+    return dataclasses.replace(measured, model_inputs=None)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
 @serve.ingress(app)
 class Curator:
-    def __init__(self, preprocess: DeploymentHandle, args: CuratorAppArgs | dict) -> None:
+    def __init__(
+        self,
+        preprocess: DeploymentHandle,
+        extractor: DeploymentHandle | None,
+        scorer: DeploymentHandle | None,
+        args: CuratorAppArgs | dict,
+    ) -> None:
         self._args = CuratorAppArgs.model_validate(args)
         self._preprocess = preprocess
+        self._extractor = extractor
+        self._scorer = scorer
         self._assessor = ListingAssessor.from_policy_file(self._args.policy_path)
         limits = self._args.limits
         self._fetcher = ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes)
@@ -127,9 +141,30 @@ class Curator:
             code_version=curator.__version__,
             ray_version=ray.__version__,
             policy={"id": self._assessor.policy_id, "version": self._assessor.policy_version},
-            models={"quality": self._assessor.quality_scorer},
-            backends={"preprocess": "cpu: pillow + opencv + numpy"},
+            models=(
+                {
+                    "scorer_card": self._args.models.scorer_card,
+                    "extractor": ",".join(self._args.models.extractor_models),
+                }
+                if self._args.models is not None
+                else {"scorer_card": "card-v0", "extractor": ""}
+            ),
+            backends=await self._backends(),
         )
+
+    async def _backends(self) -> dict[str, str]:
+        if self._extractor is None or self._scorer is None:
+            return {"preprocess": "cpu: pillow + opencv + numpy"}
+        extractor, scorer = await asyncio.gather(
+            self._extractor.runtime_info.remote(), self._scorer.runtime_info.remote()
+        )
+        backends = {"preprocess": "cpu: pillow + opencv + numpy"}
+        for name, info in extractor.items():
+            backends[f"extractor.{name}"] = (
+                f"{info['runtime']} on {info['device']} ({info['precision']})"
+            )
+        backends["scorer"] = f"{scorer['runtime']} on {scorer['device']} ({scorer['card']})"
+        return backends
 
     async def _assess(
         self, listing_id: str, category: str, marketplace: str, jobs: list[_ImageJob]
@@ -194,7 +229,13 @@ class Curator:
         except ImageError as error:
             error.image_id = job.image_id
             return MeasuredImage(image_id=job.image_id, error=error.to_dict())
-        return await self._preprocess.run.remote(data, job.image_id)
+        # Chained without awaiting in between: each stage's response feeds the next .remote()
+        # and Serve passes the result replica to replica; the ingress waits once.
+        measured = self._preprocess.run.remote(data, job.image_id)
+        if self._extractor is None or self._scorer is None:
+            return _without_model_inputs(await measured)
+        extracted = self._extractor.extract.remote(measured)
+        return await self._scorer.score.remote(extracted)
 
     async def _image_bytes(self, job: _ImageJob) -> bytes:
         if job.error is not None:

@@ -14,7 +14,7 @@ from models.preprocess import Preprocessor
 _LATENCY_BOUNDARIES_MS = [2, 5, 10, 20, 40, 80, 160, 320, 640, 1280]
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=8)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
 class Preprocess:
     def __init__(self, max_image_bytes: int, max_image_pixels: int) -> None:
         self._preprocessor = Preprocessor(
@@ -35,7 +35,8 @@ class Preprocess:
         # Sync on purpose: Serve runs sync methods in a thread pool, and decoding/measuring is
         # numpy/OpenCV/Pillow work that releases the GIL for most of its time.
         started = time.perf_counter()
-        measured = measure_locally(data, image_id, self._preprocessor)
+        # The compact model inputs travel on to the model stages, never to the client.
+        measured = measure_locally(data, image_id, self._preprocessor, keep_model_inputs=True)
         if measured.error is not None:
             self._failures.inc(tags={"code": measured.error["code"]})
         else:

@@ -1,6 +1,7 @@
 """The online graph: one readable composition, built from typed arguments.
 
-    HTTP -> Curator (ingress: rules, selection) -> Preprocess (decode, measure)
+    HTTP -> Curator (ingress: input safety, rules, selection)
+              per image: Preprocess -> AttributeExtractor -> QualityScorer
 
 Used by the serve config (`import_path: graphs.online:build_app`), by `curator serve` and by
 the integration tests, so all three run the same graph.
@@ -12,15 +13,24 @@ from ray.serve import Application
 
 from curator.settings import CuratorAppArgs
 from deployments.curator import Curator
+from deployments.extractor import AttributeExtractor
 from deployments.preprocess import Preprocess
+from deployments.scorer import QualityScorer
 
 
 def build_app(args: CuratorAppArgs) -> Application:
     # Serve validates `args:` of the config into CuratorAppArgs because of the annotation;
     # model_validate also accepts a dict for direct Python callers.
     args = CuratorAppArgs.model_validate(args)
+    stages = args.models
     preprocess = Preprocess.bind(
         max_image_bytes=args.limits.max_image_bytes,
         max_image_pixels=args.limits.max_image_pixels,
     )
-    return Curator.bind(preprocess, args.model_dump(mode="json"))
+    if stages is None:
+        return Curator.bind(preprocess, None, None, args.model_dump(mode="json"))
+    extractor = AttributeExtractor.bind(
+        list(stages.extractor_models), stages.max_batch_size_limit, stages.runtime
+    )
+    scorer = QualityScorer.bind(stages.scorer_card, stages.max_batch_size_limit)
+    return Curator.bind(preprocess, extractor, scorer, args.model_dump(mode="json"))

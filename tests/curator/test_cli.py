@@ -47,15 +47,26 @@ def test_vocabulary_lists_every_attribute(capsys: pytest.CaptureFixture[str]) ->
 
 def test_serve_config_is_valid_and_batches_fit() -> None:
     from curator.cli import _validated_serve_config
+    from curator.settings import CuratorAppArgs
+    from deployments.batching import BatchingConfig
 
     for path in (DEFAULT_SERVE_CONFIG, DEFAULT_SERVE_CONFIG.with_name("serve_config.gpu.yaml")):
         config = _validated_serve_config(path)
-        for deployment in config["applications"][0]["deployments"]:
-            assert deployment["max_ongoing_requests"] >= 1
+        application = config["applications"][0]
+        limit = CuratorAppArgs.model_validate(application["args"]).models.max_batch_size_limit
+        batched = set()
+        for deployment in application["deployments"]:
             scaling = deployment["autoscaling_config"]
             assert scaling["min_replicas"] <= scaling["max_replicas"]
             # A replica must be able to hold the queue the autoscaler aims for.
             assert scaling["target_ongoing_requests"] <= deployment["max_ongoing_requests"]
+            if "user_config" in deployment:
+                batching = BatchingConfig.model_validate(deployment["user_config"])
+                # Batches only fill when a replica may hold a whole batch (ray#43288).
+                assert deployment["max_ongoing_requests"] >= 2 * batching.max_batch_size
+                assert batching.max_batch_size <= limit
+                batched.add(deployment["name"])
+        assert batched == {"AttributeExtractor", "QualityScorer"}
 
 
 def test_cluster_yaml_is_a_valid_launcher_config() -> None:

@@ -53,7 +53,8 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 @pytest.fixture(scope="package")
 def service_url() -> Iterator[str]:
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Logical CPUs (scheduling labels): room for both test applications on a 2-core host.
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_app(
         {
@@ -63,6 +64,9 @@ def service_url() -> Iterator[str]:
         }
     )
     serve.run(app, name="curator", route_prefix="/")
+    # The technical-only tier: Preprocess alone, no model stages.
+    serve.run(build_app({"limits": TEST_LIMITS, "models": None}), name="technical",
+              route_prefix="/technical")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()

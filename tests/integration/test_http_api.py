@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from curator import synthetic
+from tests.models.detectors.text_scenes import overlay_scene
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,12 @@ def test_health_version_and_docs(service_url: str) -> None:
     version = requests.get(f"{service_url}/v1/version", timeout=10).json()
     assert version["policy"]["version"] == health["policy_version"]
     assert version["ray_version"].startswith("2.60")
+    backends = version["backends"]
+    # No GPU here: the runtime choice falls back to ONNX Runtime on the CPU, and says so.
+    assert backends["extractor.text"].startswith("onnxruntime on cpu")
+    assert backends["extractor.people"].startswith("onnxruntime on cpu")
+    assert backends["scorer"] == "torch on cpu (card-v1)"
+    assert version["models"] == {"scorer_card": "card-v1", "extractor": "text,people"}
     spec = requests.get(f"{service_url}/openapi.json", timeout=10).json()
     assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version"} <= set(spec["paths"])
     assert requests.get(f"{service_url}/docs", timeout=10).status_code == 200
@@ -82,6 +89,52 @@ def test_compliant_packshot_is_chosen_over_the_sellers_pick(service_url: str) ->
     assert images["white"]["attributes"]["file.width"] == 1200
     assert 0.75 <= images["white"]["attributes"]["composition.fill_ratio"] <= 0.95
     assert body["policy_version"] and body["decision_id"] and body["variant"] == "control"
+
+
+def test_model_stages_add_text_people_and_quality(service_url: str) -> None:
+    scene = overlay_scene(0)  # a packshot on white with text stamped on the background
+    overlay = synthetic.to_jpeg_bytes(scene.image)
+    clean = jpeg(size=(1200, 1200), seed=12)
+    answer = assess(service_url, [{"image_id": "promo", "data": b64(overlay), "role": "main"},
+                                  {"image_id": "clean", "data": b64(clean)}])
+    assert answer.status_code == 200, answer.text
+    images = by_id(answer.json())
+    promo, plain = images["promo"], images["clean"]
+    assert promo["attributes"]["text.overlay"] is True
+    assert promo["eligible_as_main"] is False
+    assert any(d["kind"] == "text" and d["label"] == "overlay" for d in promo["detections"])
+    assert plain["attributes"]["text.overlay"] is False
+    assert answer.json()["selection"]["main_image_id"] == "clean"
+    for image in (promo, plain):
+        attributes = image["attributes"]
+        assert attributes["people.person"] is False and attributes["people.nudity"] is False
+        assert attributes["quality.scorer"] == "card-v1"
+        assert 0 <= attributes["quality.score"] <= 1
+        assert isinstance(attributes["quality.technical"], float)
+        assert image["quality"] == {"score": attributes["quality.score"], "scorer": "card-v1"}
+        assert set(image["timings_ms"]) == {"preprocess", "extractor", "scorer"}
+        assert set(image["batch_sizes"]) == {"extractor", "scorer"}
+    # Evaluated as an alternate, text on the background is allowed.
+    assert "main.text.no_overlay" not in {v["rule_id"] for v in promo["verdict"]["violations"]}
+    assert promo["verdict"]["evaluated_as"] == "alternate"
+
+
+def test_technical_only_graph_reports_model_rules_not_evaluated(service_url: str) -> None:
+    answer = requests.post(
+        f"{service_url}/technical/v1/assess",
+        json={"listing_id": "L-t", "images": [{"image_id": "a", "data": b64(jpeg(seed=13))}]},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    image = by_id(answer.json())["a"]
+    assert image["attributes"]["quality.scorer"] == "card-v0"
+    assert not any(name.startswith(("text.", "people.")) for name in image["attributes"])
+    assert {"main.text.no_overlay", "main.people.none", "image.people.no_nudity"} <= set(
+        image["verdict"]["not_evaluated"]
+    )
+    assert image["action"] == "approve" and set(image["timings_ms"]) == {"preprocess"}
+    version = requests.get(f"{service_url}/technical/v1/version", timeout=10).json()
+    assert version["backends"] == {"preprocess": "cpu: pillow + opencv + numpy"}
 
 
 def test_each_violation_names_rule_value_and_threshold(service_url: str) -> None:
@@ -248,8 +301,19 @@ def test_concurrent_listings_give_identical_answers(service_url: str) -> None:
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: assess(service_url, listing), range(16)))
     assert all(answer.status_code == 200 for answer in answers)
+    # Under load the same image lands in model batches of different sizes and company; its
+    # answer must not depend on that (floats within the batch-invariance tolerance).
     first = by_id(answers[0].json())["a"]["attributes"]
-    assert all(by_id(a.json())["a"]["attributes"] == first for a in answers)
+    for answer in answers[1:]:
+        attributes = by_id(answer.json())["a"]["attributes"]
+        assert attributes.keys() == first.keys()
+        for name, value in first.items():
+            if isinstance(value, float):
+                assert attributes[name] == pytest.approx(value, rel=1e-3, abs=1e-3), name
+            else:
+                assert attributes[name] == value, name
+    batch_sizes = [by_id(a.json())["a"]["batch_sizes"]["extractor"] for a in answers]
+    assert all(1 <= size <= 16 for size in batch_sizes)
     assert len({a.json()["decision_id"] for a in answers}) == 16
 
 

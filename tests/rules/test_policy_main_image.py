@@ -27,6 +27,10 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "composition.item_count": 1,
     "sharpness.score": 0.8,
     "quality.score": 0.75,
+    "text.overlay": False,
+    "people.person": False,
+    "people.nudity": False,
+    "quality.technical": 40.0,
 }
 
 
@@ -160,6 +164,34 @@ CASES: dict[str, Case] = {
         message="The file is animated; upload a single still image (only its first frame was "
         "assessed)",
     ),
+    # model-stage attributes
+    "no-overlay-text": Case("main.text.no_overlay", {"text.overlay": False}, False),
+    "overlay-text": Case(
+        "main.text.no_overlay", {"text.overlay": True}, True, action="reject",
+        message="Text lies on the background of the main image (added text, badge or "
+        "watermark); the main image shows only the product",
+    ),
+    "no-nudity": Case("image.people.no_nudity", {"people.nudity": False}, False),
+    "nudity": Case(
+        "image.people.no_nudity", {"people.nudity": True}, True, action="reject",
+        message="Nudity was detected; no image may show nudity",
+    ),
+    "alt-nudity": Case(
+        "image.people.no_nudity", {"people.nudity": True}, True, role="alternate",
+        action="reject",
+    ),
+    "no-person": Case("main.people.none", {"people.person": False}, False),
+    "person": Case(
+        "main.people.none", {"people.person": True}, True, action="review",
+        message="A person (face or body) is visible on the main image; check the category "
+        "allows it",
+    ),
+    "technical-at-floor": Case("main.quality.technical", {"quality.technical": 80.0}, False),
+    "technical-poor": Case(
+        "main.quality.technical", {"quality.technical": 88.4}, True, action="review",
+        message="Technical quality is poor (BRISQUE 88, above 80): the image looks blurred, "
+        "noisy or over-compressed",
+    ),
     "cmyk": Case("image.color_mode", {"file.color_mode": "CMYK"}, False),
     "rgba": Case(
         "image.color_mode", {"file.color_mode": "RGBA"}, True, action="approve",
@@ -231,6 +263,8 @@ def test_alternate_images_only_get_file_rules() -> None:
         "composition.item_count": 4,
         "sharpness.score": 0.2,
         "file.longest_side": 800,
+        "text.overlay": True,
+        "people.person": True,
     }
     assert evaluate(POLICY, lifestyle, "main").action == "reject"
     verdict = evaluate(POLICY, lifestyle, "alternate")

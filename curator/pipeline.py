@@ -1,0 +1,87 @@
+"""The stages over `MeasuredImage`s, shared by the Serve deployments and the in-process pipeline.
+
+A stage function takes a batch of items, runs its model once over those that are still
+assessable, and passes the rest (images that failed an earlier stage) through untouched. The
+deployments call these functions on the batches `@serve.batch` forms; `LocalPipeline` calls them
+in one process (the `curator assess` command, the benchmark's in-process limit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from curator.assessment import MeasuredImage, measure_locally
+from curator.settings import InputLimits, ModelStageSettings
+
+if TYPE_CHECKING:
+    from models.extractor import AttributeExtractor
+    from models.scorer import QualityScorer
+
+
+def extract_stage(
+    extractor: AttributeExtractor, items: Sequence[MeasuredImage]
+) -> list[MeasuredImage]:
+    ready = [item for item in items if item.ok and item.model_inputs is not None]
+    started = time.perf_counter()
+    extractions = extractor.extract([item.model_inputs for item in ready])  # type: ignore[misc]
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    done = {
+        id(item): item.with_stage(
+            "extractor", found.attributes, elapsed_ms, len(ready), found.boxes
+        )
+        for item, found in zip(ready, extractions, strict=True)
+    }
+    return [done.get(id(item), item) for item in items]
+
+
+def score_stage(scorer: QualityScorer, items: Sequence[MeasuredImage]) -> list[MeasuredImage]:
+    ready = [item for item in items if item.ok and item.model_inputs is not None]
+    started = time.perf_counter()
+    scores = scorer.score([(item.model_inputs, item.attributes) for item in ready])  # type: ignore[misc]
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    # The last stage: the model inputs go no further than here.
+    done = {
+        id(item): item.with_stage(
+            "scorer", score, elapsed_ms, len(ready), keep_model_inputs=False
+        )
+        for item, score in zip(ready, scores, strict=True)
+    }
+    return [done.get(id(item), item) for item in items]
+
+
+class LocalPipeline:
+    """Preprocess -> AttributeExtractor -> QualityScorer in this process, batched."""
+
+    def __init__(
+        self,
+        stages: ModelStageSettings = ModelStageSettings(),  # noqa: B008 - frozen
+        limits: InputLimits = InputLimits(),  # noqa: B008 - frozen
+    ) -> None:
+        from models.decode import DecodeLimits
+        from models.extractor import AttributeExtractor
+        from models.preprocess import Preprocessor
+        from models.runtime.select import torch_device
+        from models.scorer import QualityScorer
+
+        self.batch_size = stages.max_batch_size_limit
+        self.preprocessor = Preprocessor(
+            decode_limits=DecodeLimits(max_bytes=limits.max_image_bytes,
+                                       max_pixels=limits.max_image_pixels)
+        )
+        self.extractor = AttributeExtractor.create(
+            stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime
+        )
+        self.scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
+
+    def run(self, images: Sequence[tuple[str, bytes]]) -> list[MeasuredImage]:
+        measured = [
+            measure_locally(data, image_id, self.preprocessor, keep_model_inputs=True)
+            for image_id, data in images
+        ]
+        finished: list[MeasuredImage] = []
+        for start in range(0, len(measured), self.batch_size):
+            batch = measured[start : start + self.batch_size]
+            finished.extend(score_stage(self.scorer, extract_stage(self.extractor, batch)))
+        return finished

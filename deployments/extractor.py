@@ -1,0 +1,55 @@
+"""AttributeExtractor: the neural detectors on GPU replicas (CPU here), with dynamic batching."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Histogram
+
+from curator.assessment import MeasuredImage
+from curator.pipeline import extract_stage
+from deployments.batching import BatchingConfig
+from models.extractor import AttributeExtractor as Extractor
+
+logger = logging.getLogger("ray.serve")
+
+BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
+class AttributeExtractor:
+    def __init__(self, models: list[str], max_batch_size_limit: int, runtime: str = "auto") -> None:
+        self._limit = max_batch_size_limit
+        self._extractor = Extractor.create(models, max_batch_size_limit, prefer=runtime)
+        self._batch_sizes = Histogram(
+            "curator_extractor_batch_size",
+            description="Images per batch the extractor ran",
+            boundaries=BATCH_SIZE_BOUNDARIES,
+        )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        config = BatchingConfig.model_validate(user_config)
+        if config.max_batch_size > self._limit:
+            raise ValueError(
+                f"max_batch_size {config.max_batch_size} exceeds the {self._limit} this "
+                "replica's runtimes were built for"
+            )
+        self.extract.set_max_batch_size(config.max_batch_size)
+        self.extract.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        logger.info("extractor batching: %s", config)
+
+    def runtime_info(self) -> dict[str, dict[str, str]]:
+        return {name: info.as_dict() for name, info in self._extractor.runtime_info.items()}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def extract(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
+        # Inference blocks; a worker thread keeps this replica's event loop free to form the
+        # next batch meanwhile.
+        return await asyncio.to_thread(self._extract_batch, items)
+
+    def _extract_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
+        self._batch_sizes.observe(sum(1 for item in items if item.ok))
+        return extract_stage(self._extractor, items)

@@ -1,0 +1,54 @@
+"""QualityScorer: BRISQUE on batches (torch) and a versioned scorer card.
+
+One deployment per scorer card version, so two versions can serve side by side (A/B)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Histogram
+
+from curator.assessment import MeasuredImage
+from curator.pipeline import score_stage
+from deployments.batching import BatchingConfig
+from deployments.extractor import BATCH_SIZE_BOUNDARIES
+from models.runtime.select import torch_device
+from models.scorer import QualityScorer as Scorer
+
+logger = logging.getLogger("ray.serve")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
+class QualityScorer:
+    def __init__(self, card: str, max_batch_size_limit: int) -> None:
+        self._limit = max_batch_size_limit
+        self._scorer = Scorer(card=card, device=torch_device())
+        self._card = card
+        self._batch_sizes = Histogram(
+            "curator_scorer_batch_size",
+            description="Images per batch the quality scorer ran",
+            boundaries=BATCH_SIZE_BOUNDARIES,
+            tag_keys=("card",),
+        )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        config = BatchingConfig.model_validate(user_config)
+        if config.max_batch_size > self._limit:
+            raise ValueError(f"max_batch_size {config.max_batch_size} exceeds {self._limit}")
+        self.score.set_max_batch_size(config.max_batch_size)
+        self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        logger.info("scorer %s batching: %s", self._card, config)
+
+    def runtime_info(self) -> dict[str, str]:
+        return {"card": self._card, "device": str(self._scorer.device), "runtime": "torch"}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def score(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
+        return await asyncio.to_thread(self._score_batch, items)
+
+    def _score_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
+        self._batch_sizes.observe(sum(1 for item in items if item.ok), tags={"card": self._card})
+        return score_stage(self._scorer, items)

@@ -1,0 +1,97 @@
+"""The AttributeExtractor stage as a plain class: every enabled detector over one batch.
+
+Detectors are switched on by name (`EXTRACTOR_MODELS`); a detector that is off simply produces
+no attributes, and the rules over them report "not evaluated" instead of guessing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from models.detectors.base import DetectedBox, Detections, Detector
+from models.preprocess import ModelInputs
+from models.runtime.base import InferenceRuntime, RuntimeInfo
+from models.vocabulary import AttributeValue
+
+logger = logging.getLogger(__name__)
+
+
+def _runtime(artifact_name: str, max_batch_size: int, prefer: str) -> InferenceRuntime:
+    from models import artifacts
+    from models.runtime.select import create_runtime
+
+    # The engine shape comes from the artifact's registered profile (models/runtime/profiles.py),
+    # the same one `curator models build-engines` uses, so prebuilt engines are found.
+    return create_runtime(
+        artifacts.get(artifact_name),
+        batch_profile=(1, max_batch_size, max_batch_size),
+        prefer=prefer,  # type: ignore[arg-type]
+    )
+
+
+def _text_detector(max_batch_size: int, prefer: str) -> Detector:
+    from models.artifacts import TEXT_DETECTOR
+    from models.detectors.text import TextDetector
+
+    return TextDetector(_runtime(TEXT_DETECTOR.name, max_batch_size, prefer))
+
+
+def _people_detector(max_batch_size: int, prefer: str) -> Detector:
+    from models.artifacts import PEOPLE_DETECTOR
+    from models.detectors.people import PeopleDetector
+
+    return PeopleDetector(_runtime(PEOPLE_DETECTOR.name, max_batch_size, prefer))
+
+
+# name -> factory(max_batch_size, prefer). One place lists what the extractor can run.
+EXTRACTOR_MODELS: dict[str, Callable[[int, str], Detector]] = {
+    "text": _text_detector,
+    "people": _people_detector,
+}
+
+
+def check_model_names(names: Sequence[str]) -> None:
+    unknown = sorted(set(names) - set(EXTRACTOR_MODELS))
+    if unknown:
+        raise ValueError(f"unknown extractor models {unknown}; known: {sorted(EXTRACTOR_MODELS)}")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    attributes: dict[str, AttributeValue]
+    boxes: list[DetectedBox]
+
+
+class AttributeExtractor:
+    def __init__(self, detectors: Mapping[str, Detector]) -> None:
+        self.detectors = dict(detectors)
+
+    @classmethod
+    def create(
+        cls, models: Sequence[str], max_batch_size: int, prefer: str = "auto"
+    ) -> AttributeExtractor:
+        check_model_names(models)
+        detectors = {name: EXTRACTOR_MODELS[name](max_batch_size, prefer) for name in models}
+        for name, detector in detectors.items():
+            info = detector.runtime_info
+            logger.info("extractor model %s: %s on %s (%s)", name, info.runtime, info.device,
+                        info.precision)
+        return cls(detectors)
+
+    @property
+    def runtime_info(self) -> dict[str, RuntimeInfo]:
+        return {name: detector.runtime_info for name, detector in self.detectors.items()}
+
+    def extract(self, batch: Sequence[ModelInputs]) -> list[Extraction]:
+        """Each detector runs once over the whole batch; results are merged per image."""
+        merged = [Extraction(attributes={}, boxes=[]) for _ in batch]
+        if not batch:
+            return merged
+        for detector in self.detectors.values():
+            detections: list[Detections] = detector.detect(batch)
+            for extraction, found in zip(merged, detections, strict=True):
+                extraction.attributes.update(found.attributes)
+                extraction.boxes.extend(found.boxes)
+        return merged
