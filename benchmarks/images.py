@@ -1,0 +1,53 @@
+"""The benchmark's listing images: seeded synthetic product photos, rendered once, kept in memory.
+
+Half are white-background packshots (what a compliant main image looks like), half are busy
+backgrounds (what the measurements work hardest on). Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SIZE_PX = (1000, 1000)
+JPEG_QUALITY = 90
+PRODUCT_FILL = 0.85  # share of the frame the product spans, linear
+SHAPES: tuple[Literal["box", "bottle", "disc"], ...] = ("box", "bottle", "disc")
+
+
+@dataclass(frozen=True)
+class BenchImage:
+    image_id: str
+    background: str  # "white" or "busy"
+    jpeg: bytes
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.jpeg).decode("ascii")
+
+
+def render_images(count: int = 16, size: tuple[int, int] = IMAGE_SIZE_PX) -> list[BenchImage]:
+    """`count` distinct JPEGs, alternating white and busy backgrounds, seeded so runs compare."""
+    from curator import synthetic  # imported late: the module list of a quick `--help` stays small
+
+    if count < 2:
+        raise ValueError("need at least 2 images (one white, one busy)")
+    images = []
+    for index in range(count):
+        background: Literal["white", "busy"] = "white" if index % 2 == 0 else "busy"
+        picture = synthetic.render_product(
+            size=size, fill=PRODUCT_FILL, background=background,
+            shape=SHAPES[(index // 2) % len(SHAPES)], seed=index,
+        )
+        jpeg = synthetic.to_jpeg_bytes(picture, quality=JPEG_QUALITY)
+        images.append(BenchImage(f"bench-{index:02d}-{background}", background, jpeg))
+    sizes_kib = sorted(len(image.jpeg) / 1024 for image in images)
+    logger.info(
+        "rendered %d images %dx%d, JPEG q%d, %.0f-%.0f KiB",
+        count, size[0], size[1], JPEG_QUALITY, sizes_kib[0], sizes_kib[-1],
+    )
+    return images
