@@ -159,8 +159,8 @@ def _image_answer(
     image: MeasuredImage, verdicts: dict[Role, ImageVerdict], role: Role
 ) -> schemas.ImageAssessment:
     assert image.attributes is not None
-    verdict = verdicts[role]
     score = image.attributes.get("quality.score")
+    as_main = verdicts["main"]
     return schemas.ImageAssessment(
         image_id=image.image_id,
         status="ok",
@@ -170,30 +170,36 @@ def _image_answer(
             if score is not None
             else None
         ),
-        verdict=schemas.Verdict(
-            evaluated_as=role,
-            violations=[
-                schemas.Violation(
-                    rule_id=v.rule_id,
-                    severity=v.severity,
-                    attribute=v.attribute,
-                    measured=v.measured,
-                    threshold=_plain(v.threshold),
-                    op=v.op,
-                    message=v.message,
-                )
-                for v in verdict.violations
-            ],
-            not_evaluated=[n.rule_id for n in verdict.not_evaluated],
-        ),
-        action=verdict.action,
-        eligible_as_main=verdicts["main"].compliant,
+        verdict=_verdict(verdicts[role]),
+        action=verdicts[role].action,
+        eligible_as_main=as_main.compliant,
+        # Why an alternate could not be the main image, in the same terms.
+        verdict_as_main=_verdict(as_main) if role == "alternate" else None,
         detections=[
             schemas.Detection(kind=b.kind, label=b.label, score=b.score, box=b.box)
             for b in image.boxes
         ],
         timings_ms=image.timings_ms,
         batch_sizes=image.batch_sizes,
+    )
+
+
+def _verdict(verdict: ImageVerdict) -> schemas.Verdict:
+    return schemas.Verdict(
+        evaluated_as=verdict.role,
+        violations=[
+            schemas.Violation(
+                rule_id=v.rule_id,
+                severity=v.severity,
+                attribute=v.attribute,
+                measured=v.measured,
+                threshold=_plain(v.threshold),
+                op=v.op,
+                message=v.message,
+            )
+            for v in verdict.violations
+        ],
+        not_evaluated=[n.rule_id for n in verdict.not_evaluated],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -57,12 +58,25 @@ def _serve(args: argparse.Namespace) -> int:
     http = config.get("http_options", {})
     url = f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
     # `serve run` starts a local Ray, deploys the config (its autoscaling and replica settings
-    # included) and on SIGINT shuts Serve down before Ray exits with the process.
-    child = subprocess.Popen([sys.executable, "-m", "ray.serve.scripts", "run", str(args.config)])
+    # included) and on SIGINT shuts Serve down before Ray exits with the process. It runs in a
+    # session of its own so a terminal's Ctrl-C reaches it once, through us, not twice; and with
+    # SIGINT restored, since a shell starts background jobs with SIGINT ignored.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ray.serve.scripts", "run", str(args.config)],
+        start_new_session=True,
+        preexec_fn=_restore_sigint,
+    )
+    signals_seen = 0
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping curator (signal %d)", signum)
-        child.send_signal(signal.SIGINT)
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            logger.info("stopping curator (signal %d); again to kill it", signum)
+            child.send_signal(signal.SIGINT)
+        else:
+            logger.warning("killing curator and the Ray it started")
+            os.killpg(child.pid, signal.SIGKILL)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
@@ -70,6 +84,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"\ncurator is serving at {url}  (API docs: {url}/docs; Ctrl-C stops it)\n",
               flush=True)
     return child.wait()
+
+
+def _restore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _validated_serve_config(path: Path) -> dict:

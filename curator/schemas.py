@@ -86,6 +86,9 @@ class ImageAssessment(BaseModel):
     verdict: Verdict | None = None
     action: Action | None = None
     eligible_as_main: bool | None = Field(None, description="Compliant with the main-image rules")
+    verdict_as_main: Verdict | None = Field(
+        None, description="For an alternate: its verdict had it been the main image"
+    )
     error: ErrorBody | None = None
     detections: list[Detection] | None = None
     timings_ms: dict[str, float] | None = Field(None, description="Per stage, ms")

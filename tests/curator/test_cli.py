@@ -92,6 +92,8 @@ def test_serve_starts_answers_and_stops_cleanly_on_sigint(tmp_path: Path) -> Non
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As a shell starts a background job: SIGINT ignored. It must still stop on SIGINT.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     descendants: list[psutil.Process] = []
     try:

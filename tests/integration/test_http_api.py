@@ -84,6 +84,12 @@ def test_compliant_packshot_is_chosen_over_the_sellers_pick(service_url: str) ->
     assert images["white"]["verdict"]["evaluated_as"] == "main"
     assert images["busy"]["eligible_as_main"] is False
     assert images["framed"]["eligible_as_main"] is False
+    # An alternate says why it could not be the main image.
+    assert "main.frame.no_border" in {
+        v["rule_id"] for v in images["framed"]["verdict_as_main"]["violations"]
+    }
+    assert images["framed"]["verdict"]["evaluated_as"] == "alternate"
+    assert "verdict_as_main" not in images["white"]
     assert images["busy"]["attributes"]["background.white_fraction"] < 0.5
     assert images["framed"]["attributes"]["frame.border"] is True
     assert images["white"]["attributes"]["file.width"] == 1200

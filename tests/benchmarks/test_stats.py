@@ -1,0 +1,46 @@
+"""Latency summaries and the formed-batch reconstruction, against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.stats import summarize_batch_sizes, summarize_calls_ms, summarize_ms
+
+
+def test_summarize_ms_interpolates_linearly() -> None:
+    summary = summarize_ms([10.0, 20.0, 30.0, 40.0, 50.0])
+    assert summary == {"p50": 30.0, "p95": 48.0, "p99": 49.6, "mean": 30.0, "max": 50.0}
+
+
+def test_summarize_ms_without_samples_is_all_none() -> None:
+    assert set(summarize_ms([]).values()) == {None}
+
+
+def test_summarize_calls_ms() -> None:
+    assert summarize_calls_ms([3.0, 1.0, 2.0]) == {"p50": 2.0, "p95": 2.9, "min": 1.0}
+    assert summarize_calls_ms([]) == {"p50": None, "p95": None, "min": None}
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        pytest.param([1, 1, 1], {"images": 3, "batches": 3.0, "mean": 1.0, "p50": 1, "max": 1,
+                                 "mean_per_image": 1.0}, id="all-alone"),
+        # One batch of 1 and one of 3: 2 batches of 2 images on average; an image saw 2.5.
+        pytest.param([1, 3, 3, 3], {"images": 4, "batches": 2.0, "mean": 2.0, "p50": 1,
+                                    "max": 3, "mean_per_image": 2.5}, id="one-and-three"),
+        # Batches 2, 2, 4: the median batch is 2; an image saw (2*4 + 4*4) / 8 = 3.
+        pytest.param([2, 2, 2, 2, 4, 4, 4, 4], {"images": 8, "batches": 3.0, "mean": 2.67,
+                                                "p50": 2, "max": 4, "mean_per_image": 3.0},
+                     id="two-two-four"),
+        pytest.param([], {"images": 0, "batches": None, "mean": None, "p50": None,
+                          "max": None, "mean_per_image": None}, id="none"),
+    ],
+)
+def test_summarize_batch_sizes(sizes: list[int], expected: dict) -> None:
+    assert summarize_batch_sizes(sizes) == expected
+
+
+def test_summarize_batch_sizes_refuses_zero() -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        summarize_batch_sizes([0, 1])
