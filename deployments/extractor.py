@@ -16,7 +16,7 @@ from models.extractor import AttributeExtractor as Extractor
 
 logger = logging.getLogger("ray.serve")
 
-BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
+BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
@@ -37,8 +37,8 @@ class AttributeExtractor:
                 f"max_batch_size {config.max_batch_size} exceeds the {self._limit} this "
                 "replica's runtimes were built for"
             )
-        self.extract.set_max_batch_size(config.max_batch_size)
-        self.extract.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self.extract.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
+        self.extract.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         logger.info("extractor batching: %s", config)
 
     def runtime_info(self) -> dict[str, dict[str, str]]:

@@ -11,7 +11,7 @@ from curator.assessment import MeasuredImage, measure_locally
 from models.decode import DecodeLimits
 from models.preprocess import Preprocessor
 
-_LATENCY_BOUNDARIES_MS = [2, 5, 10, 20, 40, 80, 160, 320, 640, 1280]
+_LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)

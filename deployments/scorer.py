@@ -38,8 +38,8 @@ class QualityScorer:
         config = BatchingConfig.model_validate(user_config)
         if config.max_batch_size > self._limit:
             raise ValueError(f"max_batch_size {config.max_batch_size} exceeds {self._limit}")
-        self.score.set_max_batch_size(config.max_batch_size)
-        self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        self.score.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
+        self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         logger.info("scorer %s batching: %s", self._card, config)
 
     def runtime_info(self) -> dict[str, str]:
