@@ -22,6 +22,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 # Next to the virtualenv, so every Ray worker started from it finds the same files; overridable
@@ -77,25 +79,19 @@ class ModelArtifact:
             )
 
 
-_REGISTRY: dict[str, ModelArtifact] = {}
+_REGISTRY: Registry[ModelArtifact] = Registry("model artifact")
 
 
 def register(artifact: ModelArtifact) -> ModelArtifact:
-    if artifact.name in _REGISTRY:
-        raise ValueError(f"model artifact {artifact.name!r} registered twice")
-    _REGISTRY[artifact.name] = artifact
-    return artifact
+    return _REGISTRY.add(artifact.name, artifact)
 
 
 def get(name: str) -> ModelArtifact:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model artifact {name!r}; known: {sorted(_REGISTRY)}") from None
+    return _REGISTRY.get(name)
 
 
 def all_artifacts() -> list[ModelArtifact]:
-    return list(_REGISTRY.values())
+    return _REGISTRY.values()
 
 
 def sha256_of(path: Path) -> str:

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from models.quality import SCORER_NAME as CARD_V0_NAME
 from models.quality import ScorerCardV0
+from models.registry import Registry
 from models.vocabulary import AttributeValue
 
 Attributes = Mapping[str, AttributeValue]
@@ -46,25 +47,19 @@ class ScorerCard(Protocol):
         ...
 
 
-_CARDS: dict[str, ScorerCard] = {}
+_CARDS: Registry[ScorerCard] = Registry("scorer card")
 
 
 def register(card: ScorerCard) -> ScorerCard:
-    if card.name in _CARDS:
-        raise ValueError(f"scorer card {card.name!r} registered twice")
-    _CARDS[card.name] = card
-    return card
+    return _CARDS.add(card.name, card)
 
 
 def get(name: str) -> ScorerCard:
-    try:
-        return _CARDS[name]
-    except KeyError:
-        raise KeyError(f"unknown scorer card {name!r}; known: {sorted(_CARDS)}") from None
+    return _CARDS.get(name)
 
 
 def names() -> list[str]:
-    return sorted(_CARDS)
+    return _CARDS.names()
 
 
 def number(attributes: Attributes, name: str) -> float:
