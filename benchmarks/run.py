@@ -1,150 +1,189 @@
-"""`make bench`: the in-process limit, then the served graph under closed-loop load, then the
-report (table on stdout, JSON and a plot under benchmarks/results/). See benchmarks/README.md."""
+"""`make bench`: per-model figures, then for each graph (full, technical-only) its in-process
+limit and the served graph under a closed-loop sweep (and, for the full graph, an open loop at
+Poisson rates); then the report (text on stdout, JSON and plots under benchmarks/results/).
+See benchmarks/README.md."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import report
+from benchmarks import render, report
+from benchmarks.arrivals import parse_rates
 from benchmarks.images import render_images
-from benchmarks.inprocess import run_inprocess
-from benchmarks.loadgen import LoadGenerator, Payload
-from benchmarks.service import DEFAULT_SERVE_CONFIG, REPO_ROOT, ServeService, application_args
+from benchmarks.service import (
+    DEFAULT_SERVE_CONFIG,
+    REPO_ROOT,
+    ServiceError,
+    application_args,
+    write_technical_config,
+)
+from benchmarks.sweep import GraphPlan, describe_config, run_graph
+from benchmarks.traffic import Payload
 
 logger = logging.getLogger("benchmarks")
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 JSON_NAME = "latest.json"
-PLOT_NAME = "latency_vs_throughput.png"
+GRAPHS = ("full", "technical")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--levels", default="1,4,16,64",
-                        help="concurrency levels, comma-separated (default 1,4,16,64)")
-    parser.add_argument("--duration", type=float, default=15.0,
-                        help="measured seconds per level (default 15)")
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="unmeasured seconds at the start of each level (default 3)")
-    parser.add_argument("--service-warmup", type=float, default=5.0,
-                        help="seconds of load at concurrency 2 before the first level (default 5)")
-    parser.add_argument("--images", type=int, default=16,
-                        help="distinct 1000x1000 JPEGs, half white, half busy (default 16)")
-    parser.add_argument("--inprocess-duration", type=float, default=40.0,
-                        help="measured in-process seconds, split into rounds (default 40)")
-    parser.add_argument("--inprocess-warmup", type=int, default=16)
-    parser.add_argument("--inprocess-batch", type=int, default=1,
-                        help="one-image listings sent through the in-process stages together "
-                             "(default 1: listing by listing, as the issue defines the limit)")
-    parser.add_argument("--inprocess-torch-threads", type=int, default=1,
-                        help="torch intra-op threads in-process; 1 (default) is what Ray gives "
-                             "replicas with fractional num_cpus, 0 leaves torch's default")
-    parser.add_argument("--inprocess-rounds", type=int, default=4,
-                        help="rounds the in-process listings are split into; the rate reported "
-                             "is the median round's (default 4)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_SERVE_CONFIG,
-                        help="serve config to run (default graphs/serve_config.yaml)")
-    parser.add_argument("--port", type=int, default=None, help="HTTP port (default: a free one)")
-    parser.add_argument("--serve-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for `serve run`, e.g. "
-                             "RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (repeatable)")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where JSON, plot and serve log go (default benchmarks/results, "
-                             "benchmarks/results/quick with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: levels 1,4, 1 s warm-up + 3 s each, short in-process run")
-    parser.add_argument("--json-only", action="store_true",
-                        help="print the result JSON on stdout instead of the table")
-    parser.add_argument("--fail-on-miss", action="store_true",
-                        help="exit 1 when a target is missed (default: report only)")
+    add = parser.add_argument
+    add("--graph", choices=("full", "technical", "both"), default="both",
+        help="which graph to serve and sweep (default both; technical: the serve config with "
+             "args.models: null and no model deployments)")
+    add("--levels", default="1,4,16,64",
+        help="closed-loop concurrency levels, comma-separated (default 1,4,16,64)")
+    add("--duration", type=float, default=8.0, help="measured seconds per level (default 8)")
+    add("--warmup", type=float, default=2.0,
+        help="unmeasured seconds at the start of each level (default 2)")
+    add("--service-warmup", type=float, default=5.0,
+        help="seconds of load at concurrency 2 before the first level (default 5)")
+    add("--open-loop", default="0.5,0.7,0.8,0.9", metavar="RATES",
+        help="open-loop offered rates after the closed loop: fractions of the closed-loop peak "
+             "(0.8), listings/s (4/s), or none (default 0.5,0.7,0.8,0.9)")
+    add("--open-loop-on", choices=("full", "technical", "both"), default="full",
+        help="graph(s) that get the open loop (default full)")
+    add("--open-duration", type=float, default=10.0,
+        help="measured seconds per open-loop rate (default 10)")
+    add("--open-warmup", type=float, default=2.0,
+        help="unmeasured seconds of Poisson arrivals before each rate's window (default 2)")
+    add("--models-only", action="store_true",
+        help="only the per-model figures (no Ray, no HTTP)")
+    add("--skip-models", action="store_true", help="no per-model figures")
+    add("--model-batches", default="1,8,32", help="batch sizes per model (default 1,8,32)")
+    add("--model-min-s", type=float, default=2.0,
+        help="measured seconds per model and batch, at least 3 calls (default 2)")
+    add("--images", type=int, default=16,
+        help="distinct 1000x1000 JPEGs, half white, half busy (default 16)")
+    add("--inprocess-duration", type=float, default=16.0,
+        help="measured in-process seconds per graph, split into rounds (default 16)")
+    add("--inprocess-warmup", type=int, default=16)
+    add("--inprocess-batch", type=int, default=1,
+        help="one-image listings sent through the in-process stages together "
+             "(default 1: listing by listing, as the issue defines the limit)")
+    add("--inprocess-torch-threads", type=int, default=1,
+        help="torch intra-op threads in-process and for the scorer's model figures; 1 "
+             "(default) is what Ray gives replicas with fractional num_cpus")
+    add("--inprocess-rounds", type=int, default=4,
+        help="rounds the in-process listings are split into (default 4)")
+    add("--config", type=Path, default=DEFAULT_SERVE_CONFIG,
+        help="full-graph serve config (default graphs/serve_config.yaml); the technical-only "
+             "variant is derived from it")
+    add("--port", type=int, default=None, help="HTTP port (default: a free one)")
+    add("--serve-env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra environment for `serve run`, e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1 "
+             "(repeatable)")
+    add("--out-dir", type=Path, default=None,
+        help="where JSON, plots and serve logs go (default benchmarks/results, "
+             "benchmarks/results/quick with --quick)")
+    add("--quick", action="store_true",
+        help="smoke run: levels 1,4 for 3 s, open loop 0.5,0.9 for 4 s, short in-process and "
+             "model runs")
+    add("--json-only", action="store_true",
+        help="print the result JSON on stdout instead of the report")
+    add("--fail-on-miss", action="store_true",
+        help="exit 1 when a target is missed (default: report only)")
     args = parser.parse_args(argv)
     if args.quick:
         args.levels, args.duration, args.warmup, args.service_warmup = "1,4", 3.0, 1.0, 2.0
-        args.inprocess_duration, args.inprocess_warmup, args.inprocess_rounds = 9.0, 4, 3
+        args.inprocess_duration, args.inprocess_warmup, args.inprocess_rounds = 6.0, 4, 3
+        args.open_loop, args.open_duration, args.open_warmup = "0.5,0.9", 4.0, 1.0
+        args.model_batches, args.model_min_s = "1,8", 0.5
     args.out_dir = args.out_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     try:
         args.levels = [int(level) for level in args.levels.split(",") if level.strip()]
+        args.model_batches = [int(b) for b in args.model_batches.split(",") if b.strip()]
         args.serve_env = dict(item.split("=", 1) for item in args.serve_env)
     except ValueError:
-        parser.error("--levels takes integers like 1,4,16; --serve-env takes KEY=VALUE")
+        parser.error("--levels and --model-batches take integers like 1,4,16; "
+                     "--serve-env takes KEY=VALUE")
+    try:
+        args.open_loop = parse_rates(args.open_loop)
+    except ValueError as error:
+        parser.error(str(error))
     if not args.config.is_file():
         parser.error(f"--config {args.config} is not a file")
     if not args.levels or min(args.levels) < 1:
         parser.error("concurrency levels must be >= 1")
-    if args.duration <= 0 or args.warmup < 0:
-        parser.error("--duration must be > 0 and --warmup >= 0")
+    if not args.model_batches or min(args.model_batches) < 1:
+        parser.error("--model-batches must be >= 1")
+    if args.duration <= 0 or args.warmup < 0 or args.open_duration <= 0 or args.open_warmup < 0:
+        parser.error("durations must be > 0 and warm-ups >= 0")
+    if args.models_only and args.skip_models:
+        parser.error("--models-only and --skip-models exclude each other")
     return args
+
+
+def graph_plans(args: argparse.Namespace, workdir: Path) -> list[GraphPlan]:
+    names = GRAPHS if args.graph == "both" else (args.graph,)
+    with_open = GRAPHS if args.open_loop_on == "both" else (args.open_loop_on,)
+    plans = []
+    for name in names:
+        rates = args.open_loop if name in with_open else []
+        if name == "full":
+            plans.append(GraphPlan("full", args.config, describe_config(args.config), rates))
+        else:
+            config = write_technical_config(args.config, workdir / "technical.yaml")
+            plans.append(GraphPlan("technical", config, "technical-only variant of "
+                                   f"{describe_config(args.config)} (models: null)", rates))
+    return plans
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    phases: dict[str, float] = {}
     machine = report.machine_info(REPO_ROOT)
     images = render_images(args.images)
-    inprocess = run_inprocess(
-        images, application_args(args.config), warmup=args.inprocess_warmup,
-        duration_s=args.inprocess_duration, rounds=args.inprocess_rounds,
-        batch=args.inprocess_batch, torch_threads=args.inprocess_torch_threads,
-    )
-    payloads = [Payload.build(image.image_id, image.b64) for image in images]
+    models = None
+    if not args.skip_models:
+        from benchmarks.models import measure_models
 
-    levels: list[dict[str, Any]] = []
-    service = ServeService(config=args.config, port=args.port,
-                           log_path=args.out_dir / "serve.log", extra_env=args.serve_env)
-    try:
-        service.start()
-        assert service.monitor is not None
-        generator = LoadGenerator(service.url, payloads)
-        warm = generator.run_level(2, 0.0, args.service_warmup)
-        logger.info("service warm-up: %s, %.1f images/s", warm.status_counts, warm.images_per_s)
-        if warm.images_ok == 0:
-            logger.error("no successful request during warm-up; the levels will show why")
-        for concurrency in args.levels:
-            service.monitor.begin_window()
-            level = generator.run_level(concurrency, args.warmup, args.duration)
-            window = service.monitor.end_window()
-            measured = {**level.to_dict(), **asdict(window)}
-            levels.append({**measured, **report.derive_level(measured)})
-            logger.info("c=%d: %.1f images/s, p50 %s ms, statuses %s", concurrency,
-                        level.images_per_s, level.latency_ms["p50"], level.status_counts)
-        service_info = {
-            "config": str(args.config.relative_to(REPO_ROOT)
-                          if args.config.is_relative_to(REPO_ROOT) else args.config),
-            "command": "python -m ray.serve.scripts run --address local <config, port rewritten>",
-            "extra_env": args.serve_env,
-            "startup_s": service.startup_s,
-            "peak_rss_by_role_mib": service.monitor.peak_breakdown_mib,
-        }
-    finally:
-        service.stop()
-    service_info["leftover_processes"] = service.leftover_processes
-
-    result = {
+        models = measure_models(images, application_args(args.config), args.model_batches,
+                                torch_threads=args.inprocess_torch_threads,
+                                min_s=args.model_min_s).to_dict()
+        phases["models"] = round(time.monotonic() - started, 1)
+    graphs: dict[str, Any] = {}
+    if not args.models_only:
+        payloads = [Payload.build(image.image_id, image.b64) for image in images]
+        with tempfile.TemporaryDirectory(prefix="curator-bench-graphs-") as workdir:
+            for plan in graph_plans(args, Path(workdir)):
+                phase_started = time.monotonic()
+                graphs[plan.name] = run_graph(plan, images, payloads, args)
+                phases[plan.name] = round(time.monotonic() - phase_started, 1)
+    return {
         "settings": {
-            "levels": args.levels, "duration_s": args.duration, "warmup_s": args.warmup,
-            "service_warmup_s": args.service_warmup, "images": args.images,
+            "graphs": list(graphs), "levels": args.levels, "duration_s": args.duration,
+            "warmup_s": args.warmup, "service_warmup_s": args.service_warmup,
+            "open_loop": {"rates": [str(rate) for rate in args.open_loop],
+                          "on": args.open_loop_on, "duration_s": args.open_duration,
+                          "warmup_s": args.open_warmup},
+            "images": args.images,
             "image": "1000x1000 JPEG q90, one image per listing, half white / half busy",
             "inprocess": {"warmup": args.inprocess_warmup, "duration_s": args.inprocess_duration,
                           "rounds": args.inprocess_rounds, "batch": args.inprocess_batch,
                           "torch_threads": args.inprocess_torch_threads},
-            "quick": args.quick,
+            "model_batches": args.model_batches, "model_min_s": args.model_min_s,
+            "serve_env": args.serve_env, "quick": args.quick,
         },
         "machine": machine,
-        "inprocess": inprocess.to_dict(),
-        "service": service_info,
-        "levels": levels,
-        "headline": report.headline(inprocess.to_dict(), levels),
+        "models": models,
+        "graphs": graphs,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "phases_s": phases,
         "wall_s": round(time.monotonic() - started, 1),
     }
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,15 +200,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted; the service was stopped")
         return 130
-    report.write_json(result, args.out_dir / JSON_NAME)
-    report.plot_latency_vs_throughput(result, args.out_dir / PLOT_NAME)
+    except ServiceError as error:
+        logger.error("%s; no report written", error)
+        return 2
+    written = [args.out_dir / JSON_NAME]
+    report.write_json(result, written[0])
+    for name, graph in result["graphs"].items():
+        written.append(args.out_dir / f"latency_vs_throughput_{name}.png")
+        report.plot_latency_vs_throughput(graph, result["machine"], written[-1])
     if args.json_only:
         print(json.dumps(result, indent=2))
     else:
-        print(report.render_text(result))
-        print(f"\nwrote {args.out_dir / JSON_NAME} and {args.out_dir / PLOT_NAME} "
+        print(render.render_text(result))
+        print(f"\nwrote {', '.join(str(path) for path in written)} "
               f"({result['wall_s']:.0f} s in all)")
-    missed = not all(check["passed"] for check in result["headline"]["targets"])
+    missed = any(not check["passed"] for graph in result["graphs"].values()
+                 for check in graph["headline"]["targets"])
     return 1 if missed and args.fail_on_miss else 0
 
 

@@ -6,6 +6,7 @@ settings apply. Only the HTTP port is rewritten, in a temporary copy of the conf
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -50,6 +51,30 @@ def bench_config(source: Path, port: int, destination: Path) -> Path:
     http_options["host"] = LOOPBACK
     http_options["port"] = port
     destination.write_text(yaml.safe_dump(config, sort_keys=False))
+    return destination
+
+
+MODEL_DEPLOYMENTS = frozenset({"AttributeExtractor", "QualityScorer"})
+
+
+def technical_only(config: dict[str, Any]) -> dict[str, Any]:
+    """The technical-only variant of a serve config: every application gets `args.models: null`
+    (the graph is then Preprocess alone) and loses the model deployments' entries, which Serve
+    would reject as naming deployments the application does not have."""
+    variant = copy.deepcopy(config)
+    for application in variant.get("applications") or []:
+        application["args"] = {**(application.get("args") or {}), "models": None}
+        if "deployments" in application:
+            application["deployments"] = [
+                entry for entry in application["deployments"]
+                if entry.get("name") not in MODEL_DEPLOYMENTS
+            ]
+    return variant
+
+
+def write_technical_config(source: Path, destination: Path) -> Path:
+    config = yaml.safe_load(source.read_text())
+    destination.write_text(yaml.safe_dump(technical_only(config), sort_keys=False))
     return destination
 
 
@@ -140,6 +165,21 @@ class ServeService:
             f"no healthy /healthz within {timeout_s:.0f} s; last lines of {log_path}:\n"
             f"{_tail(log_path)}"
         )
+
+    def ensure_alive(self, during: str) -> None:
+        """Raise when `serve run` has exited or no longer answers its health check: figures from
+        a dead service (connection refused at every level) would only mislead."""
+        assert self._child is not None
+        code = self._child.poll()
+        if code is None:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+        state = f"exited with {code}" if code is not None else "stopped answering /healthz"
+        raise ServiceError(f"`serve run` {state} during {during} (something else on the host may "
+                           f"have killed it); see {self._log_path or 'its log'}")
 
     def stop(self) -> None:
         """SIGINT (serve run shuts Serve down, then Ray exits with it), then SIGKILL to the group

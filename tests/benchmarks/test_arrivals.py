@@ -28,16 +28,19 @@ def test_offered_rate_resolution() -> None:
         OfferedRate(0.8, False).per_s(None)
 
 
-def test_poisson_arrivals_are_seeded_sorted_and_in_span() -> None:
+def test_poisson_arrivals_are_seeded_sorted_in_span_and_exact_in_count() -> None:
     arrivals = poisson_arrivals(50.0, 20.0, seed=3)
     assert arrivals == poisson_arrivals(50.0, 20.0, seed=3)
-    assert arrivals == sorted(arrivals) and arrivals[0] > 0 and arrivals[-1] < 20.0
-    # 1000 expected; a Poisson count's sd is sqrt(1000) ~ 32.
-    assert 900 < len(arrivals) < 1100
+    assert arrivals != poisson_arrivals(50.0, 20.0, seed=4)
+    assert arrivals == sorted(arrivals) and arrivals[0] >= 0 and arrivals[-1] < 20.0
+    assert len(arrivals) == 1000
     gaps = np.diff(arrivals)
-    assert gaps.mean() == pytest.approx(1 / 50.0, rel=0.1)
-    assert gaps.std() == pytest.approx(1 / 50.0, rel=0.15)  # exponential: sd == mean
+    assert gaps.mean() == pytest.approx(1 / 50.0, rel=0.05)
+    assert gaps.std() == pytest.approx(1 / 50.0, rel=0.15)  # bursty: sd ~ mean, as exponential
 
 
-def test_poisson_arrivals_empty_for_no_rate() -> None:
-    assert poisson_arrivals(0.0, 10.0, seed=0) == []
+@pytest.mark.parametrize(("rate", "span", "count"), [(0.0, 10.0, 0), (5.1, 10.0, 51),
+                                                      (3.0, 0.0, 0), (0.04, 10.0, 0)],
+                         ids=["no-rate", "rounded", "no-span", "under-one"])
+def test_poisson_arrivals_count(rate: float, span: float, count: int) -> None:
+    assert len(poisson_arrivals(rate, span, seed=0)) == count

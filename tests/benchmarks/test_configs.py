@@ -8,6 +8,7 @@ import yaml
 
 from benchmarks.service import (
     DEFAULT_SERVE_CONFIG,
+    MODEL_DEPLOYMENTS,
     application_args,
     bench_config,
     technical_only,
@@ -21,7 +22,9 @@ def test_technical_only_drops_models_and_their_deployments() -> None:
     (application,) = variant["applications"]
     assert application["args"]["models"] is None
     names = [entry["name"] for entry in application["deployments"]]
-    assert names == ["Curator", "Preprocess"]
+    full_names = [entry["name"] for entry in full["applications"][0]["deployments"]]
+    assert names == [name for name in full_names if name not in MODEL_DEPLOYMENTS]
+    assert "Preprocess" in names and not MODEL_DEPLOYMENTS & set(names)
     # The source is untouched, and everything else is carried over.
     assert full["applications"][0]["args"]["models"] is not None
     assert variant["http_options"] == full["http_options"]

@@ -103,3 +103,15 @@ def test_headline_technical_graph_has_the_backbone_targets_only() -> None:
     assert [check["target"] for check in head["targets"]] == [
         P50_AT_C1.name, "5xx responses, all levels", EFFICIENCY.name]
     assert all(check["passed"] for check in head["targets"])
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "throughput", "expected"),
+    [(1, 5.0, 2.0), (64, 6.0, 10.7), (64, 2.0, 15.0), (4, 0.0, 2.0), (64, 48.0, 2.0)],
+    ids=["short-queue", "queue-fills", "capped", "no-throughput-yet", "fast-graph"],
+)
+def test_level_warmup_fills_the_queue(concurrency: int, throughput: float,
+                                      expected: float) -> None:
+    from benchmarks.sweep import level_warmup_s
+
+    assert level_warmup_s(concurrency, 2.0, throughput) == expected

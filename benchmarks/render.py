@@ -1,0 +1,304 @@
+"""The text report `make bench` prints: per-model figures, then each graph's in-process limit,
+closed-loop table, formed batch sizes, open-loop table and targets, then the graphs side by
+side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.targets import PEAK_SHARE, littles_law_ms
+
+Result = dict[str, Any]
+LITTLE_TOLERANCE = 0.25  # mean latency vs c / throughput: beyond this, not a steady state
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_text(result: Result) -> str:
+    machine = result["machine"]
+    lines = [
+        f"curator benchmark - {machine['date']}  commit {machine['git_commit'] or '(none)'}"
+        f"{' (dirty)' if machine['git_dirty'] else ''}",
+        f"host: {machine['cpu_model']}, {machine['logical_cores']} cores, "
+        f"{machine['ram_gib']} GiB; python {machine['python']}, ray {machine['ray']}; "
+        f"load avg (1/5/15 min) at start {machine['load_average_at_start']}, at end "
+        f"{result['load_average_at_end']}; phases {result['phases_s']} s",
+    ]
+    if result["models"]:
+        lines += ["", *render_models(result["models"])]
+    for graph in result["graphs"].values():
+        lines += ["", *render_graph(graph, result["settings"])]
+    if len(result["graphs"]) > 1:
+        lines += ["", *render_side_by_side(result["graphs"])]
+    return "\n".join(lines)
+
+
+def render_models(models: Result) -> list[str]:
+    lines = [
+        f"Per-model figures (this process, model inputs of {models['images']} synthetic "
+        "1000x1000 images, the same batch called repeatedly after one warm-up call; "
+        f"{models['elapsed_s']:.0f} s):",
+        "  model                     batch  calls  ms/img p50  ms/img p95  images/s  cores"
+        "  gain vs batch 1",
+    ]
+    for model in models["models"]:
+        for cell in model["batches"]:
+            per_image = cell["ms_per_image"]
+            lines.append(
+                f"  {model['model']:24}  {cell['batch']:5d}  {cell['calls']:5d}  "
+                f"{_fmt(per_image['p50']):>10}  {_fmt(per_image['p95']):>10}  "
+                f"{_fmt(cell['images_per_s']):>8}  {cell['cores_busy']:5.2f}  "
+                f"{_fmt(cell['gain'], 2):>15}"
+            )
+    lines.append("  (gain: median ms/image at batch 1 / at batch N; cores: CPU s / wall s of "
+                 "the calls)")
+    for model in models["models"]:
+        lines.append(f"  {model['model']}: {model['artifact']}, {model['runtime']}; "
+                     f"{model['threads']}")
+    return lines
+
+
+def render_graph(graph: Result, settings: Result) -> list[str]:
+    title = {"full": "FULL GRAPH (Preprocess -> AttributeExtractor -> QualityScorer)",
+             "technical": "TECHNICAL-ONLY GRAPH (Preprocess alone, models: null)"}[graph["graph"]]
+    lines = [f"=== {title} ===", *_inprocess_lines(graph["inprocess"]), "",
+             *_closed_lines(graph, settings)]
+    if any(level["batch_sizes"] for level in graph["levels"] + graph["open_loop"]):
+        lines += ["", *_batch_lines(graph)]
+    if graph["open_loop"]:
+        lines += ["", *_open_lines(graph, settings)]
+    lines += ["", *_headline_lines(graph)]
+    return lines
+
+
+def _inprocess_lines(inproc: Result) -> list[str]:
+    lines = [
+        f"In-process limit (one process, no Ray/HTTP): {inproc['images_per_s']:.1f} images/s "
+        f"(fastest of rounds {inproc['round_images_per_s']}; median "
+        f"{inproc['median_images_per_s']:.1f}; other load on the host during the rounds "
+        f"{inproc['round_other_cores']} cores) over {inproc['listings']} one-image "
+        f"listings; per listing p50 {_fmt(inproc['listing_ms']['p50'])} ms, "
+        f"p95 {_fmt(inproc['listing_ms']['p95'])} ms; {inproc['cores_busy']:.2f} cores busy, "
+        f"{inproc['cpu_ms_per_image']:.1f} CPU ms/image",
+        f"  measured: {inproc['pipeline']}; {inproc['batch']} listing(s) per pass; "
+        f"torch threads {inproc['torch_threads']}",
+        "  per listing                p50 ms   p95 ms",
+    ]
+    for stage, summary in inproc["stage_ms"].items():
+        lines.append(f"  {stage:26} {_fmt(summary['p50'], 2):>7}  {_fmt(summary['p95'], 2):>7}")
+    steps = inproc.get("preprocess_steps_ms") or {}
+    if steps:
+        lines.append("  preprocess steps (p50 ms): " + ", ".join(
+            f"{step} {_fmt(summary['p50'], 1)}" for step, summary in steps.items()))
+    return lines
+
+
+def _closed_lines(graph: Result, settings: Result) -> list[str]:
+    service = graph["service"]
+    lines = [
+        f"Service ({service['config']}, started in {service['startup_s']} s), closed loop, "
+        f"{settings['duration_s']:.0f} s measured per level after a warm-up of max("
+        f"{settings['warmup_s']:.0f} s, c / throughput so far), at most 15 s (warm s):",
+        "     c  warm s  listings/s  images/s   p50 ms   p95 ms   p99 ms  mean ms  c/X ms  5xx"
+        "  other  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores  replicas",
+    ]
+    for level in graph["levels"]:
+        latency = level["latency_ms"]
+        replicas = ",".join(f"{k}={v}" for k, v in sorted(level["replicas"].items()))
+        lines.append(
+            f"  {level['concurrency']:4d}  {_fmt(level.get('warmup_s')):>6}"
+            f"  {level['listings_per_s']:10.1f}  "
+            f"{level['images_per_s']:8.1f}  {_fmt(latency['p50']):>7}  {_fmt(latency['p95']):>7}"
+            f"  {_fmt(latency['p99']):>7}  {_fmt(latency['mean'], 0):>7}"
+            f"  {_fmt(littles_law_ms(level), 0):>6}"
+            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}"
+            f"  {level['image_errors']:7d}  {level['peak_rss_mib']:7.0f}  "
+            f"{level['peak_pss_mib']:7.0f}  {level['service_cores']:9.2f}  "
+            f"{_fmt(level['service_cpu_ms_per_image']):>14}  {level['host_busy_cores']:10.2f}"
+            f"  {replicas}"
+        )
+    steal = max((level.get("host_steal_cores", 0.0) for level in graph["levels"]), default=0.0)
+    off = [f"c={level['concurrency']}" for level in graph["levels"]
+           if littles_law_ms(level) and level["latency_ms"]["mean"]
+           and abs(level["latency_ms"]["mean"] / littles_law_ms(level) - 1) > LITTLE_TOLERANCE]
+    lines += [
+        "  (c/X: concurrency / listings/s, the mean latency Little's law gives a closed loop; "
+        "once the service is saturated, more workers only add queueing"
+        + (f"; mean and c/X differ by more than {LITTLE_TOLERANCE:.0%} at {', '.join(off)}: "
+           "not a steady state, read those rows with care)" if off else ")"),
+        "  (host-cores: every process on the machine, other users' included; most CPU stolen "
+        f"by the hypervisor in a level: {steal:.2f} cores)",
+    ]
+    lines += _stage_lines(graph["levels"])
+    head = graph["headline"]
+    if head["peak_at_concurrency"] is not None:
+        peak = next(level for level in graph["levels"]
+                    if level["concurrency"] == head["peak_at_concurrency"])
+        shares = ", ".join(f"{role} {ms:.1f}" for role, ms in
+                           list(peak["service_cpu_ms_per_image_by_role"].items())[:8])
+        lines.append(f"Service CPU ms per image by process at c={peak['concurrency']} "
+                     f"(peak throughput): {shares}")
+    breakdown = ", ".join(f"{role} {mib:.0f}" for role, mib in
+                          list(service["peak_rss_by_role_mib"].items())[:8])
+    lines.append(f"RSS MiB by process at the peak sample: {breakdown}")
+    return lines
+
+
+def _stage_lines(levels: list[Result]) -> list[str]:
+    """Where a request's time goes in the service: each stage's own timing (the answers'
+    timings_ms, which include model time but not queueing or transport) beside end to end."""
+    stages = list(dict.fromkeys(stage for level in levels for stage in level["stage_ms"]))
+    if not stages:
+        return []
+    lines = ["Time inside the stages (p50 ms of the answers' timings_ms; the rest of a "
+             "request's time is queueing, batching waits, handles, proxy and HTTP):",
+             "     c" + "".join(f"  {stage:>10}" for stage in stages) + "  end-to-end p50"]
+    for level in levels:
+        cells = "".join(f"  {_fmt(level['stage_ms'].get(stage, {}).get('p50')):>10}"
+                        for stage in stages)
+        lines.append(f"  {level['concurrency']:4d}{cells}  {_fmt(level['latency_ms']['p50']):>14}")
+    return lines
+
+
+def _batch_lines(graph: Result) -> list[str]:
+    lines = [
+        "Formed model batches per level (from each answer's batch_sizes; a batch of n is "
+        "reported by its n images):",
+        "  load           stage      images  batches  mean/batch  p50  max  mean/image",
+    ]
+    for level in graph["levels"] + graph["open_loop"]:
+        load = (f"c={level['concurrency']}" if level["mode"] == "closed"
+                else f"open {level['offered_per_s']:.2f}/s")
+        for stage, summary in level["batch_sizes"].items():
+            lines.append(
+                f"  {load:13}  {stage:9}  {summary['images']:6d}  "
+                f"{_fmt(summary['batches']):>7}  {_fmt(summary['mean'], 2):>10}  "
+                f"{summary['p50']:>3}  {summary['max']:>3}  "
+                f"{_fmt(summary['mean_per_image'], 2):>10}"
+            )
+    return lines
+
+
+def _open_lines(graph: Result, settings: Result) -> list[str]:
+    head = graph["headline"]
+    peak = head["peak_service_images_per_s"] or 0.0
+    opened = settings["open_loop"]
+    lines = [
+        "Open loop (Poisson arrivals, conditioned on their count; "
+        f"{opened['warmup_s']:.0f} s warm-up + {opened['duration_s']:.0f} s measured per rate; "
+        "closed-loop peak "
+        f"{peak:.2f} images/s; latency from each request's due time, over the requests that "
+        "arrived in the window):",
+        "  rate          offered/s  arrived/s  achieved/s  of peak     n   p50 ms   p95 ms"
+        "   p99 ms  p99 from send  lag p99  5xx  other  unfinished  svc-cores  host-cores",
+    ]
+    for level in graph["open_loop"]:
+        latency, extra = level["latency_ms"], level["extra"]
+        arrived = sum(level["status_counts"].values())
+        bound = "≥" if level["latency_is_lower_bound"] else " "
+        lines.append(
+            f"  {level['rate']:12}  {level['offered_per_s']:9.2f}  "
+            f"{arrived / level['window_s']:9.2f}  {level['images_per_s']:10.2f}"
+            f"  {level['images_per_s'] / peak if peak else 0:7.0%}  {arrived:4d}"
+            f"  {_fmt(latency['p50']):>7}  {_fmt(latency['p95']):>7} {bound}"
+            f"{_fmt(latency['p99']):>7}"
+            f"  {_fmt(extra.get('latency_from_send_ms', {}).get('p99')):>13}"
+            f"  {_fmt(extra.get('send_lag_ms', {}).get('p99'), 0):>7}"
+            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}"
+            f"  {level['status_counts'].get('client:unfinished', 0):10d}"
+            f"  {level['service_cores']:9.2f}  {level['host_busy_cores']:10.2f}"
+        )
+    lines += [
+        "  (achieved: images answered ok per second in the window; n: requests that arrived in "
+        "it; ≥: requests still unfinished after the drain entered the percentiles with the "
+        "time they had waited)",
+        "  (lag: how late the load generator sent a request after its due time; it is inside "
+        "the latency, which counts from the due time. p99 from send leaves it out. The targets "
+        "use the latency from the due time)",
+    ]
+    return lines
+
+
+def _headline_lines(graph: Result) -> list[str]:
+    head = graph["headline"]
+    lines = [
+        "Headline:",
+        f"  p50 at concurrency 1 (one-image listing): {_fmt(head['p50_ms_at_concurrency_1'])} ms",
+        f"  no 5xx: {'yes' if head['no_5xx'] else 'NO'} ({head['total_5xx']} in all)",
+        f"  serving efficiency: {_fmt(head['serving_efficiency'], 3)} "
+        f"(peak {_fmt(head['peak_service_images_per_s'])} images/s at "
+        f"c={head['peak_at_concurrency']} / in-process {_fmt(head['inprocess_images_per_s'])}); "
+        f"per CPU second: {_fmt(head['cpu_efficiency_at_peak'], 3)} (in-process CPU ms/image "
+        "/ service CPU ms/image at the peak)",
+        f"  peak service memory: {_fmt(head['peak_service_rss_mib'], 0)} MiB RSS summed "
+        f"({_fmt(head['peak_service_pss_mib'], 0)} MiB PSS)",
+    ]
+    closed, lowest = head["tail_near_peak_closed"], head["tail_near_peak_closed_lowest"]
+    if closed and graph["graph"] == "full":
+        lines.append(
+            f"  closed loop, highest load with >= {PEAK_SHARE:.0%} of peak: {closed['load']} at "
+            f"{closed['share_of_peak']:.0%} of peak, p99 {_fmt(closed['p99_ms'], 0)} ms; mean "
+            f"{_fmt(closed['mean_ms'], 0)} ms vs c/X = {_fmt(closed['littles_law_mean_ms'], 0)} "
+            "ms. Little's law: a closed loop's mean latency is c / throughput, so once the "
+            "service is saturated its latency grows with c alone; at high c this p99 measures "
+            "the queue the load generator keeps full, not the service at that throughput")
+        if lowest and lowest["load"] != closed["load"]:
+            lines.append(
+                f"  closed loop, least-loaded level with >= {PEAK_SHARE:.0%} of peak: "
+                f"{lowest['load']} at {lowest['share_of_peak']:.0%} of peak, p99 "
+                f"{_fmt(lowest['p99_ms'], 0)} ms (informational)")
+    opened = head["tail_near_peak_open"]
+    if graph["open_loop"] and not opened:
+        best = max(graph["open_loop"], key=lambda level: level["images_per_s"])
+        lines.append(
+            f"  open loop: no rate achieved {PEAK_SHARE:.0%} of the closed-loop peak; the best, "
+            f"{best['images_per_s']:.2f} images/s ({best['rate']}, "
+            f"{best['offered_per_s']:.2f}/s offered), had p99 {_fmt(best['latency_ms']['p99'], 0)}"
+            " ms")
+    if opened:
+        lines.append(
+            f"  open loop, highest offered rate with >= {PEAK_SHARE:.0%} of peak achieved: "
+            f"{opened['load']}, {opened['share_of_peak']:.0%} of peak, p99 "
+            f"{'>= ' if opened['p99_is_lower_bound'] else ''}{_fmt(opened['p99_ms'], 0)} ms, "
+            f"{opened['errors']} errors (the meaningful latency-under-load figure)")
+    batching = head["batching_under_load"]
+    if batching:
+        stages = "; ".join(
+            f"{stage} mean {_fmt(summary['mean'], 2)}, p50 {summary['p50']}, max "
+            f"{summary['max']}" for stage, summary in batching["stages"].items())
+        lines.append(f"  formed batches at the peak level ({batching['load']}): {stages}")
+    lines += ["", f"Targets ({graph['graph']} graph, this 2-core host):"]
+    for check in head["targets"]:
+        verdict = "PASS" if check["passed"] else "MISS"
+        digits = {"ratio": 3, "ms": 0, "images": 2}.get(check["unit"], 0)
+        where = f" [{check['where']}]" if check["where"] else ""
+        lines.append(
+            f"  {verdict}  {check['target']}{where}: {_fmt(check['value'], digits)} "
+            f"{check['unit']} (target {check['comparison']} {check['limit']:g}; margin "
+            f"{_fmt(check['margin'], digits)})"
+        )
+    return lines
+
+
+def render_side_by_side(graphs: Result) -> list[str]:
+    rows = [
+        ("in-process images/s", "inprocess_images_per_s", 1),
+        ("peak service images/s", "peak_service_images_per_s", 1),
+        ("serving efficiency", "serving_efficiency", 3),
+        ("p50 ms at c=1", "p50_ms_at_concurrency_1", 1),
+        ("peak service RSS MiB", "peak_service_rss_mib", 0),
+        ("peak service PSS MiB", "peak_service_pss_mib", 0),
+    ]
+    names = list(graphs)
+    lines = ["=== SIDE BY SIDE (same run) ===",
+             "  figure                  " + "".join(f"{name:>12}" for name in names)]
+    for label, key, digits in rows:
+        lines.append(f"  {label:24}" + "".join(
+            f"{_fmt(graphs[name]['headline'][key], digits):>12}" for name in names))
+    verdicts = {name: sum(check["passed"] for check in graphs[name]["headline"]["targets"])
+                for name in names}
+    lines.append("  targets passed          " + "".join(
+        f"{verdicts[name]:>7d} of {len(graphs[name]['headline']['targets'])}" for name in names))
+    return lines

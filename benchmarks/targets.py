@@ -1,0 +1,169 @@
+"""The issue's targets for this 2-core host, and the headline figures they are checked on.
+
+Pure functions over the level dictionaries the run collects (`LevelResult.to_dict()` plus the
+derived rates), so every check is unit-tested without a service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+PEAK_SHARE = 0.8  # "the highest load whose throughput is >= 80% of peak"
+
+Level = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    limit: float
+    higher_is_better: bool
+    unit: str
+    strict: bool = False  # "<" / ">" rather than "<=" / ">="
+
+    @property
+    def comparison(self) -> str:
+        return (">" if self.higher_is_better else "<") + ("" if self.strict else "=")
+
+    def check(self, value: float | None, where: str = "") -> dict[str, Any]:
+        """PASS/MISS with the margin (positive: room left; negative: by how much it missed)."""
+        checked = {"target": self.name, "value": value, "limit": self.limit, "unit": self.unit,
+                   "comparison": self.comparison, "where": where}
+        if value is None:
+            return {**checked, "passed": False, "margin": None}
+        margin = value - self.limit if self.higher_is_better else self.limit - value
+        passed = margin > 0 if self.strict else margin >= 0
+        return {**checked, "passed": passed, "margin": round(margin, 3)}
+
+
+P50_AT_C1 = Target("p50 latency at concurrency 1, one-image listing", 100.0, False, "ms")
+NO_5XX = Target("5xx responses, all levels", 0, False, "responses")
+EFFICIENCY = Target("serving efficiency", 0.75, True, "ratio")
+TAIL_CLOSED = Target("p99 at the highest load with >= 80% of peak throughput, closed loop",
+                     1000.0, False, "ms", strict=True)
+TAIL_OPEN = Target("p99 at the highest load with >= 80% of peak throughput, open loop",
+                   1000.0, False, "ms", strict=True)
+BATCHING = Target("mean formed batch size under load (smaller of extractor, scorer)",
+                  1.0, True, "images", strict=True)
+
+
+def highest_load_near_peak(
+    levels: list[Level], peak_images_per_s: float | None, load: Callable[[Level], float],
+    share: float = PEAK_SHARE,
+) -> Level | None:
+    """Of the levels whose throughput is >= `share` of the peak, the one with the most load."""
+    if not peak_images_per_s:
+        return None
+    qualifying = [level for level in levels
+                  if level["images_per_s"] >= share * peak_images_per_s]
+    return max(qualifying, key=load, default=None)
+
+
+def littles_law_ms(level: Level) -> float | None:
+    """Mean latency a closed loop must show when saturated: concurrency / throughput."""
+    if level.get("concurrency") is None or not level["listings_per_s"]:
+        return None
+    return round(level["concurrency"] / level["listings_per_s"] * 1000, 1)
+
+
+def _tail_point(level: Level | None, peak: float | None, kind: Literal["closed", "open"]
+                ) -> dict[str, Any] | None:
+    if level is None or not peak:
+        return None
+    point = {
+        "load": (f"c={level['concurrency']}" if kind == "closed"
+                 else f"{level['offered_per_s']:.2f}/s offered"),
+        "images_per_s": level["images_per_s"],
+        "share_of_peak": round(level["images_per_s"] / peak, 3),
+        "p99_ms": level["latency_ms"]["p99"],
+        "p99_is_lower_bound": level.get("latency_is_lower_bound", False),
+        "errors": level["errors_5xx"] + level["errors_other"],
+    }
+    if kind == "closed":
+        point["littles_law_mean_ms"] = littles_law_ms(level)
+        point["mean_ms"] = level["latency_ms"]["mean"]
+    return point
+
+
+def batching_under_load(level: Level | None) -> dict[str, Any] | None:
+    """Formed batches per model stage at `level`; None on a graph without model stages."""
+    if level is None or not level.get("batch_sizes"):
+        return None
+    means = [summary["mean"] for summary in level["batch_sizes"].values()
+             if summary["mean"] is not None]
+    return {"load": f"c={level['concurrency']}", "stages": level["batch_sizes"],
+            "smallest_mean": min(means) if means else None}
+
+
+def _total_5xx(levels: list[Level]) -> int:
+    return sum(level["errors_5xx"] + level["extra"].get("5xx_outside_window", 0)
+               for level in levels)
+
+
+def headline(
+    graph: str, inprocess: dict[str, Any], levels: list[Level],
+    open_levels: list[Level] | None = None,
+) -> dict[str, Any]:
+    """The figures the issue asks for, and each target checked with its margin. The full graph
+    gets the latency-under-load and batching targets; the technical-only graph the three
+    backbone ones (p50 at c=1, no 5xx, efficiency)."""
+    open_levels = open_levels or []
+    by_concurrency = {level["concurrency"]: level for level in levels}
+    p50_c1 = by_concurrency[1]["latency_ms"]["p50"] if 1 in by_concurrency else None
+    total_5xx = _total_5xx(levels) + _total_5xx(open_levels)
+    peak = max(levels, key=lambda level: level["images_per_s"]) if levels else None
+    peak_images_per_s = peak["images_per_s"] if peak else None
+    efficiency = (
+        round(peak_images_per_s / inprocess["images_per_s"], 3)
+        if peak_images_per_s is not None and inprocess["images_per_s"] > 0 else None
+    )
+    # Informational: serving cost per image in CPU, independent of how many cores each side used.
+    peak_cpu_ms = peak.get("service_cpu_ms_per_image") if peak else None
+    cpu_efficiency = (round(inprocess["cpu_ms_per_image"] / peak_cpu_ms, 3)
+                      if peak_cpu_ms else None)
+    closed_near_peak = highest_load_near_peak(levels, peak_images_per_s,
+                                              lambda level: level["concurrency"])
+    # The least-loaded level that still reaches the share: the closed loop's best case.
+    lowest_near_peak = min(
+        (level for level in levels
+         if peak_images_per_s and level["images_per_s"] >= PEAK_SHARE * peak_images_per_s),
+        key=lambda level: level["concurrency"], default=None,
+    )
+    open_near_peak = highest_load_near_peak(open_levels, peak_images_per_s,
+                                            lambda level: level["offered_per_s"])
+    tail_closed = _tail_point(closed_near_peak, peak_images_per_s, "closed")
+    tail_open = _tail_point(open_near_peak, peak_images_per_s, "open")
+    batching = batching_under_load(peak)
+    targets = [P50_AT_C1.check(p50_c1, "c=1"), NO_5XX.check(float(total_5xx)),
+               EFFICIENCY.check(efficiency, f"peak at c={peak['concurrency']}" if peak else "")]
+    if graph == "full":
+        targets.append(TAIL_CLOSED.check(tail_closed["p99_ms"] if tail_closed else None,
+                                         tail_closed["load"] if tail_closed else "no level"))
+        if open_levels:
+            where = tail_open["load"] if tail_open else "no rate reached 80% of peak"
+            if tail_open and tail_open["p99_is_lower_bound"]:
+                where += "; p99 is a lower bound (unfinished requests)"
+            targets.append(TAIL_OPEN.check(tail_open["p99_ms"] if tail_open else None, where))
+        targets.append(BATCHING.check(batching["smallest_mean"] if batching else None,
+                                      batching["load"] if batching else "no batch sizes"))
+    return {
+        "graph": graph,
+        "p50_ms_at_concurrency_1": p50_c1,
+        "no_5xx": total_5xx == 0,
+        "total_5xx": total_5xx,
+        "peak_service_images_per_s": peak_images_per_s,
+        "peak_at_concurrency": peak["concurrency"] if peak else None,
+        "inprocess_images_per_s": inprocess["images_per_s"],
+        "serving_efficiency": efficiency,
+        "cpu_efficiency_at_peak": cpu_efficiency,
+        "peak_service_rss_mib": max((level["peak_rss_mib"] for level in levels), default=None),
+        "peak_service_pss_mib": max((level["peak_pss_mib"] for level in levels), default=None),
+        "tail_near_peak_closed": tail_closed,
+        "tail_near_peak_closed_lowest": _tail_point(lowest_near_peak, peak_images_per_s,
+                                                    "closed"),
+        "tail_near_peak_open": tail_open,
+        "batching_under_load": batching,
+        "targets": targets,
+    }
