@@ -6,7 +6,6 @@ then applies the rules and selects the main image (curator.assessment, plain Pyt
 import asyncio
 import base64
 import binascii
-import dataclasses
 import logging
 import re
 import time
@@ -64,11 +63,6 @@ class _ImageJob:
 def _id_from_filename(filename: str | None, index: int) -> str:
     stem = re.sub(r"[^A-Za-z0-9._:-]", "_", (filename or "").rsplit("/", 1)[-1])[:128]
     return stem.lstrip("._:-") or f"image-{index + 1}"
-
-
-def _without_model_inputs(measured: MeasuredImage) -> MeasuredImage:
-    # With no model stage after it, the preprocess result is final: the pixels stop here.
-    return dataclasses.replace(measured, model_inputs=None)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -233,7 +227,7 @@ class Curator:
         # and Serve passes the result replica to replica; the ingress waits once.
         measured = self._preprocess.run.remote(data, job.image_id)
         if self._extractor is None or self._scorer is None:
-            return _without_model_inputs(await measured)
+            return await measured
         extracted = self._extractor.extract.remote(measured)
         return await self._scorer.score.remote(extracted)
 

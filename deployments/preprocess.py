@@ -16,7 +16,10 @@ _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0,
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
 class Preprocess:
-    def __init__(self, max_image_bytes: int, max_image_pixels: int) -> None:
+    def __init__(
+        self, max_image_bytes: int, max_image_pixels: int, emit_model_inputs: bool = True
+    ) -> None:
+        self._emit_model_inputs = emit_model_inputs
         self._preprocessor = Preprocessor(
             decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels)
         )
@@ -35,8 +38,11 @@ class Preprocess:
         # Sync on purpose: Serve runs sync methods in a thread pool, and decoding/measuring is
         # numpy/OpenCV/Pillow work that releases the GIL for most of its time.
         started = time.perf_counter()
-        # The compact model inputs travel on to the model stages, never to the client.
-        measured = measure_locally(data, image_id, self._preprocessor, keep_model_inputs=True)
+        # The compact model inputs travel on to the model stages, never to the client; with no
+        # model stage after this one, they are not sent at all.
+        measured = measure_locally(
+            data, image_id, self._preprocessor, keep_model_inputs=self._emit_model_inputs
+        )
         if measured.error is not None:
             self._failures.inc(tags={"code": measured.error["code"]})
         else:

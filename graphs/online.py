@@ -27,6 +27,7 @@ def build_app(args: CuratorAppArgs) -> Application:
     preprocess = Preprocess.bind(  # type: ignore[attr-defined]
         max_image_bytes=args.limits.max_image_bytes,
         max_image_pixels=args.limits.max_image_pixels,
+        emit_model_inputs=stages is not None,
     )
     if stages is None:
         return Curator.bind(preprocess, None, None, args.model_dump(mode="json"))  # type: ignore[attr-defined]
