@@ -48,6 +48,7 @@ app = FastAPI(
 )
 install_error_handlers(app)
 
+PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -148,11 +149,11 @@ class Curator:
 
     async def _backends(self) -> dict[str, str]:
         if self._extractor is None or self._scorer is None:
-            return {"preprocess": "cpu: pillow + opencv + numpy"}
+            return {"preprocess": PREPROCESS_BACKEND}
         extractor, scorer = await asyncio.gather(
             self._extractor.runtime_info.remote(), self._scorer.runtime_info.remote()
         )
-        backends = {"preprocess": "cpu: pillow + opencv + numpy"}
+        backends = {"preprocess": PREPROCESS_BACKEND}
         for name, info in extractor.items():
             backends[f"extractor.{name}"] = (
                 f"{info['runtime']} on {info['device']} ({info['precision']})"
@@ -226,10 +227,23 @@ class Curator:
         # Chained without awaiting in between: each stage's response feeds the next .remote()
         # and Serve passes the result replica to replica; the ingress waits once.
         measured = self._preprocess.run.remote(data, job.image_id)
-        if self._extractor is None or self._scorer is None:
-            return await measured
-        extracted = self._extractor.extract.remote(measured)
-        return await self._scorer.score.remote(extracted)
+        try:
+            if self._extractor is None or self._scorer is None:
+                return await measured
+            extracted = self._extractor.extract.remote(measured)
+            return await self._scorer.score.remote(extracted)
+        except Exception:
+            # A stage that crashed on this image (or lost its replica) fails this image only;
+            # the rest of the listing is still assessed and answered.
+            logger.exception("a stage failed on image %s", job.image_id)
+            return MeasuredImage(
+                image_id=job.image_id,
+                error={
+                    "code": "stage_failed",
+                    "message": "the image could not be assessed; retry later",
+                    "image_id": job.image_id,
+                },
+            )
 
     async def _image_bytes(self, job: _ImageJob) -> bytes:
         if job.error is not None:

@@ -5,7 +5,7 @@ the header in `Image.open`), only the allowed formats' plugins are tried, and ev
 becomes an `ImageError` with a stable code:
 
 - `empty_image`: no bytes at all
-- `file_too_large`: more bytes than `DecodeLimits.max_bytes`
+- `image_too_large`: more bytes than `DecodeLimits.max_bytes`
 - `unsupported_format`: not one of the allowed formats
 - `too_many_pixels`: width x height above `DecodeLimits.max_pixels` (decompression bombs)
 - `corrupt_image`: a known format whose data is truncated or broken
@@ -82,7 +82,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
     if len(data) > limits.max_bytes:
         raise ImageError(
             f"the file has {len(data)} bytes, more than the limit of {limits.max_bytes}",
-            code="file_too_large",
+            code="image_too_large",
         )
     try:
         with warnings.catch_warnings():

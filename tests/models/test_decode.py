@@ -189,7 +189,7 @@ def _bmp() -> bytes:
 
 ERROR_CASES = {
     "empty": (b"", DecodeLimits(), "empty_image"),
-    "too-many-bytes": (_jpeg(), DecodeLimits(max_bytes=100), "file_too_large"),
+    "too-many-bytes": (_jpeg(), DecodeLimits(max_bytes=100), "image_too_large"),
     "bmp": (_bmp(), DecodeLimits(), "unsupported_format"),
     "text": (b"<html>not an image</html>", DecodeLimits(), "unsupported_format"),
     "png-not-allowed": (synthetic.to_png_bytes(quadrants()),
