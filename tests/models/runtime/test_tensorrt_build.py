@@ -169,14 +169,22 @@ def test_engine_tensorrt_will_not_load_is_rebuilt(
     assert StubRuntime.loaded and StubRuntime.loaded[-1].startswith(b"PLAN:")
 
 
-def test_rejected_timing_cache_only_slows_the_build(
-    install: Callable[..., None], behaviour: Behaviour, onnx_file: Path, tmp_path: Path
-) -> None:
+def _with_timing_cache(
+    install: Callable[..., None], onnx_file: Path, tmp_path: Path, content: bytes
+) -> tuple[TensorRtEngineSource, Path]:
+    """A TensorRT 10.13 engine source whose timing cache file already holds `content`."""
     install("10.13.3.9")
     engine_source = source(onnx_file, tmp_path)
     timing = engine_source.cache.timing_cache_path(GPU.name, "9.0", "10.13.3.9")
     timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_bytes(b"from another driver")
+    timing.write_bytes(content)
+    return engine_source, timing
+
+
+def test_rejected_timing_cache_only_slows_the_build(
+    install: Callable[..., None], behaviour: Behaviour, onnx_file: Path, tmp_path: Path
+) -> None:
+    engine_source, timing = _with_timing_cache(install, onnx_file, tmp_path, b"from another driver")
     behaviour.reject_timing_cache = True
     sidecar = engine_source.build()
     assert sidecar.builder["timing_cache_loaded"] is False
@@ -187,11 +195,7 @@ def test_rejected_timing_cache_only_slows_the_build(
 def test_persisted_timing_cache_is_reused_and_merged(
     install: Callable[..., None], behaviour: Behaviour, onnx_file: Path, tmp_path: Path
 ) -> None:
-    install("10.13.3.9")
-    engine_source = source(onnx_file, tmp_path)
-    timing = engine_source.cache.timing_cache_path(GPU.name, "9.0", "10.13.3.9")
-    timing.parent.mkdir(parents=True, exist_ok=True)
-    timing.write_bytes(b"earlier")
+    engine_source, timing = _with_timing_cache(install, onnx_file, tmp_path, b"earlier")
     sidecar = engine_source.build()
     assert sidecar.builder["timing_cache_loaded"] is True
     assert timing.read_bytes() == b"earlier|earlier"
