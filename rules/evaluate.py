@@ -13,7 +13,7 @@ from __future__ import annotations
 import numbers
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from curator.errors import ImageError
@@ -26,6 +26,7 @@ from rules.schema import (
     AnyOf,
     Between,
     Comparison,
+    FixRef,
     Leaf,
     Not,
     Policy,
@@ -61,6 +62,8 @@ class Violation:
     op: str  # the requirement that failed: ">=", "in", "not between", ...
     threshold: Threshold
     message: str
+    fix: FixRef | None = None  # with action "fix": the fix that should resolve it
+    otherwise: Action | None = None  # with action "fix": the action if the fix cannot
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,30 @@ class ImageVerdict:
     @property
     def notes(self) -> tuple[str, ...]:
         return tuple(v.message for v in self.violations if v.severity == "info")
+
+    @property
+    def fixes(self) -> tuple[FixRef, ...]:
+        """The distinct fixes the violations call for, in rule order."""
+        found: list[FixRef] = []
+        for violation in self.violations:
+            if violation.fix is not None and violation.fix not in found:
+                found.append(violation.fix)
+        return tuple(found)
+
+    @property
+    def fixable(self) -> bool:
+        """Every violation that holds the image back calls for a fix."""
+        return self.action == "fix"
+
+    def without_fixes(self) -> ImageVerdict:
+        """The verdict when the fixes cannot be applied: each fix falls back to `otherwise`."""
+        violations = tuple(
+            replace(v, action=v.otherwise, fix=None, otherwise=None)
+            if v.action == "fix" and v.otherwise is not None else v
+            for v in self.violations
+        )
+        return replace(self, violations=violations,
+                       action=strongest_action(v.action for v in violations))
 
 
 @dataclass(frozen=True)
@@ -135,7 +162,7 @@ def evaluate(policy: Policy, attributes: Mapping[str, AttributeValue], role: Rol
 
 
 def strongest_action(actions: Iterable[Action]) -> Action:
-    """reject > review > approve; approve when there is none."""
+    """reject > review > fix > approve; approve when there is none."""
     present = set(actions)
     return next((action for action in ACTION_PRECEDENCE if action in present), "approve")
 
@@ -156,6 +183,8 @@ def _violation(rule: Rule, failure: _Failure) -> Violation:
         op=failure.op,
         threshold=failure.threshold,
         message=message,
+        fix=rule.fix,
+        otherwise=rule.otherwise,
     )
 
 

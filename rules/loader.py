@@ -2,8 +2,11 @@
 
 Every problem becomes a `PolicyError` whose message names the file, the line and the rule, e.g.
 
-    rules/policies/main_image.yaml:14: rule main.background.white: require.value:
+    rules/policies/base.yaml:14: rule main.background.white: require.value:
         background.white_fraction=1.2 above maximum 1
+
+A policy set is a directory tree of such files (or, in a Serve user_config, a mapping of names to
+texts); `rules.policy_set` checks how they fit together.
 
 The YAML is composed once into nodes (which carry line numbers) and constructed from those same
 nodes, so a pydantic error location such as ('rules', 3, 'require', 'value') can be walked back to
@@ -13,15 +16,19 @@ the exact node it concerns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from curator.errors import PolicyError
-from rules.schema import CONDITION_TAGS, RULE_ERROR, Policy
+from rules.schema import CONDITION_TAGS, RULE_ERROR, Policy, PolicyFile
+
+if TYPE_CHECKING:
+    from rules.policy_set import PolicySet
 
 logger = logging.getLogger(__name__)
 
@@ -34,53 +41,101 @@ _MISSING = "missing"
 _EXTRA = "extra_forbidden"
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Parse and validate one policy file; PolicyError on any problem."""
+@dataclass(frozen=True)
+class PolicySource:
+    """A validated policy file with the YAML nodes it came from, so that problems found later
+    (when the policy set is resolved) still point at a file and line."""
+
+    path: str  # as shown in messages: a file path, or a name from a user_config
+    policy: PolicyFile
+    root: yaml.Node = field(repr=False, compare=False)
+
+    def error(
+        self, loc: Sequence[str | int], message: str, subject: str | None = None
+    ) -> PolicyError:
+        """A PolicyError at the node of `loc` (the deepest that exists), naming the rule."""
+        if subject is None:
+            subject = f"policy {self.policy.id}"
+            if len(loc) >= 2 and loc[0] in ("overrides", "disable") and isinstance(loc[1], str):
+                subject = f"rule {loc[1]}"
+            elif len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+                subject = f"rule {self.policy.rules[loc[1]].id}"
+        return PolicyError(f"{self.path}:{_line(_key_node_at(self.root, loc))}: {subject}: "
+                           f"{message}", field=self.path)
+
+
+def parse_policy_file(path: str, text: str) -> PolicySource:
+    """Parse and validate the text of one policy file; PolicyError on any problem."""
+    root, data = _parse(Path(path), text)
+    if not isinstance(data, dict):
+        raise PolicyError(
+            f"{path}:{_line(root)}: a policy file is a mapping with keys policy, description "
+            f"and rules, not a {type(data).__name__}",
+            field=path,
+        )
+    try:
+        policy = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(_describe(Path(path), root, data, exc), field=path) from None
+    return PolicySource(path, policy, root)
+
+
+def read_policy_file(path: str | Path) -> PolicySource:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{path}: cannot read policy file: {exc}", field=str(path)) from None
-    root, data = _parse(path, text)
-    if not isinstance(data, dict):
-        raise PolicyError(
-            f"{path}:{_line(root)}: a policy file is a mapping with keys policy, description "
-            f"and rules, not a {type(data).__name__}",
-            field=str(path),
-        )
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(_describe(path, root, data, exc), field=str(path)) from None
-    logger.info("loaded policy %s version %s from %s (%d rules)",
-                policy.id, policy.version, path, len(policy.rules))
-    return policy
+    return parse_policy_file(str(path), text)
 
 
-def load_policies(directory: str | Path = POLICY_DIR) -> dict[str, Policy]:
-    """Every policy file (*.yaml, *.yml) of a directory, by policy id, in file-name order.
+def load_policy(path: str | Path) -> Policy:
+    """One self-contained (root) policy file as an effective policy."""
+    from rules.policy_set import PolicySet
 
-    PolicyError on the first invalid file, on two files declaring the same policy id, and on a
-    directory without policies (a service with no rules would approve everything).
-    """
+    return PolicySet([read_policy_file(path)]).resolve(None, None)
+
+
+def policy_files(directory: str | Path = POLICY_DIR) -> list[Path]:
+    """The policy files (*.yaml, *.yml) under a directory, subdirectories included, in path order.
+    PolicyError for a missing directory or one without policies (a service with no rules would
+    approve everything)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PolicyError(f"{directory}: not a directory of policy files", field=str(directory))
-    files = sorted(p for p in directory.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
+    files = sorted(p for p in directory.rglob("*") if p.suffix in POLICY_SUFFIXES and p.is_file())
     if not files:
         raise PolicyError(f"{directory}: no policy files (*.yaml) found", field=str(directory))
-    policies: dict[str, Policy] = {}
-    sources: dict[str, Path] = {}
-    for file in files:
-        policy = load_policy(file)
-        if policy.id in policies:
-            raise PolicyError(
-                f"{file}: policy id '{policy.id}' is already defined in {sources[policy.id]}",
-                field=str(file),
-            )
-        policies[policy.id] = policy
-        sources[policy.id] = file
-    return policies
+    return files
+
+
+def load_policy_set(directory: str | Path = POLICY_DIR) -> PolicySet:
+    """Every policy file under `directory`, validated together (see rules.policy_set)."""
+    from rules.policy_set import PolicySet
+
+    policy_set = PolicySet([read_policy_file(file) for file in policy_files(directory)])
+    logger.info("loaded policy set %s from %s (%d files)",
+                policy_set.version, directory, len(policy_set.sources))
+    return policy_set
+
+
+def read_policy_texts(directory: str | Path = POLICY_DIR) -> dict[str, str]:
+    """The files of a policy directory as {relative path: text}: the form in which a policy set
+    travels in a Serve user_config."""
+    directory = Path(directory)
+    return {
+        file.relative_to(directory).as_posix(): file.read_text(encoding="utf-8")
+        for file in policy_files(directory)
+    }
+
+
+def policy_set_from_texts(files: Mapping[str, str]) -> PolicySet:
+    """A policy set from {name: YAML text}, e.g. the `policies` of a user_config."""
+    from rules.policy_set import PolicySet
+
+    if not files:
+        raise PolicyError("the policy set has no files", field="policies")
+    return PolicySet([parse_policy_file(name, files[name]) for name in sorted(files)])
 
 
 def _parse(path: Path, text: str) -> tuple[yaml.Node, Any]:
@@ -149,6 +204,18 @@ def _node_at(root: yaml.Node, loc: Sequence[str | int]) -> yaml.Node:
     return node
 
 
+def _key_node_at(root: yaml.Node, loc: Sequence[str | int]) -> yaml.Node:
+    """Like _node_at, but a location ending in a mapping key points at the key itself: the line
+    of `main.size.zoom:`, not of the first line of the block under it."""
+    if loc and isinstance(loc[-1], str):
+        parent = _node_at(root, loc[:-1])
+        if isinstance(parent, yaml.MappingNode):
+            for key_node, _ in parent.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == loc[-1]:
+                    return key_node
+    return _node_at(root, loc)
+
+
 def _describe(path: Path, root: yaml.Node, data: dict[str, Any], exc: ValidationError) -> str:
     lines = [_describe_one(path, root, data, error) for error in exc.errors()]
     if len(lines) == 1:
@@ -167,6 +234,9 @@ def _describe_one(path: Path, root: yaml.Node, data: dict[str, Any], error: Any)
     field_loc = loc
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         subject = f"rule {_rule_id(data, loc[1])}"
+        field_loc = loc[2:]
+    elif len(loc) >= 2 and loc[0] == "overrides" and isinstance(loc[1], str):
+        subject = f"rule {loc[1]}"
         field_loc = loc[2:]
     field = _field_path(field_loc)
     line = _line(_node_at(root, loc))

@@ -21,11 +21,19 @@ Conditions (`require`) are data, never code:
     {attribute: A, in: [V, ...]} / {attribute: A, not_in: [V, ...]}
     {all: [C, ...]}, {any: [C, ...]}, {not: C}
 
+A rule may call for a fix instead of a verdict: `action: fix`, `fix: pad_to_fill` (or
+`fix: {name: pad_to_fill, with: {fill_ratio: 0.85}}`), and `otherwise: reject | review` for when
+the fix cannot resolve the violation without creating another (default: the severity's).
+
 Everything that can be checked without an image is checked here, so a policy that loads can be
 evaluated: attribute names, value kinds and ranges against the vocabulary, operators that make
-sense for the kind, severity/action consistency, duplicate rule ids and message placeholders.
-Later extensions (policy `extends`, category/marketplace scoping, fix actions) add fields to
-`Policy` and `Rule`; conditions and evaluation do not change.
+sense for the kind, severity/action consistency, fix names and parameters, duplicate rule ids and
+message placeholders.
+
+Files are `PolicyFile`s: the root (no `extends`) holds the base rules; every other file extends
+one parent and changes what it inherits (`rules` adds, `overrides` changes fields of, `disable`
+drops), optionally scoped to a category, a marketplace or both. `rules.policy_set` layers them
+into the effective `Policy` of a (category, marketplace).
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ from pydantic_core import PydanticCustomError
 from models import vocabulary
 
 Severity = Literal["block", "warn", "info"]
-Action = Literal["reject", "review", "approve"]
+Action = Literal["reject", "review", "fix", "approve"]
+Fallback = Literal["reject", "review"]
 AppliesTo = Literal["main", "alternate", "any"]
 ComparisonOp = Literal["<", "<=", ">", ">=", "==", "!="]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -66,12 +75,13 @@ Threshold = bool | int | float | str | tuple[Any, ...]
 # The actions each severity may take, the first being its default. A warning that rejected would
 # be a block in disguise, and an info that did anything but approve would not be an info.
 SEVERITY_ACTIONS: dict[str, tuple[str, ...]] = {
-    "block": ("reject", "review"),
-    "warn": ("review",),
+    "block": ("reject", "review", "fix"),
+    "warn": ("review", "fix"),
     "info": ("approve",),
 }
-# Stronger first: the verdict of an image is its strongest violation's action.
-ACTION_PRECEDENCE: tuple[Action, ...] = ("reject", "review", "approve")
+# Stronger first: the verdict of an image is its strongest violation's action. A fix ranks below
+# review: an image that needs a person gets one even when part of it could be fixed.
+ACTION_PRECEDENCE: tuple[Action, ...] = ("reject", "review", "fix", "approve")
 
 # The requirement that is violated when a negated comparison fails (`not: {a >= x}` is `a < x`).
 INVERSE_OP: dict[str, str] = {
@@ -81,6 +91,8 @@ _ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 MESSAGE_PLACEHOLDERS = frozenset({"measured", "threshold", "op", "attribute"})
 DEFAULT_MESSAGE = "{attribute} is {measured}; required: {op} {threshold}"
 _ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+CATEGORY_PATTERN = r"^[a-z0-9_\-]{1,64}$"  # as in the HTTP request
+MARKETPLACE_PATTERN = r"^[A-Z]{2}$"
 
 
 class _Model(BaseModel):
@@ -328,6 +340,28 @@ def display_threshold(op: str, threshold: Threshold) -> Any:
 _SAMPLE_MEASURED: dict[str, Any] = {"bool": True, "int": 1, "float": 0.5, "str": "X"}
 
 
+class FixRef(_Model):
+    """A named fix (rules.fixes) and its parameters; `fix: name` in a file is `{name: name}`."""
+
+    name: str
+    with_: dict[str, Scalar] = Field(default_factory=dict, alias="with")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _known_fix(self) -> FixRef:
+        from rules.fixes import validate_fix_params
+
+        try:
+            validate_fix_params(self.name, self.with_)
+        except ValueError as exc:
+            _fail(str(exc), "name")
+        return self
+
+
 class Rule(_Model):
     id: str = Field(pattern=_ID_PATTERN)
     description: str = Field(min_length=1)
@@ -337,6 +371,9 @@ class Rule(_Model):
     # Optional in the file: the severity's default (see SEVERITY_ACTIONS) is filled in at load,
     # so that spelling the default out does not change the policy version.
     action: Action
+    fix: FixRef | None = None
+    # What a fix violation becomes when its fix fails; filled in like `action`.
+    otherwise: Fallback | None = None
     message: str = DEFAULT_MESSAGE
 
     @model_validator(mode="before")
@@ -347,6 +384,9 @@ class Rule(_Model):
             # a second, misleading "action missing" out of the report.
             allowed = SEVERITY_ACTIONS.get(str(data.get("severity")), ("reject",))
             data = {**data, "action": allowed[0]}
+        if isinstance(data, dict) and data.get("action") == "fix" and data.get("otherwise") is None:
+            fallback = "review" if data.get("severity") == "warn" else "reject"
+            data = {**data, "otherwise": fallback}
         return data
 
     @model_validator(mode="after")
@@ -355,6 +395,14 @@ class Rule(_Model):
         if self.action not in allowed:
             _fail(f"severity {self.severity} allows action {' or '.join(allowed)}, "
                   f"not {self.action}", "action")
+        if (self.action == "fix") != (self.fix is not None):
+            if self.fix is None:
+                _fail("action fix needs `fix:` naming the fix", "action")
+            _fail(f"`fix:` is only for action fix, not {self.action}", "fix")
+        if self.otherwise is not None and self.action != "fix":
+            _fail("`otherwise:` is only for action fix", "otherwise")
+        if self.otherwise == "reject" and self.severity == "warn":
+            _fail("a warning cannot fall back to reject; use severity block", "otherwise")
         self._check_message()
         return self
 
@@ -388,10 +436,38 @@ class Rule(_Model):
         return self.applies_to in ("any", role)
 
 
+def _duplicate_ids(rules: tuple[Rule, ...]) -> None:
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule.id in seen:
+            # ctx carries the index so the loader can point at the duplicate's line.
+            raise PydanticCustomError(
+                "duplicate_rule_id",
+                "duplicate rule id '{rule_id}' (first defined as rule #{first})",
+                {"rule_id": rule.id, "rule_index": index, "first": seen[rule.id] + 1},
+            )
+        seen[rule.id] = index
+
+
+class SelectionSettings(_Model):
+    # pHash bits two images may differ by and still count as near-duplicates: re-encodes,
+    # resizes and slight crops of one photo stay within about 6 of 64; different shots of one
+    # product differ by 20 or more.
+    duplicate_distance: int = Field(8, ge=0, le=32)
+
+
 class Policy(_Model):
-    id: str = Field(alias="policy", pattern=_ID_PATTERN)
+    """An effective policy: the rules that decide images of one (category, marketplace)."""
+
+    # The layers' ids joined by "+" (e.g. base+uk+apparel+apparel-uk) for a resolved policy.
+    id: str = Field(alias="policy", pattern=r"^[a-z0-9][a-z0-9_.+-]*$")
     description: str = ""
     rules: tuple[Rule, ...]
+    selection: SelectionSettings = SelectionSettings()
+    # Which policy files made it, applied in this order (base first); not part of the version.
+    layers: tuple[str, ...] = ()
+    # rule id -> the policy files that defined and then changed it, in order.
+    sources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("rules")
     @classmethod
@@ -403,25 +479,92 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:
-        seen: dict[str, int] = {}
-        for index, rule in enumerate(self.rules):
-            if rule.id in seen:
-                # ctx carries the index so the loader can point at the duplicate's line.
-                raise PydanticCustomError(
-                    "duplicate_rule_id",
-                    "duplicate rule id '{rule_id}' (first defined as rule #{first})",
-                    {"rule_id": rule.id, "rule_index": index, "first": seen[rule.id] + 1},
-                )
-            seen[rule.id] = index
+        _duplicate_ids(self.rules)
         return self
 
     @cached_property
     def version(self) -> str:
-        """First 12 hex chars of the sha256 of the canonical content (sorted-keys JSON of the
-        validated policy): comments, key order, quoting and `1` vs `1.0` do not change it."""
-        content = self.model_dump(mode="json", by_alias=True)
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+        """First 12 hex chars of the sha256 of the canonical rules (sorted-keys JSON of the
+        validated rules): comments, key order, quoting, `1` vs `1.0`, and which files the rules
+        came from do not change it; two scopes deciding by the same rules share a version."""
+        return content_hash(
+            self.model_dump(mode="json", by_alias=True, include={"rules", "selection"})
+        )
 
     def rules_for(self, role: str) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules if rule.applies(role))
+
+
+def content_hash(content: Any) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+class Scope(_Model):
+    """Where a policy file applies: a category, a marketplace, or one category in one
+    marketplace."""
+
+    category: str | None = Field(default=None, pattern=CATEGORY_PATTERN)
+    marketplace: str | None = Field(default=None, pattern=MARKETPLACE_PATTERN)
+
+    @model_validator(mode="after")
+    def _some_key(self) -> Scope:
+        if self.category is None and self.marketplace is None:
+            raise ValueError("a scope names a category, a marketplace or both")
+        return self
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.category, self.marketplace) if part)
+
+
+class RuleOverride(_Model):
+    """Fields of an inherited rule to change; the rest are kept. The merged rule is validated
+    as a whole when the policy set is resolved."""
+
+    description: str | None = None
+    applies_to: AppliesTo | None = None
+    require: Condition | None = None
+    severity: Severity | None = None
+    action: Action | None = None
+    fix: FixRef | None = None
+    otherwise: Fallback | None = None
+    message: str | None = None
+
+
+class PolicyFile(_Model):
+    """One policy file as written. The root has rules and no `extends`; every other file extends
+    a parent and may add, override and disable rules."""
+
+    id: str = Field(alias="policy", pattern=_ID_PATTERN)
+    description: str = ""
+    extends: str | None = Field(default=None, pattern=_ID_PATTERN)
+    scope: Scope | None = None
+    rules: tuple[Rule, ...] = ()
+    overrides: dict[str, RuleOverride] = Field(default_factory=dict)
+    disable: tuple[str, ...] = ()
+    selection: SelectionSettings | None = None  # the most specific layer that sets it wins
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyFile:
+        _duplicate_ids(self.rules)
+        if self.extends is None:
+            if self.scope is not None:
+                _fail("a scoped policy extends a parent (usually `extends: base`)", "scope")
+            if self.overrides or self.disable:
+                field = "overrides" if self.overrides else "disable"
+                _fail("the root policy (no `extends`) has nothing to override or disable", field)
+            if not self.rules:
+                _fail("the root policy (no `extends`) needs at least one rule", "rules")
+        elif self.extends == self.id:
+            _fail(f"policy {self.id} extends itself", "extends")
+        for rule_id in self.disable:
+            if rule_id in self.overrides:
+                _fail(f"rule {rule_id} is both overridden and disabled", "disable")
+        return self
+
+    @property
+    def is_root(self) -> bool:
+        return self.extends is None
+
+    def content(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)

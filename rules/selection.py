@@ -1,12 +1,16 @@
 """Choose a listing's main image and order the rest.
 
 Ranking, best first:
-1. tier of the image's verdict AS MAIN: approve (compliant), then review, then reject;
+1. tier of the image's verdict AS MAIN: approve (compliant), then fix (compliant once its fix is
+   applied), then review, then reject;
 2. quality.score, highest first (an image without a score ranks after every scored one);
 3. the client's role hint: "main" first, then no hint, then "alternate";
 4. position in the request.
 Image ids are unique, so the order is total and the same input always gives the same answer.
-Images that could not be assessed are left out by the caller.
+Then near-duplicates go: walking the ranking, an image whose pHash lies within
+`duplicate_distance` bits of an image already kept is dropped as a duplicate of it, so the best
+of each group stays (the main image is never dropped). Images that could not be assessed are
+left out by the caller.
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rules.evaluate import ImageVerdict
+from rules.schema import SelectionSettings
 
 RoleHint = Literal["main", "alternate"] | None
 
-_TIER: dict[str, int] = {"approve": 0, "review": 1, "reject": 2}
+_TIER: dict[str, int] = {"approve": 0, "fix": 1, "review": 2, "reject": 3}
+_TIER_LABEL: dict[str, str] = {
+    "approve": "compliant", "fix": "fixable", "review": "for review", "reject": "rejected",
+}
+DEFAULT_DUPLICATE_DISTANCE = SelectionSettings().duplicate_distance
 _HINT: dict[RoleHint, int] = {"main": 0, None: 1, "alternate": 2}
 
 
@@ -28,31 +37,80 @@ class Candidate:
     image_id: str
     position: int  # index in the request
     role_hint: RoleHint  # what the client asked for, if anything
-    verdict: ImageVerdict  # the image evaluated AS MAIN, whatever its hint
+    verdict: ImageVerdict  # the image evaluated AS MAIN (after any fix attempt)
     quality_score: float | None  # quality.score; None when the scorer gave none
+    phash: str | None = None  # hash.phash, hex; None: never a duplicate
 
 
 @dataclass(frozen=True)
 class Selection:
     main_image_id: str | None
-    order: tuple[str, ...]  # every candidate, main first
+    order: tuple[str, ...]  # every kept candidate, main first
     main_image_compliant: bool
     reason: str
+    duplicates: dict[str, str]  # dropped image id -> the kept image it duplicates
+    steps: tuple[str, ...]  # how the order came about, for people
 
 
-def select_main_image(candidates: Sequence[Candidate]) -> Selection:
-    """Rank the candidates (see module doc) and explain why the first one won."""
+def hamming(hex_a: str, hex_b: str) -> int:
+    return (int(hex_a, 16) ^ int(hex_b, 16)).bit_count()
+
+
+def select_main_image(
+    candidates: Sequence[Candidate], duplicate_distance: int = DEFAULT_DUPLICATE_DISTANCE
+) -> Selection:
+    """Rank the candidates, drop near-duplicates (see module doc) and explain each step."""
     _check(candidates)
     if not candidates:
-        return Selection(None, (), False, "no assessable images")
+        return Selection(None, (), False, "no assessable images", {}, ())
     ranked = sorted(candidates, key=_rank)
-    main = ranked[0]
+    kept, duplicates = _without_duplicates(ranked, duplicate_distance)
+    main = kept[0]
+    reason = _reason(main, ranked)
+    steps = [
+        "ranked " + ", ".join(
+            f"{c.image_id} ({_TIER_LABEL[c.verdict.action]}, {_quality(c.quality_score)})"
+            for c in ranked
+        ) + " by verdict as main, then quality, then the client's hint, then position",
+        f"main image: {reason}",
+    ]
+    steps += [
+        f"{dropped} dropped: a near-duplicate of {original} (pHash distance "
+        f"{hamming(_phash(ranked, dropped), _phash(ranked, original))} <= {duplicate_distance})"
+        for dropped, original in duplicates.items()
+    ]
+    if len(kept) > 1:
+        steps.append("alternates in rank order: " + ", ".join(c.image_id for c in kept[1:]))
     return Selection(
         main_image_id=main.image_id,
-        order=tuple(c.image_id for c in ranked),
-        main_image_compliant=main.verdict.compliant,
-        reason=_reason(main, ranked),
+        order=tuple(c.image_id for c in kept),
+        main_image_compliant=main.verdict.compliant or main.verdict.fixable,
+        reason=reason,
+        duplicates=duplicates,
+        steps=tuple(steps),
     )
+
+
+def _without_duplicates(
+    ranked: list[Candidate], distance: int
+) -> tuple[list[Candidate], dict[str, str]]:
+    kept: list[Candidate] = []
+    duplicates: dict[str, str] = {}
+    for candidate in ranked:
+        original = next(
+            (k for k in kept if candidate.phash is not None and k.phash is not None
+             and hamming(candidate.phash, k.phash) <= distance),
+            None,
+        )
+        if original is None:
+            kept.append(candidate)
+        else:
+            duplicates[candidate.image_id] = original.image_id
+    return kept, duplicates
+
+
+def _phash(candidates: list[Candidate], image_id: str) -> str:
+    return next(c.phash for c in candidates if c.image_id == image_id) or "0"
 
 
 def _check(candidates: Sequence[Candidate]) -> None:
@@ -86,14 +144,16 @@ def _quality(score: float | None) -> str:
 def _reason(main: Candidate, ranked: list[Candidate]) -> str:
     tier = [c for c in ranked if c.verdict.action == main.verdict.action]
     tied = [c for c in tier[1:] if c.quality_score == main.quality_score]
+    label = _TIER_LABEL[main.verdict.action]
+    rules = ", ".join(v.rule_id for v in main.verdict.violations if v.action != "approve")
     if main.verdict.compliant:
         status = f"{main.image_id}: compliant as main image"
-        label = "compliant"
+    elif main.verdict.fixable:
+        status = (f"no image is compliant as main as it stands; {main.image_id} is once fixed "
+                  f"({rules})")
     else:
-        rules = ", ".join(v.rule_id for v in main.verdict.violations if v.action != "approve")
         needs = "needs review" if main.verdict.action == "review" else "rejected"
         status = f"no image is compliant as main; {main.image_id} {needs} as main ({rules})"
-        label = "for review" if main.verdict.action == "review" else "rejected"
     if len(tier) == 1:
         return f"{status}, the only one {label}, {_quality(main.quality_score)}"
     if not tied:

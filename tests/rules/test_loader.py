@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from curator.errors import PolicyError
-from rules.loader import POLICY_DIR, load_policies, load_policy
+from rules.loader import POLICY_DIR, load_policy, load_policy_set
 
 HEADER = "policy: test-policy\ndescription: test\nrules:\n"
 GOOD_RULE = """\
@@ -91,13 +91,13 @@ LOAD_ERRORS: dict[str, tuple[str, str, str]] = {
         HEADER + rule("{attribute: file.longest_side, op: '>=', value: 500}",
                       extra="    action: delete  # <-\n"),
         "bad.rule",
-        "Input should be 'reject', 'review' or 'approve', got 'delete'",
+        "Input should be 'reject', 'review', 'fix' or 'approve', got 'delete'",
     ),
     "action-inconsistent-with-severity": (
         HEADER + rule("{attribute: file.longest_side, op: '>=', value: 500}", severity="warn",
                       extra="    action: reject  # <-\n"),
         "bad.rule",
-        "severity warn allows action review, not reject",
+        "severity warn allows action review or fix, not reject",
     ),
     "duplicate-rule-id": (
         HEADER + GOOD_RULE + rule("{attribute: file.longest_side, op: '>=', value: 500}",
@@ -182,7 +182,8 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
         ("", ":1: the policy file is empty"),
         ("- just\n- a list\n", ":1: a policy file is a mapping"),
         (HEADER, ":3: policy test-policy: rules: Input should be a valid tuple"),
-        ("policy: p\nrules: []\n", ":2: policy p: rules: a policy needs at least one rule"),
+        ("policy: p\nrules: []\n",
+         ":2: policy p: rules: the root policy (no `extends`) needs at least one rule"),
         ("policy: Not An Id\n" + "rules:\n" + GOOD_RULE, ":1: policy Not An Id: policy:"),
     ],
     ids=["duplicate-key", "yaml-syntax", "empty", "not-a-mapping", "rules-null", "no-rules",
@@ -277,36 +278,38 @@ def test_version_changes_with_content(tmp_path: Path, old: str, new: str) -> Non
     assert _version_of(tmp_path, "a.yaml", BASE_TEXT) != _version_of(tmp_path, "b.yaml", changed)
 
 
-def test_load_policies_of_the_shipped_directory() -> None:
-    policies = load_policies(POLICY_DIR)
-    assert list(policies) == ["main-image-core"]
-    shipped = load_policy(POLICY_DIR / "main_image.yaml")
-    assert policies["main-image-core"].version == shipped.version
+def test_the_shipped_policy_set_loads() -> None:
+    policies = load_policy_set(POLICY_DIR)
+    assert policies.root.id == "base"
+    base = load_policy(POLICY_DIR / "base.yaml")
+    # A category with no file of its own, in a marketplace without changes, is decided by base.
+    assert policies.resolve("toys", "FR").version == base.version
 
 
-def test_load_policies_rejects_a_policy_id_defined_twice(tmp_path: Path) -> None:
-    shutil.copy(POLICY_DIR / "main_image.yaml", tmp_path / "a.yaml")
-    shutil.copy(POLICY_DIR / "main_image.yaml", tmp_path / "b.yml")
+def test_a_policy_id_defined_twice_is_refused(tmp_path: Path) -> None:
+    shutil.copy(POLICY_DIR / "base.yaml", tmp_path / "a.yaml")
+    shutil.copy(POLICY_DIR / "base.yaml", tmp_path / "b.yml")
     (tmp_path / "notes.txt").write_text("not a policy")
     with pytest.raises(PolicyError) as info:
-        load_policies(tmp_path)
+        load_policy_set(tmp_path)
     assert info.value.message == (
-        f"{tmp_path / 'b.yml'}: policy id 'main-image-core' is already defined in "
+        f"{tmp_path / 'b.yml'}:14: policy base: policy id 'base' is already defined in "
         f"{tmp_path / 'a.yaml'}"
     )
 
 
-def test_load_policies_of_two_files(tmp_path: Path) -> None:
+def test_a_set_with_two_roots_is_refused(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(HEADER.replace("test-policy", "one") + GOOD_RULE)
     (tmp_path / "two.yaml").write_text(HEADER.replace("test-policy", "two") + GOOD_RULE)
-    assert sorted(load_policies(tmp_path)) == ["one", "two"]
+    with pytest.raises(PolicyError, match="exactly one root policy .* found 2"):
+        load_policy_set(tmp_path)
 
 
-def test_load_policies_stops_at_an_invalid_file(tmp_path: Path) -> None:
+def test_loading_stops_at_an_invalid_file(tmp_path: Path) -> None:
     (tmp_path / "ok.yaml").write_text(HEADER + GOOD_RULE)
     (tmp_path / "zbad.yaml").write_text(HEADER + GOOD_RULE.replace("block", "blocks"))
     with pytest.raises(PolicyError, match=r"zbad\.yaml:8: rule good\.rule: severity"):
-        load_policies(tmp_path)
+        load_policy_set(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -314,10 +317,10 @@ def test_load_policies_stops_at_an_invalid_file(tmp_path: Path) -> None:
     [("empty", "no policy files (*.yaml) found"), ("missing", "not a directory of policy files")],
     ids=["empty", "missing"],
 )
-def test_load_policies_needs_policy_files(tmp_path: Path, make: str, words: str) -> None:
+def test_a_policy_set_needs_policy_files(tmp_path: Path, make: str, words: str) -> None:
     directory = tmp_path / "policies"
     if make == "empty":
         directory.mkdir()
     with pytest.raises(PolicyError) as info:
-        load_policies(directory)
+        load_policy_set(directory)
     assert info.value.message == f"{directory}: {words}"

@@ -1,4 +1,4 @@
-"""Every rule of rules/policies/main_image.yaml, on both sides of its threshold."""
+"""Every rule of the base policy (rules/policies/base.yaml), on both sides of its threshold."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rules.evaluate import evaluate
 from rules.loader import POLICY_DIR, load_policy
 from rules.schema import Policy
 
-POLICY = load_policy(POLICY_DIR / "main_image.yaml")
+POLICY = load_policy(POLICY_DIR / "base.yaml")
 
 # A main image that satisfies every rule with a margin.
 COMPLIANT_MAIN: dict[str, Any] = {
@@ -56,29 +56,29 @@ CASES: dict[str, Case] = {
     ),
     "pure-white-below": Case(
         "main.background.pure_white", {"background.pure_white_fraction": 0.85}, True,
-        action="review",
+        action="fix",
         message="Only 85.0% of the background is pure white (255,255,255); at least 90% is "
         "expected: the backdrop looks off-white or grey",
     ),
     # frame
     "no-border": Case("main.frame.no_border", {"frame.border": False}, False),
     "border": Case(
-        "main.frame.no_border", {"frame.border": True}, True, action="reject",
+        "main.frame.no_border", {"frame.border": True}, True, action="fix",
         message="A frame or line runs along an edge of the image; the main image must have no "
         "border",
     ),
     # fill
     "fill-at-minimum": Case(
-        "main.fill.minimum", {"composition.fill_ratio": 0.65}, False, action="review"
+        "main.fill.minimum", {"composition.fill_ratio": 0.65}, False, action="fix"
     ),
     "fill-below-minimum": Case(
-        "main.fill.minimum", {"composition.fill_ratio": 0.64}, True, action="reject",
+        "main.fill.minimum", {"composition.fill_ratio": 0.64}, True, action="fix",
         message="The product spans only 64% of the frame; at least 65% is required "
         "(the marketplace asks for about 85%)",
     ),
     "fill-at-target": Case("main.fill.target", {"composition.fill_ratio": 0.80}, False),
     "fill-below-target": Case(
-        "main.fill.target", {"composition.fill_ratio": 0.79}, True, action="review",
+        "main.fill.target", {"composition.fill_ratio": 0.79}, True, action="fix",
         message="The product spans 79% of the frame; the marketplace asks for about 85% "
         "(review below 80%)",
     ),
@@ -131,7 +131,7 @@ CASES: dict[str, Case] = {
     ),
     "max-size-at-threshold": Case("image.size.maximum", {"file.longest_side": 10000}, False),
     "too-large": Case(
-        "image.size.maximum", {"file.longest_side": 10001}, True, action="reject",
+        "image.size.maximum", {"file.longest_side": 10001}, True, action="fix",
         message="Longest side is 10001 px; the marketplace accepts at most 10000 px",
     ),
     "alt-min-size-at-threshold": Case(
@@ -151,18 +151,26 @@ CASES: dict[str, Case] = {
     ),
     "jpeg-not-webp": Case("image.format.not_webp", {"file.format": "JPEG"}, False),
     "webp": Case(
-        "image.format.not_webp", {"file.format": "WEBP"}, True, action="review",
+        "image.format.not_webp", {"file.format": "WEBP"}, True, action="fix",
         message="File format is WEBP, which the marketplace does not accept; convert it to JPEG",
     ),
     "alt-webp": Case(
         "image.format.not_webp", {"file.format": "WEBP"}, True, role="alternate",
-        action="review",
+        action="fix",
     ),
     "still": Case("image.format.not_animated", {"file.animated": False}, False),
     "animated": Case(
         "image.format.not_animated", {"file.animated": True}, True, action="reject",
         message="The file is animated; upload a single still image (only its first frame was "
         "assessed)",
+    ),
+    "alt-quality-ok": Case(
+        "alternate.quality.technical", {"quality.technical": 90.0}, False, role="alternate"
+    ),
+    "alt-quality-broken": Case(
+        "alternate.quality.technical", {"quality.technical": 91.0}, True, role="alternate",
+        action="review",
+        message="Technical quality is very poor (BRISQUE 91, above 90) for an alternate image",
     ),
     # model-stage attributes
     "no-overlay-text": Case("main.text.no_overlay", {"text.overlay": False}, False),
@@ -206,7 +214,7 @@ def test_compliant_main_image_passes_every_rule() -> None:
     assert verdict.action == "approve"
     assert verdict.violations == ()
     assert verdict.not_evaluated == ()
-    assert set(verdict.passed) == {rule.id for rule in POLICY.rules}
+    assert set(verdict.passed) == {rule.id for rule in POLICY.rules_for("main")}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -253,7 +261,7 @@ def test_cropped_reports_the_fill_it_would_need() -> None:
     )
 
 
-def test_alternate_images_only_get_file_rules() -> None:
+def test_alternate_images_get_only_the_looser_rules() -> None:
     lifestyle = {
         **COMPLIANT_MAIN,
         "background.white_fraction": 0.1,
@@ -270,12 +278,15 @@ def test_alternate_images_only_get_file_rules() -> None:
     verdict = evaluate(POLICY, lifestyle, "alternate")
     assert verdict.action == "approve"
     assert verdict.violations == ()
-    assert set(verdict.passed) == {r.id for r in POLICY.rules if r.applies_to == "any"}
+    assert set(verdict.passed) == {r.id for r in POLICY.rules if r.applies_to != "main"}
     assert all(r.id.startswith("image.") for r in POLICY.rules if r.applies_to == "any")
+    assert all(r.id.startswith("alternate.") for r in POLICY.rules
+               if r.applies_to == "alternate")
 
 
 def test_policy_identity() -> None:
     assert isinstance(POLICY, Policy)
-    assert POLICY.id == "main-image-core"
+    assert POLICY.id == "base"
+    assert POLICY.layers == ("base",)
     assert len(POLICY.version) == 12
     int(POLICY.version, 16)

@@ -14,6 +14,8 @@ _VIOLATION = {
                         0.5, ">=", 0.97, "grey"),
     "review": Violation("main.size.zoom", "warn", "review", "file.longest_side", 900, ">=", 1000,
                         "small"),
+    "fix": Violation("main.fill.target", "warn", "fix", "composition.fill_ratio", 0.7, ">=", 0.8,
+                     "small in frame"),
 }
 
 
@@ -23,11 +25,11 @@ def verdict(action: str, role: str = "main") -> ImageVerdict:
 
 
 def candidate(image_id: str, position: int, action: str, score: float | None,
-              hint: RoleHint = None) -> Candidate:
-    return Candidate(image_id, position, hint, verdict(action), score)
+              hint: RoleHint = None, phash: str | None = None) -> Candidate:
+    return Candidate(image_id, position, hint, verdict(action), score, phash)
 
 
-def test_compliant_first_then_review_then_reject_then_quality() -> None:
+def test_compliant_then_fixable_then_review_then_reject_then_quality() -> None:
     candidates = [
         candidate("rej-hi", 0, "reject", 0.99),
         candidate("rev-hi", 1, "review", 0.95),
@@ -35,14 +37,55 @@ def test_compliant_first_then_review_then_reject_then_quality() -> None:
         candidate("ok-hi", 3, "approve", 0.81),
         candidate("rev-lo", 4, "review", 0.30),
         candidate("rej-lo", 5, "reject", 0.10),
+        candidate("fix-hi", 6, "fix", 0.97),
     ]
     selection = select_main_image(candidates)
-    assert selection == Selection(
-        main_image_id="ok-hi",
-        order=("ok-hi", "ok-lo", "rev-hi", "rev-lo", "rej-hi", "rej-lo"),
-        main_image_compliant=True,
-        reason="ok-hi: compliant as main image, highest quality 0.81 among 2 compliant",
+    assert selection.order == ("ok-hi", "ok-lo", "fix-hi", "rev-hi", "rev-lo", "rej-hi", "rej-lo")
+    assert selection.main_image_id == "ok-hi"
+    assert selection.main_image_compliant
+    assert selection.reason == (
+        "ok-hi: compliant as main image, highest quality 0.81 among 2 compliant"
     )
+    assert selection.steps[0].startswith(
+        "ranked ok-hi (compliant, quality 0.81), ok-lo (compliant, quality 0.4), "
+        "fix-hi (fixable, quality 0.97)"
+    )
+
+
+def test_a_fixable_image_beats_every_failing_one() -> None:
+    selection = select_main_image([
+        candidate("rev", 0, "review", 0.99),
+        candidate("fixable", 1, "fix", 0.2),
+    ])
+    assert selection.main_image_id == "fixable"
+    assert selection.main_image_compliant  # once fixed
+    assert selection.reason == (
+        "no image is compliant as main as it stands; fixable is once fixed (main.fill.target), "
+        "the only one fixable, quality 0.2"
+    )
+
+
+def test_near_duplicates_leave_the_alternates() -> None:
+    base = 0x8F3C_21A0_77D1_0E5B
+    near = f"{base ^ 0b1011:016x}"  # 3 bits apart
+    far = f"{base ^ 0xFFFF_0000:016x}"  # 16 bits apart
+    selection = select_main_image([
+        candidate("main", 0, "approve", 0.9, phash=f"{base:016x}"),
+        candidate("copy-of-main", 1, "approve", 0.8, phash=near),
+        candidate("other-view", 2, "approve", 0.7, phash=far),
+        candidate("better-copy", 3, "approve", 0.75, phash=far),
+        candidate("unhashed", 4, "approve", 0.1),
+    ])
+    assert selection.order == ("main", "better-copy", "unhashed")
+    assert selection.duplicates == {"copy-of-main": "main", "other-view": "better-copy"}
+    assert "copy-of-main dropped: a near-duplicate of main (pHash distance 3 <= 8)" in (
+        selection.steps
+    )
+    strict = select_main_image([
+        candidate("main", 0, "approve", 0.9, phash=f"{base:016x}"),
+        candidate("copy-of-main", 1, "approve", 0.8, phash=near),
+    ], duplicate_distance=2)
+    assert strict.duplicates == {}
 
 
 def test_only_compliant_image_wins_over_better_quality() -> None:
@@ -133,12 +176,11 @@ def test_no_compliant_image_picks_the_best_to_review() -> None:
         candidate("b", 1, "review", 0.6),
         candidate("c", 2, "review", 0.7),
     ])
-    assert selection == Selection(
-        main_image_id="c",
-        order=("c", "b", "a"),
-        main_image_compliant=False,
-        reason="no image is compliant as main; c needs review as main (main.size.zoom), "
-        "highest quality 0.7 among 2 for review",
+    assert (selection.main_image_id, selection.order) == ("c", ("c", "b", "a"))
+    assert not selection.main_image_compliant
+    assert selection.reason == (
+        "no image is compliant as main; c needs review as main (main.size.zoom), "
+        "highest quality 0.7 among 2 for review"
     )
 
 
@@ -153,7 +195,7 @@ def test_all_rejected() -> None:
 
 
 def test_no_candidates() -> None:
-    assert select_main_image([]) == Selection(None, (), False, "no assessable images")
+    assert select_main_image([]) == Selection(None, (), False, "no assessable images", {}, ())
 
 
 def test_unscored_tie_is_explained() -> None:
