@@ -1,0 +1,543 @@
+"""Automatic image fixes: bytes in, a new baseline sRGB JPEG out, and what was done and why not.
+
+A fix targets rule attributes (`FixDefinition.targets`) and must leave the others no worse. The
+image is decoded once (`models.decode`, so the upload limits and colour handling are those of the
+measurements) and the requested fixes run in one canonical order, whatever order they were asked
+in (the registry's order):
+
+1. `trim_border`: a border would be taken for the backdrop by the segmentation the next two use,
+   and is found best at full resolution, before any resampling blurs a thin line.
+2. `whiten_background`: before padding, so the white margin meets an already white backdrop and
+   the padding's "is the background white" check sees the cleaned image.
+3. `pad_to_fill`: may enlarge the canvas, so it comes before the size limit is enforced.
+4. `downscale`: last geometric step, so the final canvas obeys the limit and every earlier step
+   worked on full-resolution pixels.
+5. `convert_to_srgb_jpeg`: the encoding itself. Every result is written that way, so any fix
+   that applies also converts the file; this one only names the conversion as the purpose.
+
+Fixes never upscale (that would invent detail). Where `pad_to_fill` would crop the canvas below
+`min_longest_side` (500 px, the marketplace minimum; or the input's own longest side when that is
+smaller) it adds white margin instead, and the fill stays short of its target. Cropping a 1000 px
+image to its product may still take it below the 1000 px zoom line (a warning, where a small
+product is a block).
+
+`trim_border` keeps the canvas size, so the fill, which is measured inside a border, is measured
+over the whole canvas afterwards: it drops by the border's share. `pad_to_fill` crops inside any
+border, so its result has none.
+
+Fixes measure the way `models.preprocess` does: the content inside any border, shrunk by a whole
+factor to the analysis size, segmented by `models.measurements.background`. Masks are mapped back
+to full resolution; a box is widened by one analysis pixel so a product is never cut.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import pydantic
+from PIL import Image
+
+from curator.errors import CuratorError
+from models.decode import DecodeLimits, decode_image
+from models.measurements.background import Box, Segmentation, edge_connected, segment
+from models.measurements.border import Border, detect_border
+from models.measurements.composition import touches_edge
+from models.measurements.scaling import scaled_size, shrink_by_whole_factor
+from models.measurements.thresholds import MeasurementThresholds
+
+# The marketplace's size limits on the longest side (image.size.* in rules/policies/base.yaml);
+# defaults of the fixes' parameters, so a fix does not create a size violation.
+MIN_LONGEST_SIDE_PX = 500
+MAX_LONGEST_SIDE_PX = 10_000
+# Output encoding: quality 95 and 4:4:4 (no chroma subsampling) keep product edges clean.
+JPEG_QUALITY = 95
+WHITE = 255
+# pad_to_fill pastes the product's box onto pure white: a backdrop darker than this (any channel)
+# would show as a visible rectangle around the product (whiten it first).
+_SEAMLESS_MIN_LEVEL = 253
+# pad_to_fill has nothing to do when fill and aspect are already within this (absolute fill,
+# relative aspect) of their targets.
+_ALREADY_THERE = 0.01
+
+
+class FixError(CuratorError):
+    """A fix (or every requested fix) cannot apply to this image; `reason` says why."""
+
+    status = 422
+    code = "fix_not_applicable"
+
+    def __init__(
+        self, fix: str, reason: str, *, skipped: tuple[tuple[str, str], ...] = (),
+        image_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{fix}: {reason}", image_id=image_id)
+        self.fix = fix
+        self.reason = reason
+        self.skipped = skipped
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (Ray replicas) with every attribute.
+        return (_rebuild_fix_error, (self.fix, self.reason, self.skipped, self.image_id))
+
+
+def _rebuild_fix_error(
+    fix: str, reason: str, skipped: tuple[tuple[str, str], ...], image_id: str | None
+) -> FixError:
+    return FixError(fix, reason, skipped=skipped, image_id=image_id)
+
+
+class _CannotApply(Exception):
+    """Raised inside one fix; `apply_fixes` records it as skipped under the fix's name."""
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+class _Params(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+
+class TrimBorderParams(_Params):
+    pass
+
+
+class WhitenBackgroundParams(_Params):
+    min_level: int = pydantic.Field(
+        235, ge=200, le=255, description="levels: a pixel with every channel >= this is near-white"
+    )
+    min_share: float = pydantic.Field(
+        0.8, gt=0, le=1,
+        description="fraction of the background that must already be near-white; below it the "
+        "backdrop is grey, coloured or a scene, and whitening would repaint it",
+    )
+
+
+class PadToFillParams(_Params):
+    fill_ratio: float = pydantic.Field(
+        0.85, ge=0.1, le=1.0,
+        description="product box over frame on its binding axis, linear (composition.fill_ratio)",
+    )
+    aspect_ratio: float = pydantic.Field(
+        1.0, ge=0.2, le=5.0, description="width / height of the output canvas"
+    )
+    min_longest_side: int = pydantic.Field(
+        MIN_LONGEST_SIDE_PX, ge=1,
+        description="px: white margin keeps the canvas at least this long (or as long as the input"
+        " when it is shorter), since fixes never upscale",
+    )
+    max_longest_side: int = pydantic.Field(
+        MAX_LONGEST_SIDE_PX, ge=1, description="px: a larger canvas is shrunk to this"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _sides_in_order(self) -> PadToFillParams:
+        if self.min_longest_side > self.max_longest_side:
+            raise ValueError("min_longest_side must not exceed max_longest_side")
+        return self
+
+
+class DownscaleParams(_Params):
+    max_side: int = pydantic.Field(
+        MAX_LONGEST_SIDE_PX, ge=64, description="px: the longest side is shrunk to at most this"
+    )
+
+
+class ConvertToSrgbJpegParams(_Params):
+    pass
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a fix may need to know about the upload besides its current pixels."""
+
+    format: str
+    color_mode: str
+    thresholds: MeasurementThresholds
+
+
+FixFunction = Callable[[np.ndarray, Any, _Source], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FixDefinition:
+    name: str
+    description: str
+    params: type[pydantic.BaseModel]
+    targets: tuple[str, ...]  # attribute names the fix is meant to change
+    apply: FixFunction = field(repr=False, compare=False)
+
+
+FIXES: dict[str, FixDefinition] = {}  # in canonical order (the module docstring says why)
+
+
+def _register(definition: FixDefinition) -> None:
+    if definition.name in FIXES:
+        raise ValueError(f"fix {definition.name!r} registered twice")
+    FIXES[definition.name] = definition
+
+
+def fix_names() -> tuple[str, ...]:
+    return tuple(FIXES)
+
+
+def validate_fix_params(name: str, params: Mapping[str, Any] | None) -> pydantic.BaseModel:
+    """The parameters of fix `name`, validated; `ValueError` saying what is wrong."""
+    definition = FIXES.get(name)
+    if definition is None:
+        raise ValueError(f"unknown fix {name!r}; known fixes: {', '.join(FIXES)}")
+    try:
+        return definition.params.model_validate(dict(params or {}))
+    except pydantic.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'params'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ValueError(f"invalid params for fix {name!r}: {problems}") from None
+
+
+# --- applying -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixedImage:
+    data: bytes  # baseline sRGB JPEG
+    applied: tuple[str, ...]  # in the order they ran
+    skipped: tuple[tuple[str, str], ...]  # (fix, reason): nothing to do, or cannot apply
+    width: int
+    height: int
+
+
+def apply_fixes(
+    data: bytes,
+    fixes: Sequence[tuple[str, Mapping[str, Any]]],
+    limits: DecodeLimits = DecodeLimits(),  # noqa: B008 - frozen, shared safely
+    thresholds: MeasurementThresholds = MeasurementThresholds(),  # noqa: B008
+) -> FixedImage:
+    """Apply `fixes` (name, params) to the image in `data`.
+
+    `ValueError` for an unknown fix, bad params or a fix listed twice (before decoding);
+    `ImageError` for an unusable upload; `FixError` when no requested fix could do anything, or
+    the file is animated.
+    """
+    requested = _validated(fixes)
+    decoded = decode_image(data, limits)
+    if decoded.animated:
+        # The JPEG would keep the first frame only, which would also quietly pass the
+        # no-animation rule: the seller's file needs replacing, not fixing.
+        raise FixError(", ".join(requested), "the file is animated; a fixed image would keep "
+                       "only its first frame")
+    source = _Source(decoded.format, decoded.color_mode, thresholds)
+    rgb = decoded.rgb
+    applied: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for name, definition in FIXES.items():
+        if name not in requested:
+            continue
+        try:
+            rgb = definition.apply(rgb, requested[name], source)
+        except _CannotApply as refusal:
+            skipped.append((name, str(refusal)))
+        else:
+            applied.append(name)
+    if not applied:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped)
+        raise FixError(", ".join(requested), f"no requested fix applies ({reasons})",
+                       skipped=tuple(skipped))
+    height, width = rgb.shape[:2]
+    return FixedImage(encode_srgb_jpeg(rgb), tuple(applied), tuple(skipped), width, height)
+
+
+def _validated(fixes: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, pydantic.BaseModel]:
+    if not fixes:
+        raise ValueError("no fixes requested")
+    requested: dict[str, pydantic.BaseModel] = {}
+    for name, params in fixes:
+        if name in requested:
+            raise ValueError(f"fix {name!r} is listed twice")
+        requested[name] = validate_fix_params(name, params)
+    return requested
+
+
+def encode_srgb_jpeg(rgb: np.ndarray) -> bytes:
+    """Baseline JPEG, 4:4:4, no ICC profile or EXIF: untagged 8-bit RGB is read as sRGB, and
+    decoding already turned the picture upright."""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(
+        out, "JPEG", quality=JPEG_QUALITY, subsampling=0, progressive=False, optimize=True
+    )
+    return out.getvalue()
+
+
+# --- what the measurements see ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """The image as `models.preprocess` measures it: content inside the border, segmented on a
+    whole-factor analysis copy."""
+
+    border: Border
+    inner: tuple[int, int, int, int]  # y0, y1, x0, x1 of the content inside the border, full px
+    analysis: np.ndarray  # the shrunk copy of the content
+    segmentation: Segmentation
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Full px per analysis px, (y, x)."""
+        y0, y1, x0, x1 = self.inner
+        return (y1 - y0) / self.analysis.shape[0], (x1 - x0) / self.analysis.shape[1]
+
+    def background_share_at(self, level: int) -> float:
+        """Share of the background with every channel at least `level` (analysis copy)."""
+        background = self.segmentation.background.astype(bool)
+        near = _near_white(self.analysis, level).astype(bool)
+        return int(np.count_nonzero(near & background)) / max(1, int(np.count_nonzero(background)))
+
+
+def _analyse(rgb: np.ndarray, thresholds: MeasurementThresholds) -> _Scene:
+    border = detect_border(rgb, thresholds)
+    y0, y1, x0, x1 = border.inner_box(*rgb.shape[:2])
+    analysis = shrink_by_whole_factor(rgb[y0:y1, x0:x1], thresholds.analysis_max_side_px)
+    return _Scene(border, (y0, y1, x0, x1), analysis, segment(analysis, thresholds))
+
+
+def _separable(scene: _Scene, doing: str) -> Segmentation:
+    if not scene.segmentation.separable:
+        raise _CannotApply(
+            f"no background separates from the product (a busy or scenic photo): {doing} would "
+            "repaint the scene"
+        )
+    return scene.segmentation
+
+
+def _full_resolution_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _full_resolution_box(scene: _Scene, box: Box) -> Box:
+    """`box` of the analysis copy in full-resolution px of the whole image, rounded outwards."""
+    ax0, ay0, ax1, ay1 = box
+    y0, y1, x0, x1 = scene.inner
+    scale_y, scale_x = scene.scale
+    return (
+        x0 + math.floor(ax0 * scale_x), y0 + math.floor(ay0 * scale_y),
+        min(x1, x0 + math.ceil(ax1 * scale_x)), min(y1, y0 + math.ceil(ay1 * scale_y)),
+    )
+
+
+def _near_white(rgb: np.ndarray, level: int) -> np.ndarray:
+    """uint8 mask, 255 where every channel is at least `level`."""
+    return cv2.inRange(rgb, (level, level, level), (WHITE, WHITE, WHITE))
+
+
+# --- the fixes ----------------------------------------------------------------------------------
+
+
+def trim_border(rgb: np.ndarray, params: TrimBorderParams, source: _Source) -> np.ndarray:
+    """Paint the border bands (and their blended transition lines) pure white: the content stays
+    where it was and the canvas keeps its size. Only around a picture on white: around a scene
+    or a grey backdrop the white band would be a new frame, one the border detector (which
+    ignores white bands) could not see."""
+    scene = _analyse(rgb, source.thresholds)
+    if not scene.border.found:
+        raise _CannotApply("no border found")
+    _require_white(scene, source.thresholds, "a white band would frame it anew")
+    y0, y1, x0, x1 = scene.inner
+    out = np.full_like(rgb, WHITE)
+    out[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+    return out
+
+
+def whiten_background(
+    rgb: np.ndarray, params: WhitenBackgroundParams, source: _Source
+) -> np.ndarray:
+    """Set the near-white background connected to the image edges to exactly 255,255,255.
+
+    Only pixels that the segmentation calls background and that are near-white at full
+    resolution change; a shadow darker than `min_level` stays (nothing is feathered).
+    """
+    scene = _analyse(rgb, source.thresholds)
+    segmentation = _separable(scene, "whitening")
+    share = scene.background_share_at(params.min_level)
+    if share < params.min_share:
+        raise _CannotApply(
+            f"the background is not near-white (about RGB {segmentation.colour}; {share:.0%} of "
+            f"it has every channel >= {params.min_level}, {params.min_share:.0%} needed): a grey,"
+            " coloured or scenic backdrop is not fixed by whitening"
+        )
+    y0, y1, x0, x1 = scene.inner
+    inner = rgb[y0:y1, x0:x1]
+    candidates = cv2.bitwise_and(
+        _near_white(inner, params.min_level),
+        _full_resolution_mask(segmentation.background, inner.shape[:2]),
+    )
+    change = edge_connected(candidates).astype(bool) & np.any(inner != WHITE, axis=2)
+    if not change.any():
+        raise _CannotApply("the background already is pure white")
+    out = rgb.copy()
+    out[y0:y1, x0:x1][change] = WHITE
+    return out
+
+
+def pad_to_fill(rgb: np.ndarray, params: PadToFillParams, source: _Source) -> np.ndarray:
+    """Crop to the product's box and centre it on a pure white canvas of `aspect_ratio` where it
+    spans `fill_ratio` on its binding axis; never cuts into the product, never upscales."""
+    scene = _analyse(rgb, source.thresholds)
+    segmentation = _separable(scene, "padding")
+    if segmentation.product_box is None:
+        raise _CannotApply("no product was found on the background")
+    if touches_edge(segmentation.product):
+        raise _CannotApply(
+            "the product touches the image edge: it may be cut off, and padding would hide "
+            "that (left for review)"
+        )
+    _require_seamless_white(scene, source.thresholds)
+    box = _full_resolution_box(scene, segmentation.product_box)
+    height, width = rgb.shape[:2]
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    current_fill = max(box_w / width, box_h / height)
+    if (abs(current_fill - params.fill_ratio) <= _ALREADY_THERE
+            and abs(width / height / params.aspect_ratio - 1) <= _ALREADY_THERE):
+        raise _CannotApply(
+            f"the product already fills {current_fill:.0%} of a {width / height:.2f} frame"
+        )
+    floor = min(max(height, width), params.min_longest_side)
+    canvas_w, canvas_h = _canvas_size(box_w, box_h, params, floor)
+    if (canvas_w, canvas_h) == (width, height) and current_fill < params.fill_ratio:
+        raise _CannotApply(
+            f"the product fills {current_fill:.0%}; a smaller canvas would drop below {floor} px "
+            "and fixes never upscale"
+        )
+    margin = math.ceil(max(scene.scale))  # one analysis px: what the box may have missed
+    room = ((canvas_w - box_w) // 2, (canvas_h - box_h) // 2)
+    crop = _crop_with_margin(rgb, box, scene.inner, margin, room)
+    return _centre_on_white(crop, box, (canvas_w, canvas_h), params.max_longest_side)
+
+
+def _require_white(scene: _Scene, thresholds: MeasurementThresholds, otherwise: str) -> None:
+    """Refuse unless the background is white as `background.is_white` counts it."""
+    segmentation = scene.segmentation
+    white = scene.background_share_at(thresholds.near_white_min_level)
+    if not segmentation.separable or white < thresholds.white_background_min_fraction:
+        raise _CannotApply(
+            f"the background is not white ({white:.0%} near-white, about RGB "
+            f"{segmentation.colour}): {otherwise}"
+        )
+
+
+def _require_seamless_white(scene: _Scene, thresholds: MeasurementThresholds) -> None:
+    _require_white(scene, thresholds, "padding it with white would frame the picture")
+    segmentation = scene.segmentation
+    if min(segmentation.colour) < _SEAMLESS_MIN_LEVEL:
+        raise _CannotApply(
+            f"the backdrop is off-white (about RGB {segmentation.colour}): a pure white margin "
+            "would show a seam; whiten_background first"
+        )
+
+
+def _canvas_size(box_w: int, box_h: int, params: PadToFillParams, floor: int) -> tuple[int, int]:
+    """(width, height) where the box spans `fill_ratio` on its binding axis, at `aspect_ratio`,
+    enlarged (white margin) to a longest side of at least `floor`."""
+    height = max(box_h / params.fill_ratio, box_w / (params.fill_ratio * params.aspect_ratio))
+    width = height * params.aspect_ratio
+    enlarge = max(1.0, floor / max(width, height))
+    return max(box_w, round(width * enlarge)), max(box_h, round(height * enlarge))
+
+
+def _crop_with_margin(
+    rgb: np.ndarray, box: Box, inner: tuple[int, int, int, int], margin: int,
+    room: tuple[int, int],
+) -> tuple[np.ndarray, Box]:
+    """(pixels, their box): `box` widened by `margin` px where the content and the canvas
+    (`room` px, x and y, beside the box on each side) allow."""
+    y0, y1, x0, x1 = inner
+    margin_x, margin_y = min(margin, room[0]), min(margin, room[1])
+    cx0, cy0 = max(x0, box[0] - margin_x), max(y0, box[1] - margin_y)
+    cx1, cy1 = min(x1, box[2] + margin_x), min(y1, box[3] + margin_y)
+    return rgb[cy0:cy1, cx0:cx1], (cx0, cy0, cx1, cy1)
+
+
+def _centre_on_white(
+    crop: tuple[np.ndarray, Box], box: Box, canvas: tuple[int, int], max_side: int
+) -> np.ndarray:
+    """The crop on a white canvas with `box` centred. A canvas longer than `max_side` is made
+    at that size, the crop shrunk to match (never allocated at full size)."""
+    pixels, (cx0, cy0, _, _) = crop
+    factor = min(1.0, max_side / max(canvas))
+    if factor < 1.0:
+        pixels = _resize_to(pixels, max(1, round(pixels.shape[1] * factor)),
+                            max(1, round(pixels.shape[0] * factor)))
+    canvas_w, canvas_h = round(canvas[0] * factor), round(canvas[1] * factor)
+    out = np.full((canvas_h, canvas_w, 3), WHITE, dtype=np.uint8)
+    left = math.floor((canvas[0] - (box[2] - box[0])) / 2 * factor - (box[0] - cx0) * factor)
+    top = math.floor((canvas[1] - (box[3] - box[1])) / 2 * factor - (box[1] - cy0) * factor)
+    _paste(out, pixels, left, top)
+    return out
+
+
+def _paste(canvas: np.ndarray, pixels: np.ndarray, left: int, top: int) -> None:
+    """Copy `pixels` onto `canvas` at (left, top), clipped to the canvas (rounding may push a
+    margin pixel past it)."""
+    y0, x0 = max(0, top), max(0, left)
+    y1 = min(canvas.shape[0], top + pixels.shape[0])
+    x1 = min(canvas.shape[1], left + pixels.shape[1])
+    canvas[y0:y1, x0:x1] = pixels[y0 - top:y1 - top, x0 - left:x1 - left]
+
+
+def downscale(rgb: np.ndarray, params: DownscaleParams, source: _Source) -> np.ndarray:
+    longest = max(rgb.shape[:2])
+    if longest <= params.max_side:
+        raise _CannotApply(f"the longest side is {longest} px, within {params.max_side} px")
+    height, width = scaled_size(rgb.shape[0], rgb.shape[1], params.max_side)
+    return _resize_to(rgb, width, height)
+
+
+def _resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+
+
+def convert_to_srgb_jpeg(
+    rgb: np.ndarray, params: ConvertToSrgbJpegParams, source: _Source
+) -> np.ndarray:
+    """Decoding already made the pixels 8-bit sRGB; the final encoding writes the JPEG."""
+    if source.format == "JPEG" and source.color_mode == "RGB":
+        raise _CannotApply("the file already is an RGB JPEG")
+    return rgb
+
+
+for _definition in (
+    FixDefinition(
+        "trim_border", "Paint a frame or line along the edges pure white, keeping the canvas size",
+        TrimBorderParams, ("frame.border",), trim_border,
+    ),
+    FixDefinition(
+        "whiten_background",
+        "Set the near-white background connected to the edges to pure white (255,255,255)",
+        WhitenBackgroundParams,
+        ("background.pure_white_fraction", "background.white_fraction"), whiten_background,
+    ),
+    FixDefinition(
+        "pad_to_fill",
+        "Crop to the product and centre it on white so it fills fill_ratio of the frame",
+        PadToFillParams, ("composition.fill_ratio", "file.aspect_ratio"), pad_to_fill,
+    ),
+    FixDefinition(
+        "downscale", "Shrink (Lanczos) so the longest side is at most max_side",
+        DownscaleParams, ("file.longest_side",), downscale,
+    ),
+    FixDefinition(
+        "convert_to_srgb_jpeg", "Re-encode as a baseline sRGB JPEG (CMYK, 16-bit, WEBP, palette)",
+        ConvertToSrgbJpegParams, ("file.format", "file.color_mode"), convert_to_srgb_jpeg,
+    ),
+):
+    _register(_definition)
