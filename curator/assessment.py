@@ -6,20 +6,28 @@ limit, so the online graph and every offline path decide identically.
 Every image is evaluated twice, as a main image and as an alternate: selection ranks images by
 their verdict *as main*, then the winner is reported with its main verdict and every other image
 with its alternate verdict (the looser rules that really apply to it).
+
+Fixes: when every violation holding an image back calls for a fix, the caller's `Fixer` applies
+the fixes and measures the fixed image through the same stages; the fix is kept only when the
+fixed image passes the rules it targeted and fails none the original passed. Otherwise each fix
+rule falls back to its `otherwise` action. The main-image candidates are fixed as main first (a
+fixable image ranks between compliant and failing ones), then the alternates as alternates.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from curator import schemas
-from curator.errors import ImageError
-from rules import Candidate, ImageVerdict, Policy, evaluate, load_policy, select_main_image
+from curator.errors import CuratorError, ImageError
+from rules import Candidate, ImageVerdict, Policy, PolicySet, evaluate, select_main_image
 from rules.evaluate import Role
+from rules.schema import FixRef
 
 if TYPE_CHECKING:
     from models.detectors.base import DetectedBox
@@ -86,23 +94,80 @@ def measure_locally(
     )
 
 
+@dataclass(frozen=True)
+class FixedFile:
+    """A fixed image file from a Preprocess replica, or the error that stopped the fix."""
+
+    data: bytes | None = None
+    applied: tuple[str, ...] = ()
+    width: int | None = None
+    height: int | None = None
+    error: dict[str, Any] | None = None
+
+
+def fix_locally(
+    data: bytes, fixes: Sequence[tuple[str, dict[str, Any]]], preprocessor: Any = None
+) -> FixedFile:
+    """Apply fixes in this process (the Preprocess replica, the CLI), measuring the way
+    `preprocessor` does; refusals and undecodable files become an error answer."""
+    from models.preprocess import Preprocessor
+    from rules.fixes import apply_fixes
+
+    preprocessor = preprocessor or Preprocessor()
+    try:
+        fixed = apply_fixes(data, fixes, preprocessor.decode_limits, preprocessor.thresholds)
+    except CuratorError as exc:  # FixError, ImageError
+        return FixedFile(error=exc.to_dict())
+    return FixedFile(fixed.data, fixed.applied, fixed.width, fixed.height)
+
+
+@dataclass(frozen=True)
+class FixedMeasurement:
+    """What a `Fixer` gives back: the fixed file and its measurement, or why there is none."""
+
+    measured: MeasuredImage
+    data: bytes | None = None
+    applied: tuple[str, ...] = ()
+    width: int | None = None
+    height: int | None = None
+
+
+class Fixer(Protocol):
+    """Applies fixes to one image of the listing and measures the result through the stages."""
+
+    async def __call__(self, image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement: ...
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    accepted: bool
+    reason: str
+    targeted: tuple[str, ...]  # rule ids the fixes were for
+    fixed: FixedMeasurement | None = None
+    verdict: ImageVerdict | None = None  # the fixed image's verdict in the same role
+
+
+@dataclass
+class _Image:
+    measured: MeasuredImage
+    position: int
+    role_hint: Role | None
+    verdicts: dict[Role, ImageVerdict]
+    fixes: dict[Role, FixOutcome]
+
+
 class ListingAssessor:
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
-    @classmethod
-    def from_policy_file(cls, path: Path) -> ListingAssessor:
-        return cls(load_policy(path))
+    def __init__(self, policies: PolicySet) -> None:
+        self.policies = policies
 
     @property
-    def policy_id(self) -> str:
-        return self.policy.id
+    def policy_set_version(self) -> str:
+        return self.policies.version
 
-    @property
-    def policy_version(self) -> str:
-        return self.policy.version
+    def policy_for(self, category: str, marketplace: str) -> Policy:
+        return self.policies.resolve(category, marketplace)
 
-    def assess(
+    async def assess(
         self,
         *,
         listing_id: str,
@@ -110,40 +175,57 @@ class ListingAssessor:
         marketplace: str,
         images: Sequence[MeasuredImage],
         roles: Sequence[Role | None],
+        fixer: Fixer | None = None,
+        include_fixed_images: bool = True,
     ) -> schemas.AssessResponse:
-        verdicts: dict[str, dict[Role, ImageVerdict]] = {}
-        candidates: list[Candidate] = []
-        for position, (image, role_hint) in enumerate(zip(images, roles, strict=True)):
-            if image.attributes is None:
-                continue
-            as_main = evaluate(self.policy, image.attributes, "main")
-            verdicts[image.image_id] = {
-                "main": as_main,
-                "alternate": evaluate(self.policy, image.attributes, "alternate"),
-            }
-            candidates.append(
+        policy = self.policy_for(category, marketplace)
+        assessed = [
+            _Image(image, position, hint, {r: evaluate(policy, image.attributes, r)
+                                            for r in ("main", "alternate")}, {})
+            for position, (image, hint) in enumerate(zip(images, roles, strict=True))
+            if image.attributes is not None
+        ]
+        # Fix as main whatever could become a compliant main image, so it can rank as fixable.
+        await self._fix_all(policy, assessed, "main", fixer)
+        selection = select_main_image(
+            [
                 Candidate(
-                    image_id=image.image_id,
-                    position=position,
-                    role_hint=role_hint,
-                    verdict=as_main,
-                    quality_score=image.attributes.get("quality.score"),
+                    image_id=image.measured.image_id,
+                    position=image.position,
+                    role_hint=image.role_hint,
+                    verdict=_effective(image, "main"),
+                    quality_score=_quality_score(image, "main"),
+                    phash=_str_or_none(image.measured.attributes, "hash.phash"),
                 )
-            )
-        selection = select_main_image(candidates)
+                for image in assessed
+            ],
+            duplicate_distance=policy.selection.duplicate_distance,
+        )
+        alternates = [
+            image for image in assessed
+            if image.measured.image_id != selection.main_image_id
+            and image.measured.image_id not in selection.duplicates
+        ]
+        await self._fix_all(policy, alternates, "alternate", fixer)
+        by_id = {image.measured.image_id: image for image in assessed}
         answers = []
         for image in images:
             if image.attributes is None:
                 answers.append(_error_answer(image))
                 continue
             role: Role = "main" if image.image_id == selection.main_image_id else "alternate"
-            answers.append(_image_answer(image, verdicts[image.image_id], role))
+            answers.append(_image_answer(
+                by_id[image.image_id], role, selection.duplicates.get(image.image_id),
+                include_fixed_images,
+            ))
         return schemas.AssessResponse(
             listing_id=listing_id,
             decision_id=str(uuid.uuid4()),
             category=category,
             marketplace=marketplace,
-            policy_version=self.policy.version,
+            policy_id=policy.id,
+            policy_version=policy.version,
+            policy_set_version=self.policies.version,
             variant=CONTROL_VARIANT,
             images=answers,
             selection=schemas.Selection(
@@ -151,36 +233,122 @@ class ListingAssessor:
                 order=list(selection.order),
                 main_image_compliant=selection.main_image_compliant,
                 reason=selection.reason,
+                duplicates=selection.duplicates,
+                steps=list(selection.steps),
             ),
         )
 
+    async def _fix_all(
+        self, policy: Policy, images: Sequence[_Image], role: Role, fixer: Fixer | None
+    ) -> None:
+        todo = [image for image in images if image.verdicts[role].fixable]
+        outcomes = await asyncio.gather(
+            *(_try_fixes(policy, image, role, fixer) for image in todo)
+        )
+        for image, outcome in zip(todo, outcomes, strict=True):
+            image.fixes[role] = outcome
+
+
+async def _try_fixes(policy: Policy, image: _Image, role: Role, fixer: Fixer | None) -> FixOutcome:
+    verdict = image.verdicts[role]
+    targeted = tuple(v.rule_id for v in verdict.violations if v.action == "fix")
+    if fixer is None:
+        return FixOutcome(False, "fixes are not applied on this path", targeted)
+    fixed = await fixer(image.measured.image_id, verdict.fixes)
+    if fixed.measured.attributes is None:
+        error = (fixed.measured.error or {}).get("message", "the fix failed")
+        return FixOutcome(False, f"could not fix: {error}", targeted, fixed)
+    after = evaluate(policy, fixed.measured.attributes, role)
+    still = [v.rule_id for v in after.violations if v.rule_id in targeted]
+    before = {v.rule_id for v in verdict.violations}
+    new = [v.rule_id for v in after.violations if v.rule_id not in before]
+    if still:
+        return FixOutcome(False, f"the fixed image still fails {', '.join(still)}", targeted,
+                          fixed, after)
+    if new:
+        return FixOutcome(False, f"the fixed image would break {', '.join(new)}", targeted,
+                          fixed, after)
+    return FixOutcome(True, f"{' + '.join(fixed.applied) or 're-encoding'} resolves "
+                      f"{', '.join(targeted)}", targeted, fixed, after)
+
+
+def _effective(image: _Image, role: Role) -> ImageVerdict:
+    """The verdict that stands: as evaluated, with the fix rules fallen back if the fix failed."""
+    verdict = image.verdicts[role]
+    outcome = image.fixes.get(role)
+    if verdict.fixable and (outcome is None or not outcome.accepted):
+        return verdict.without_fixes()
+    return verdict
+
+
+def _quality_score(image: _Image, role: Role) -> float | None:
+    """The score of what would be shown: the fixed image when its fix is kept."""
+    outcome = image.fixes.get(role)
+    if outcome is not None and outcome.accepted and outcome.fixed is not None:
+        attributes = outcome.fixed.measured.attributes or {}
+        return _float_or_none(attributes, "quality.score")
+    return _float_or_none(image.measured.attributes, "quality.score")
+
+
+def _float_or_none(attributes: dict[str, Any] | None, name: str) -> float | None:
+    value = (attributes or {}).get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _str_or_none(attributes: dict[str, Any] | None, name: str) -> str | None:
+    value = (attributes or {}).get(name)
+    return value if isinstance(value, str) else None
+
 
 def _image_answer(
-    image: MeasuredImage, verdicts: dict[Role, ImageVerdict], role: Role
+    image: _Image, role: Role, duplicate_of: str | None, include_fixed_images: bool
 ) -> schemas.ImageAssessment:
-    assert image.attributes is not None
-    score = image.attributes.get("quality.score")
-    as_main = verdicts["main"]
+    measured = image.measured
+    assert measured.attributes is not None
+    score = measured.attributes.get("quality.score")
+    verdict = _effective(image, role)
+    as_main = _effective(image, "main")
+    outcome = image.fixes.get(role)
     return schemas.ImageAssessment(
-        image_id=image.image_id,
+        image_id=measured.image_id,
         status="ok",
-        attributes=image.attributes,
+        attributes=measured.attributes,
         quality=(
-            schemas.Quality(score=score, scorer=str(image.attributes.get("quality.scorer")))
+            schemas.Quality(score=score, scorer=str(measured.attributes.get("quality.scorer")))
             if score is not None
             else None
         ),
-        verdict=_verdict(verdicts[role]),
-        action=verdicts[role].action,
-        eligible_as_main=as_main.compliant,
+        verdict=_verdict(verdict),
+        action=verdict.action,
+        eligible_as_main=as_main.compliant or as_main.fixable,
         # Why an alternate could not be the main image, in the same terms.
         verdict_as_main=_verdict(as_main) if role == "alternate" else None,
+        fix=_fix_answer(outcome, include_fixed_images) if outcome is not None else None,
+        duplicate_of=duplicate_of,
         detections=[
             schemas.Detection(kind=b.kind, label=b.label, score=b.score, box=b.box)
-            for b in image.boxes
+            for b in measured.boxes
         ],
-        timings_ms=image.timings_ms,
-        batch_sizes=image.batch_sizes,
+        timings_ms=measured.timings_ms,
+        batch_sizes=measured.batch_sizes,
+    )
+
+
+def _fix_answer(outcome: FixOutcome, include_image: bool) -> schemas.FixResult:
+    fixed = outcome.fixed
+    return schemas.FixResult(
+        applied=list(fixed.applied) if fixed else [],
+        resolved=list(outcome.targeted) if outcome.accepted else [],
+        accepted=outcome.accepted,
+        reason=outcome.reason,
+        verdict=_verdict(outcome.verdict) if outcome.verdict is not None else None,
+        image=(
+            base64.b64encode(fixed.data).decode("ascii")
+            if include_image and outcome.accepted and fixed is not None and fixed.data
+            else None
+        ),
+        width=fixed.width if fixed else None,
+        height=fixed.height if fixed else None,
     )
 
 

@@ -9,15 +9,17 @@ in one process (the `curator assess` command, the benchmark's in-process limit).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from curator.assessment import MeasuredImage, measure_locally
+from curator.assessment import FixedMeasurement, MeasuredImage, fix_locally, measure_locally
 from curator.settings import InputLimits, ModelStageSettings
 
 if TYPE_CHECKING:
+    from curator.assessment import Fixer
     from models.extractor import AttributeExtractor
     from models.scorer import QualityScorer
+    from rules.schema import FixRef
 
 
 def extract_stage(
@@ -85,3 +87,18 @@ class LocalPipeline:
             batch = measured[start : start + self.batch_size]
             finished.extend(score_stage(self.scorer, extract_stage(self.extractor, batch)))
         return finished
+
+    def fixer(self, originals: Mapping[str, bytes]) -> Fixer:
+        """Fixes for `ListingAssessor.assess`: fix the original file in this process, then
+        measure the fixed file through the same three stages."""
+
+        async def fix(image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement:
+            fixed = fix_locally(originals[image_id], [(f.name, dict(f.with_)) for f in fixes],
+                                self.preprocessor)
+            if fixed.error is not None or fixed.data is None:
+                return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
+            (measured,) = self.run([(image_id, fixed.data)])
+            return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width,
+                                    fixed.height)
+
+        return fix

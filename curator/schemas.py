@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 AttributeValue = bool | int | float | str | None
-Action = Literal["approve", "review", "reject"]
+Action = Literal["approve", "review", "reject", "fix"]
 Role = Literal["main", "alternate"]
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
@@ -37,6 +37,9 @@ class AssessRequest(BaseModel):
     category: str = Field("default", pattern=r"^[a-z0-9_\-]{1,64}$")
     marketplace: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 region")
     images: list[ImageInput] = Field(min_length=1)
+    include_fixed_images: bool = Field(
+        True, description="Return each fixed image as base64 JPEG (false: only what was fixed)"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -78,6 +81,17 @@ class Detection(BaseModel):
     box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 in frame units")
 
 
+class FixResult(BaseModel):
+    applied: list[str] = Field(description="Fixes that changed the image, in the order applied")
+    resolved: list[str] = Field(description="Rule ids the fixed image now passes")
+    accepted: bool = Field(description="The fixed image resolves them and breaks no other rule")
+    reason: str
+    verdict: Verdict | None = Field(None, description="The fixed image's verdict")
+    image: str | None = Field(None, description="The fixed image, base64 JPEG")
+    width: int | None = None
+    height: int | None = None
+
+
 class ImageAssessment(BaseModel):
     image_id: str
     status: Literal["ok", "error"]
@@ -90,6 +104,10 @@ class ImageAssessment(BaseModel):
         None, description="For an alternate: its verdict had it been the main image"
     )
     error: ErrorBody | None = None
+    fix: FixResult | None = Field(
+        None, description="With action fix: the fixed image to use instead of the original"
+    )
+    duplicate_of: str | None = Field(None, description="Dropped as a near-duplicate of this image")
     detections: list[Detection] | None = None
     timings_ms: dict[str, float] | None = Field(None, description="Per stage, ms")
     batch_sizes: dict[str, int] | None = Field(
@@ -99,9 +117,13 @@ class ImageAssessment(BaseModel):
 
 class Selection(BaseModel):
     main_image_id: str | None
-    order: list[str]
-    main_image_compliant: bool
+    order: list[str] = Field(description="Main first, then the alternates; duplicates left out")
+    main_image_compliant: bool = Field(description="Compliant as it is, or once fixed")
     reason: str
+    duplicates: dict[str, str] = Field(
+        default_factory=dict, description="Dropped image id -> the image it duplicates"
+    )
+    steps: list[str] = Field(default_factory=list, description="How the selection came about")
 
 
 class AssessResponse(BaseModel):
@@ -109,7 +131,9 @@ class AssessResponse(BaseModel):
     decision_id: str
     category: str
     marketplace: str
-    policy_version: str
+    policy_id: str = Field(description="The policy layers applied, base first, joined by +")
+    policy_version: str = Field(description="Hash of the effective rules that decided")
+    policy_set_version: str = Field(description="Hash of the whole policy set deployed")
     variant: str
     images: list[ImageAssessment]
     selection: Selection
@@ -117,12 +141,39 @@ class AssessResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok"]
+    policy_set_version: str
+
+
+class PolicyRule(BaseModel):
+    id: str
+    description: str
+    applies_to: Literal["main", "alternate", "any"]
+    require: dict[str, object]
+    severity: Literal["block", "warn", "info"]
+    action: Action
+    fix: dict[str, object] | None = None
+    otherwise: Literal["reject", "review"] | None = None
+    message: str
+    sources: list[str] = Field(description="Policy files that defined, then changed, the rule")
+
+
+class PolicyResponse(BaseModel):
+    category: str
+    marketplace: str
+    policy_id: str
     policy_version: str
+    policy_set_version: str
+    layers: list[str] = Field(description="Policy files applied, base first; later ones win")
+    rules: list[PolicyRule]
+    reload_error: str | None = Field(
+        None, description="Why the last policy update was refused (the set shown stays live)"
+    )
 
 
 class VersionResponse(BaseModel):
     code_version: str
     ray_version: str
+    replica_id: str = Field(description="The ingress replica that answered")
     policy: dict[str, str]
     models: dict[str, str]
     backends: dict[str, str]

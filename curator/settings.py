@@ -13,9 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_POLICY_PATH = (
-    Path(__file__).resolve().parent.parent / "rules" / "policies" / "main_image.yaml"
-)
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
 
 
 class InputLimits(BaseModel):
@@ -93,16 +91,30 @@ class CuratorAppArgs(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    policy_path: Path = DEFAULT_POLICY_PATH
+    # The policy set a replica starts with; `policies` in the ingress's user_config replaces it
+    # live (see CuratorConfig).
+    policy_dir: Path = DEFAULT_POLICY_DIR
     limits: InputLimits = InputLimits()
     url_fetch: UrlFetchSettings = UrlFetchSettings()
     # None: a technical-only graph (Preprocess alone; quality from scorer card v0), the cheap
     # pre-screening tier; its rules over model attributes report "not evaluated".
     models: ModelStageSettings | None = ModelStageSettings()
 
-    @field_validator("policy_path")
+    @field_validator("policy_dir")
     @classmethod
-    def _policy_exists(cls, value: Path) -> Path:
-        if not value.is_file():
-            raise ValueError(f"policy file {value} does not exist")
+    def _policies_exist(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"policy directory {value} does not exist")
         return value.resolve()
+
+
+class CuratorConfig(BaseModel):
+    """The ingress's user_config: what may change while replicas run (`serve deploy` of an
+    updated config calls reconfigure(), no restart)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A whole policy set, {file name: YAML text}, as `curator rules publish` writes it. Texts
+    # rather than a path, so the set reaches replicas on every node of a cluster. None: the
+    # files under CuratorAppArgs.policy_dir.
+    policies: dict[str, str] | None = None

@@ -1,5 +1,6 @@
 """Curator: the HTTP ingress. Fans a listing's images out to the stage deployments concurrently,
-then applies the rules and selects the main image (curator.assessment, plain Python)."""
+then applies the rules, fixes what the rules say to fix, and selects the main image
+(curator.assessment, plain Python). The policy set is live: `reconfigure()` swaps it."""
 
 # No `from __future__ import annotations` here: Serve's class-based routes need the endpoint
 # annotations as real types, or FastAPI cannot build the form and OpenAPI models.
@@ -9,18 +10,19 @@ import binascii
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 import ray
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Path, UploadFile
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter, Histogram
 
 import curator
-from curator.assessment import ListingAssessor, MeasuredImage
-from curator.errors import CuratorError, ImageError
+from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
+from curator.errors import CuratorError, ImageError, PolicyError
 from curator.fetch import ImageFetcher
 from curator.http import BodySizeLimit, install_error_handlers
 from curator.schemas import (
@@ -29,10 +31,14 @@ from curator.schemas import (
     ErrorResponse,
     HealthResponse,
     ImageInput,
+    PolicyResponse,
+    PolicyRule,
     Role,
     VersionResponse,
 )
-from curator.settings import CuratorAppArgs
+from curator.settings import CuratorAppArgs, CuratorConfig
+from rules import PolicySet, load_policy_set, policy_set_from_texts
+from rules.schema import FixRef
 
 logger = logging.getLogger("ray.serve")
 
@@ -61,6 +67,37 @@ class _ImageJob:
     error: ImageError | None = None  # found while reading the request itself
 
 
+def _stage_failed(image_id: str) -> MeasuredImage:
+    return MeasuredImage(
+        image_id=image_id,
+        error={
+            "code": "stage_failed",
+            "message": "the image could not be assessed; retry later",
+            "image_id": image_id,
+        },
+    )
+
+
+def _policy_response(
+    policies: PolicySet, category: str, marketplace: str, reload_error: str | None
+) -> PolicyResponse:
+    policy = policies.resolve(category, marketplace)
+    return PolicyResponse(
+        category=category,
+        marketplace=marketplace,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        policy_set_version=policies.version,
+        layers=list(policy.layers),
+        rules=[
+            PolicyRule(**rule.model_dump(mode="json", by_alias=True, exclude_none=True),
+                       sources=list(policy.sources.get(rule.id, ())))
+            for rule in policy.rules
+        ],
+        reload_error=reload_error,
+    )
+
+
 def _id_from_filename(filename: str | None, index: int) -> str:
     stem = re.sub(r"[^A-Za-z0-9._:-]", "_", (filename or "").rsplit("/", 1)[-1])[:128]
     return stem.lstrip("._:-") or f"image-{index + 1}"
@@ -80,7 +117,9 @@ class Curator:
         self._preprocess = preprocess
         self._extractor = extractor
         self._scorer = scorer
-        self._assessor = ListingAssessor.from_policy_file(self._args.policy_path)
+        self._assessor = ListingAssessor(load_policy_set(self._args.policy_dir))
+        self._reload_error: str | None = None
+        self._configured = False  # no user_config applied yet
         limits = self._args.limits
         self._fetcher = ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes)
         app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
@@ -91,15 +130,51 @@ class Curator:
         )
         self._actions = Counter(
             "curator_image_actions",
-            description="Per-image outcomes: approve, review, reject or error",
+            description="Per-image outcomes: approve, review, reject, fix or error",
             tag_keys=("action",),
         )
-        logger.info("curator ingress ready; policy %s", self._assessor.policy_version)
+        self._policy_reloads = Counter(
+            "curator_policy_reloads",
+            description="Policy set updates through user_config, by outcome",
+            tag_keys=("outcome",),
+        )
+        logger.info("curator ingress ready; policy set %s", self._assessor.policy_set_version)
+
+    def reconfigure(self, config: dict) -> None:
+        """A new policy set from user_config. Built and checked completely before one reference
+        swap, so a request sees the old set or the new one, never a mix.
+
+        A set that does not load is refused and the old one stays live, without raising: Serve
+        would count the running replica as failed and restart it into the same bad config. A
+        replica that is just starting does raise, so that it never goes live with a different
+        set (the files it started from) than its running peers."""
+        try:
+            settings = CuratorConfig.model_validate(config)
+            policies = (
+                policy_set_from_texts(settings.policies)
+                if settings.policies is not None
+                else load_policy_set(self._args.policy_dir)
+            )
+        except (PolicyError, ValueError) as exc:
+            if not self._configured:
+                raise
+            self._reload_error = str(exc)
+            self._policy_reloads.inc(tags={"outcome": "refused"})
+            logger.error("policy update refused; policy set %s stays live: %s",
+                         self._assessor.policy_set_version, exc)
+            return
+        previous = self._assessor.policy_set_version
+        self._assessor = ListingAssessor(policies)
+        self._reload_error = None
+        self._configured = True
+        self._policy_reloads.inc(tags={"outcome": "applied"})
+        logger.info("policy set %s -> %s", previous, policies.version)
 
     @app.post("/v1/assess", response_model=AssessResponse, response_model_exclude_none=True)
     async def assess(self, request: AssessRequest) -> AssessResponse:
         jobs = [self._job_from_input(i, image) for i, image in enumerate(request.images)]
-        return await self._assess(request.listing_id, request.category, request.marketplace, jobs)
+        return await self._assess(request.listing_id, request.category, request.marketplace, jobs,
+                                  request.include_fixed_images)
 
     @app.post("/v1/assess/upload", response_model=AssessResponse, response_model_exclude_none=True)
     async def assess_upload(
@@ -128,14 +203,29 @@ class Curator:
 
     @app.get("/healthz", response_model=HealthResponse)
     async def healthz(self) -> HealthResponse:
-        return HealthResponse(status="ok", policy_version=self._assessor.policy_version)
+        return HealthResponse(status="ok", policy_set_version=self._assessor.policy_set_version)
+
+    @app.get(
+        "/v1/policies/{category}/{marketplace}",
+        response_model=PolicyResponse,
+        response_model_exclude_none=True,
+    )
+    async def policy(
+        self,
+        category: Annotated[str, Path(pattern=r"^[a-z0-9_\-]{1,64}$")],
+        marketplace: Annotated[str, Path(pattern=r"^[A-Z]{2}$")],
+    ) -> PolicyResponse:
+        return _policy_response(self._assessor.policies, category, marketplace,
+                                self._reload_error)
 
     @app.get("/v1/version", response_model=VersionResponse)
     async def version(self) -> VersionResponse:
         return VersionResponse(
             code_version=curator.__version__,
             ray_version=ray.__version__,
-            policy={"id": self._assessor.policy_id, "version": self._assessor.policy_version},
+            replica_id=serve.get_replica_context().replica_id.unique_id,
+            policy={"set_version": self._assessor.policy_set_version}
+            | ({"reload_error": self._reload_error} if self._reload_error else {}),
             models=(
                 {
                     "scorer_card": self._args.models.scorer_card,
@@ -162,17 +252,40 @@ class Curator:
         return backends
 
     async def _assess(
-        self, listing_id: str, category: str, marketplace: str, jobs: list[_ImageJob]
+        self,
+        listing_id: str,
+        category: str,
+        marketplace: str,
+        jobs: list[_ImageJob],
+        include_fixed_images: bool = True,
     ) -> AssessResponse:
         started = time.perf_counter()
+        assessor = self._assessor  # one policy set for the whole request, even across a reload
         self._check_listing(jobs)
-        measured = await asyncio.gather(*(self._measure(job) for job in jobs))
-        response = self._assessor.assess(
+        originals: dict[str, bytes] = {}
+
+        async def measure(job: _ImageJob) -> MeasuredImage:
+            try:
+                data = await self._image_bytes(job)
+            except ImageError as error:
+                error.image_id = job.image_id
+                return MeasuredImage(image_id=job.image_id, error=error.to_dict())
+            originals[job.image_id] = data  # kept for the fixes
+            return await self._measure(job.image_id, data)
+
+        measured = await asyncio.gather(*(measure(job) for job in jobs))
+
+        async def fix(image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement:
+            return await self._fix(image_id, originals[image_id], fixes)
+
+        response = await assessor.assess(
             listing_id=listing_id,
             category=category,
             marketplace=marketplace,
             images=measured,
             roles=[job.role for job in jobs],
+            fixer=fix,
+            include_fixed_images=include_fixed_images,
         )
         for image in response.images:
             self._actions.inc(tags={"action": image.action or "error"})
@@ -218,15 +331,26 @@ class Curator:
             return _ImageJob(image.image_id, image.role, error=error)
         return _ImageJob(image.image_id, image.role, data=data)
 
-    async def _measure(self, job: _ImageJob) -> MeasuredImage:
+    async def _fix(self, image_id: str, data: bytes, fixes: Sequence[FixRef]) -> FixedMeasurement:
+        """Fix on a Preprocess replica (pixel work stays off the ingress), then measure the fixed
+        file through the same stages as any image."""
         try:
-            data = await self._image_bytes(job)
-        except ImageError as error:
-            error.image_id = job.image_id
-            return MeasuredImage(image_id=job.image_id, error=error.to_dict())
+            fixed = await self._preprocess.apply_fixes.remote(
+                data, [(f.name, dict(f.with_)) for f in fixes]
+            )
+        except Exception:
+            logger.exception("fixing image %s failed", image_id)
+            return FixedMeasurement(_stage_failed(image_id))
+        if fixed.error is not None:
+            return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
+        assert fixed.data is not None
+        measured = await self._measure(image_id, fixed.data)
+        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
+
+    async def _measure(self, image_id: str, data: bytes) -> MeasuredImage:
         # Chained without awaiting in between: each stage's response feeds the next .remote()
         # and Serve passes the result replica to replica; the ingress waits once.
-        measured = self._preprocess.run.remote(data, job.image_id)
+        measured = self._preprocess.run.remote(data, image_id)
         try:
             if self._extractor is None or self._scorer is None:
                 return await measured
@@ -235,15 +359,8 @@ class Curator:
         except Exception:
             # A stage that crashed on this image (or lost its replica) fails this image only;
             # the rest of the listing is still assessed and answered.
-            logger.exception("a stage failed on image %s", job.image_id)
-            return MeasuredImage(
-                image_id=job.image_id,
-                error={
-                    "code": "stage_failed",
-                    "message": "the image could not be assessed; retry later",
-                    "image_id": job.image_id,
-                },
-            )
+            logger.exception("a stage failed on image %s", image_id)
+            return _stage_failed(image_id)
 
     async def _image_bytes(self, job: _ImageJob) -> bytes:
         if job.error is not None:

@@ -7,7 +7,7 @@ import time
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
-from curator.assessment import MeasuredImage, measure_locally
+from curator.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
 from models.decode import DecodeLimits
 from models.preprocess import Preprocessor
 
@@ -48,3 +48,11 @@ class Preprocess:
         else:
             self._latency.observe((time.perf_counter() - started) * 1000)
         return measured
+
+    def apply_fixes(self, data: bytes, fixes: list[tuple[str, dict]]) -> FixedFile:
+        """The fixes a rule asked for (rules.fixes): decode, fix, encode as sRGB JPEG. On this
+        CPU replica rather than the ingress, whose event loop must not do pixel work."""
+        fixed = fix_locally(data, fixes, self._preprocessor)
+        if fixed.error is not None:
+            self._failures.inc(tags={"code": fixed.error["code"]})
+        return fixed

@@ -44,9 +44,10 @@ def violated_attributes(image: dict[str, Any]) -> set[str]:
 
 def test_health_version_and_docs(service_url: str) -> None:
     health = requests.get(f"{service_url}/healthz", timeout=10).json()
-    assert health["status"] == "ok" and len(health["policy_version"]) == 12
+    assert health["status"] == "ok" and len(health["policy_set_version"]) == 12
     version = requests.get(f"{service_url}/v1/version", timeout=10).json()
-    assert version["policy"]["version"] == health["policy_version"]
+    assert version["policy"] == {"set_version": health["policy_set_version"]}
+    assert version["replica_id"]
     assert version["ray_version"].startswith("2.60")
     backends = version["backends"]
     # No GPU here: the runtime choice falls back to ONNX Runtime on the CPU, and says so.
@@ -55,7 +56,8 @@ def test_health_version_and_docs(service_url: str) -> None:
     assert backends["scorer"] == "torch on cpu (card-v1)"
     assert version["models"] == {"scorer_card": "card-v1", "extractor": "text,people"}
     spec = requests.get(f"{service_url}/openapi.json", timeout=10).json()
-    assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version"} <= set(spec["paths"])
+    assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version",
+            "/v1/policies/{category}/{marketplace}"} <= set(spec["paths"])
     assert requests.get(f"{service_url}/docs", timeout=10).status_code == 200
 
 
@@ -83,7 +85,8 @@ def test_compliant_packshot_is_chosen_over_the_sellers_pick(service_url: str) ->
     assert images["white"]["eligible_as_main"] is True
     assert images["white"]["verdict"]["evaluated_as"] == "main"
     assert images["busy"]["eligible_as_main"] is False
-    assert images["framed"]["eligible_as_main"] is False
+    # The frame can be trimmed: eligible once fixed, but a compliant image beats a fixable one.
+    assert images["framed"]["eligible_as_main"] is True
     # An alternate says why it could not be the main image.
     assert "main.frame.no_border" in {
         v["rule_id"] for v in images["framed"]["verdict_as_main"]["violations"]
@@ -95,6 +98,7 @@ def test_compliant_packshot_is_chosen_over_the_sellers_pick(service_url: str) ->
     assert images["white"]["attributes"]["file.width"] == 1200
     assert 0.75 <= images["white"]["attributes"]["composition.fill_ratio"] <= 0.95
     assert body["policy_version"] and body["decision_id"] and body["variant"] == "control"
+    assert body["policy_id"] == "base+us+home"
 
 
 def test_model_stages_add_text_people_and_quality(service_url: str) -> None:
@@ -331,3 +335,37 @@ def test_real_product_photos_are_assessed(service_url: str) -> None:
     assert answer.status_code == 200, answer.text
     assert all(image["status"] == "ok" for image in answer.json()["images"])
     assert answer.json()["selection"]["main_image_id"] is not None
+
+
+def test_a_fixable_main_image_comes_back_fixed(service_url: str) -> None:
+    small = jpeg(size=(2200, 2200), fill=0.5, background="white", seed=21)
+    answer = assess(service_url, [{"image_id": "small", "data": b64(small)}])
+    assert answer.status_code == 200, answer.text
+    (image,) = answer.json()["images"]
+    assert image["action"] == "fix"
+    fix = image["fix"]
+    assert fix["accepted"] and fix["applied"] == ["pad_to_fill"]
+    assert set(fix["resolved"]) == {"main.fill.minimum", "main.fill.target"}
+    assert fix["verdict"]["violations"] == []
+    fixed = Image.open(io.BytesIO(base64.b64decode(fix["image"])))
+    assert fixed.format == "JPEG" and fixed.size == (fix["width"], fix["height"])
+    # The model stages ran on the fixed image too: its verdict has nothing "not evaluated"
+    # beyond what the original had.
+    assert set(fix["verdict"]["not_evaluated"]) <= set(image["verdict"]["not_evaluated"])
+
+
+def test_effective_policy_endpoint(service_url: str) -> None:
+    answer = requests.get(f"{service_url}/v1/policies/apparel/UK", timeout=10)
+    assert answer.status_code == 200, answer.text
+    policy = answer.json()
+    assert policy["layers"] == ["base", "uk", "apparel", "apparel-uk"]
+    rules = {rule["id"]: rule for rule in policy["rules"]}
+    assert rules["main.size.zoom"]["require"]["value"] == 1600
+    assert rules["main.size.zoom"]["sources"] == ["base", "apparel-uk"]
+    assert "main.people.on_model" in rules
+    kids = requests.get(f"{service_url}/v1/policies/kids_apparel/UK", timeout=10).json()
+    assert "main.people.on_model" not in {rule["id"] for rule in kids["rules"]}
+    assert kids["policy_set_version"] == policy["policy_set_version"]
+    bad = requests.get(f"{service_url}/v1/policies/Apparel/uk", timeout=10)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"]
