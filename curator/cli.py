@@ -4,6 +4,7 @@ this process, no Ray), `vocabulary` (the attribute contract). Later verbs join h
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from types import FrameType
 import yaml
 
 from curator.models_cli import add_models_commands
+from curator.rules_cli import add_rules_commands
 
 DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 READY_TIMEOUT_S = 300
@@ -40,13 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     assess.add_argument("--listing-id", default="local")
     assess.add_argument("--category", default="default")
     assess.add_argument("--marketplace", default="US")
-    assess.add_argument("--policy", type=Path, default=None)
+    assess.add_argument("--policies", type=Path, default=None,
+                        help="policy directory (default: the shipped rules/policies)")
     assess.set_defaults(run=_assess)
 
     vocabulary = verbs.add_parser("vocabulary", help="list every attribute, its unit and range")
     vocabulary.set_defaults(run=_vocabulary)
 
     add_models_commands(verbs)
+    add_rules_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -119,17 +123,20 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
 def _assess(args: argparse.Namespace) -> int:
     from curator.assessment import ListingAssessor
     from curator.pipeline import LocalPipeline
-    from curator.settings import DEFAULT_POLICY_PATH
+    from rules import POLICY_DIR, load_policy_set
 
-    assessor = ListingAssessor.from_policy_file(args.policy or DEFAULT_POLICY_PATH)
-    measured = LocalPipeline().run([(path.name, path.read_bytes()) for path in args.images])
-    response = assessor.assess(
+    assessor = ListingAssessor(load_policy_set(args.policies or POLICY_DIR))
+    pipeline = LocalPipeline()
+    files = {path.name: path.read_bytes() for path in args.images}
+    measured = pipeline.run(list(files.items()))
+    response = asyncio.run(assessor.assess(
         listing_id=args.listing_id,
         category=args.category,
         marketplace=args.marketplace,
         images=measured,
         roles=[None] * len(measured),
-    )
+        fixer=pipeline.fixer(files),
+    ))
     print(response.model_dump_json(indent=2, exclude_none=True))
     return 0
 
