@@ -301,7 +301,7 @@ def test_a_policy_id_defined_twice_is_refused(tmp_path: Path) -> None:
 def test_a_set_with_two_roots_is_refused(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(HEADER.replace("test-policy", "one") + GOOD_RULE)
     (tmp_path / "two.yaml").write_text(HEADER.replace("test-policy", "two") + GOOD_RULE)
-    with pytest.raises(PolicyError, match="exactly one root policy .* found 2"):
+    with pytest.raises(PolicyError, match=r"exactly one root policy .* found 2"):
         load_policy_set(tmp_path)
 
 
