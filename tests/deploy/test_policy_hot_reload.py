@@ -164,13 +164,48 @@ def replica(cluster: Cluster) -> str:
     return str(requests.get(f"{cluster.url}/v1/version", timeout=5).json()["replica_id"])
 
 
+V1 = read_policy_texts(POLICY_DIR)
+V2 = {**V1, "base.yaml": V1["base.yaml"].replace(
+    'require: {attribute: file.longest_side, op: ">=", value: 1000}',
+    'require: {attribute: file.longest_side, op: ">=", value: 1100}')}
+
+
+def broken(file: str, old: str, new: str) -> dict[str, str]:
+    assert old in V2[file]
+    return {**V2, file: V2[file].replace(old, new, 1)}
+
+
+# Each load error, pushed to the running service: (policy set, words its refusal must carry).
+MALFORMED: dict[str, tuple[dict[str, str], str]] = {
+    "override-of-unknown-rule": (
+        broken("categories/shoes.yaml", "main.people.none:", "main.people.nobody:"),
+        "categories/shoes.yaml:",
+    ),
+    "unknown-attribute": (
+        broken("base.yaml", "attribute: frame.border,", "attribute: frame.borders,"),
+        "unknown attribute 'frame.borders'",
+    ),
+    "wrong-type": (
+        broken("base.yaml", "op: \">=\", value: 0.97}", "op: \">=\", value: high}"),
+        "background.white_fraction must be float, got str",
+    ),
+    "unknown-fix": (
+        broken("base.yaml", "fix: trim_border", "fix: trim_borders"), "unknown fix 'trim_borders'",
+    ),
+    "duplicate-rule-id": (
+        broken("categories/jewelry-us.yaml", "- id: main.size.jewelry_range",
+               "- id: main.size.zoom"),
+        "rule main.size.zoom is already defined by base",
+    ),
+    "cycle-in-extends": (
+        broken("categories/apparel.yaml", "extends: base", "extends: kids-apparel"),
+        "cycle in extends",
+    ),
+}
+
+
 def test_policy_set_hot_reload_under_load(cluster: Cluster) -> None:
-    v1_texts = read_policy_texts(POLICY_DIR)
-    v2_texts = {**v1_texts, "base.yaml": v1_texts["base.yaml"].replace(
-        'require: {attribute: file.longest_side, op: ">=", value: 1000}',
-        'require: {attribute: file.longest_side, op: ">=", value: 1100}')}
-    broken = {**v2_texts, "categories/shoes.yaml": v2_texts["categories/shoes.yaml"].replace(
-        "main.people.none:", "main.people.nobody:")}
+    v1_texts, v2_texts = V1, V2
     v1, v2 = policy_set_from_texts(v1_texts).version, policy_set_from_texts(v2_texts).version
     assert v1 != v2
 
@@ -185,10 +220,13 @@ def test_policy_set_hot_reload_under_load(cluster: Cluster) -> None:
         switched = len(stream.answers)
         wait_for(lambda: len(stream.answers) >= switched + 20, "traffic after the switch")
 
-        cluster.deploy(broken)
-        error = wait_for(lambda: live(cluster)[1], "the broken set to be refused")
         refused = len(stream.answers)
-        wait_for(lambda: len(stream.answers) >= refused + 20, "traffic after the refusal")
+        errors = {}
+        for name, (texts, words) in MALFORMED.items():
+            cluster.deploy(texts)
+            errors[name] = wait_for(lambda words=words: words in (live(cluster)[1] or "")
+                                    and live(cluster)[1], f"the {name} set to be refused")
+        wait_for(lambda: len(stream.answers) >= refused + 20, "traffic after the refusals")
 
     answers = stream.answers
     assert [a for a in answers if a.status != 200] == []
@@ -197,8 +235,8 @@ def test_policy_set_hot_reload_under_load(cluster: Cluster) -> None:
     old = [a for a in answers if a.policy_set_version == v1]
     new = [a for a in answers if a.policy_set_version == v2]
     assert max(a.started for a in old) < min(a.ended for a in new)
-    # The broken set changed nothing: v2 still decides, the same replica still answers.
-    assert "categories/shoes.yaml" in error and "main.people.nobody" in error
+    # The broken sets changed nothing: v2 still decides, the same replica still answers.
+    assert "main.people.nobody" in errors["override-of-unknown-rule"]
     assert all(a.policy_set_version == v2 for a in answers[refused:])
     assert live(cluster)[0] == v2
     assert replica(cluster) == first_replica
