@@ -20,6 +20,7 @@ import yaml
 
 from curator.models_cli import add_models_commands
 from curator.rules_cli import add_rules_commands
+from experiments.report_cli import add_experiments_commands
 
 DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 READY_TIMEOUT_S = 300
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add_models_commands(verbs)
     add_rules_commands(verbs)
+    add_experiments_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
