@@ -4,44 +4,43 @@ SQLAlchemy Core over two backends that must answer alike: SQLite (the embedded d
 file, WAL) and PostgreSQL (clusters, many ingress replicas writing at once). Writes are
 idempotent by primary key, so the outbox may deliver a row more than once. Report queries return
 plain frozen rows, ordered and rounded in Python, so both backends give identical answers.
+What differs between the backends lives in `experiments.store_backend`. The canary controller's
+transitions are kept here too, so every runner of a ramp reads one history.
 
 The request path never writes here directly: it goes through `experiments.outbox.Outbox`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
+    ColumnElement,
     Float,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Select,
     String,
+    Subquery,
     Table,
-    TypeDecorator,
+    Text,
     and_,
     case,
-    create_engine,
-    event,
     func,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection
 
+from curator.errors import CuratorError
+from experiments.canary import Transition
 from experiments.records import (
     OUTCOME_TYPES,
     REJECT_ACTION,
@@ -50,35 +49,12 @@ from experiments.records import (
     OutcomeRecord,
     UnitMetrics,
     VariantDecisionStats,
-    as_utc,
 )
+from experiments.store_backend import UtcDateTime, create_store_engine, take_write_lock
 
 # Summed outcome values (money) are rounded to this many decimals: SQLite and PostgreSQL add
 # floats in different orders, and reports must not differ in the last bit.
 VALUE_DECIMALS = 6
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
-
-    SQLite keeps naive text (fixed width, so text order is time order); PostgreSQL keeps
-    `timestamptz`. Either way the caller sees the same value.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment = as_utc(value)
-        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -128,6 +104,31 @@ outcomes = Table(
     Index("ix_outcomes_decision", "decision_id"),
 )
 
+# The canary controller's history, one row per transition. The state of a ramp is rebuilt by
+# replaying these in `seq` order (experiments.canary_runner).
+canary_transitions = Table(
+    "canary_transitions",
+    metadata,
+    Column("experiment_id", String, nullable=False),
+    Column("seq", Integer, nullable=False),  # 1, 2, ... per experiment
+    Column("kind", String, nullable=False),
+    Column("from_percent", Float, nullable=False),
+    Column("to_percent", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("experiment_id", "seq", name="pk_canary_transitions"),
+    CheckConstraint(
+        "kind IN ('advance', 'promote', 'rollback')", name="ck_canary_transitions_kind"
+    ),
+)
+
+
+class TransitionConflict(CuratorError):
+    """A canary transition was decided on a stale history: another writer recorded one first."""
+
+    status = 409
+    code = "canary_transition_conflict"
+
 
 class DecisionStore:
     """Decisions and outcomes on SQLite (`sqlite:///var/curator.db`) or PostgreSQL
@@ -137,7 +138,7 @@ class DecisionStore:
     """
 
     def __init__(self, url: str, *, pool_size: int = 4, max_overflow: int = 4) -> None:
-        self.engine = _create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.engine = create_store_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.dialect = self.engine.dialect.name
 
     def create_schema(self) -> None:
@@ -145,10 +146,7 @@ class DecisionStore:
         with self.engine.begin() as conn:
             # Replicas starting together would race between "does the table exist" and CREATE:
             # take the database's write lock first, so one creates and the others see it done.
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('curator.schema'))"))
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            take_write_lock(conn, "curator.schema")
             metadata.create_all(conn)
 
     def close(self) -> None:
@@ -177,49 +175,39 @@ class DecisionStore:
         with self.engine.begin() as conn:
             return len(conn.execute(statement, rows).all())
 
-    def exposures(self, experiment_id: str) -> list[Exposure]:
-        """Every unit each variant decided for, with its first exposure; by variant, unit."""
+    def exposures(self, experiment_id: str, since: datetime | None = None) -> list[Exposure]:
+        """Every unit each variant decided for, with its first exposure; by variant, unit.
+
+        `since` (e.g. the start of a canary's ramp step) counts only decisions made at or after
+        it, so a unit is in if it was decided for since then, and its first exposure is its
+        first one since then. Assignment is deterministic and a ramp only moves control units
+        into the treatment, so every unit decided for since then got the weights of then.
+        """
         with self.engine.connect() as conn:
-            rows = conn.execute(_first_exposures(experiment_id)).all()
+            rows = conn.execute(_first_exposures(experiment_id, since)).all()
         exposures = [Exposure(row.variant, row.unit_id, row.first_exposed_at) for row in rows]
         return sorted(exposures, key=lambda exposure: (exposure.variant, exposure.unit_id))
 
-    def unit_metrics(self, experiment_id: str) -> list[UnitMetrics]:
+    def unit_metrics(self, experiment_id: str, since: datetime | None = None) -> list[UnitMetrics]:
         """Per (variant, unit): outcome counts and summed values from the first exposure on.
 
         An event belongs to the unit of the decision it names, else to the unit it names, so an
         event naming both counts once. Events before the unit's first exposure are left out: the
-        variant cannot have caused them.
+        variant cannot have caused them. `since` as in `exposures`: units decided for since
+        then, and their events from their first exposure since then.
         """
-        exposed = _first_exposures(experiment_id).subquery("exposed")
-        target = decisions.alias("target")
-        attributed = (
-            select(
-                outcomes.c.type,
-                outcomes.c.value,
-                outcomes.c.occurred_at,
-                func.coalesce(target.c.unit_id, outcomes.c.unit_id).label("unit_id"),
+        exposed = _first_exposures(experiment_id, since).subquery("exposed")
+        events = _events_per_unit(experiment_id, since).subquery("events")
+        query = select(
+            exposed.c.variant,
+            exposed.c.unit_id,
+            exposed.c.first_exposed_at,
+            *(events.c[name] for name in _event_columns()),
+        ).select_from(
+            exposed.outerjoin(
+                events,
+                and_(events.c.variant == exposed.c.variant, events.c.unit_id == exposed.c.unit_id),
             )
-            .select_from(outcomes.outerjoin(target, target.c.decision_id == outcomes.c.decision_id))
-            .subquery("attributed")
-        )
-        per_type = []
-        for kind in OUTCOME_TYPES:
-            is_kind = attributed.c.type == kind
-            per_type.append(func.count(case((is_kind, 1))).label(f"n_{kind}"))
-            per_type.append(func.sum(case((is_kind, attributed.c.value))).label(f"v_{kind}"))
-        query = (
-            select(exposed.c.variant, exposed.c.unit_id, exposed.c.first_exposed_at, *per_type)
-            .select_from(
-                exposed.outerjoin(
-                    attributed,
-                    and_(
-                        attributed.c.unit_id == exposed.c.unit_id,
-                        attributed.c.occurred_at >= exposed.c.first_exposed_at,
-                    ),
-                )
-            )
-            .group_by(exposed.c.variant, exposed.c.unit_id, exposed.c.first_exposed_at)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
@@ -228,7 +216,8 @@ class DecisionStore:
                 variant=row.variant,
                 unit_id=row.unit_id,
                 first_exposed_at=row.first_exposed_at,
-                counts={kind: int(row._mapping[f"n_{kind}"]) for kind in OUTCOME_TYPES},
+                # No event at all leaves the outer join's columns empty (NULL).
+                counts={kind: int(row._mapping[f"n_{kind}"] or 0) for kind in OUTCOME_TYPES},
                 values={kind: _rounded(row._mapping[f"v_{kind}"]) for kind in OUTCOME_TYPES},
             )
             for row in rows
@@ -236,9 +225,13 @@ class DecisionStore:
         # Sorted here, not in SQL: PostgreSQL's collation may order text unlike SQLite's bytes.
         return sorted(metrics, key=lambda metric: (metric.variant, metric.unit_id))
 
-    def decision_stats(self, experiment_id: str) -> list[VariantDecisionStats]:
-        """Per variant: decisions, error rate, p99 latency, reject rate; ordered by variant."""
-        in_experiment = decisions.c.experiment_id == experiment_id
+    def decision_stats(
+        self, experiment_id: str, since: datetime | None = None
+    ) -> list[VariantDecisionStats]:
+        """Per variant: decisions, error rate, p99 latency, reject rate; ordered by variant.
+
+        `since`: only decisions made at or after it.
+        """
         totals_query = (
             select(
                 decisions.c.variant,
@@ -248,12 +241,12 @@ class DecisionStore:
                 func.sum(decisions.c.image_count).label("images"),
                 func.sum(decisions.c.rejected_count).label("rejected"),
             )
-            .where(in_experiment)
+            .where(_in_experiment(experiment_id, since))
             .group_by(decisions.c.variant)
         )
         with self.engine.connect() as conn:
             totals = conn.execute(totals_query).all()
-            p99 = _p99_latency_by_variant(conn, experiment_id)
+            p99 = _p99_latency_by_variant(conn, experiment_id, since)
         return sorted(
             (
                 VariantDecisionStats(
@@ -271,6 +264,52 @@ class DecisionStore:
             ),
             key=lambda stats: stats.variant,
         )
+
+    def record_transition(
+        self, experiment_id: str, transition: Transition, *, after: int | None = None
+    ) -> None:
+        """Append a canary transition to the experiment's history as the next `seq`.
+
+        Writers of one experiment are serialised (`take_write_lock`), so two at once get
+        consecutive numbers, never the same one. `after` is the number of transitions the
+        caller's decision was based on: if the history has grown since (another runner decided
+        first), appending would apply a stale decision on top of a newer one, e.g. advance a
+        step twice, so it raises `TransitionConflict` instead. The (experiment_id, seq) key is
+        the backstop against writers that bypass this method.
+        """
+        with self.engine.begin() as conn:
+            take_write_lock(conn, f"curator.canary_transitions:{experiment_id}")
+            recorded = _last_seq(conn, experiment_id)
+            if after is not None and recorded != after:
+                raise TransitionConflict(
+                    f"experiment {experiment_id}: a {transition.kind} was decided on "
+                    f"{after} transitions, but {recorded} are recorded by now"
+                )
+            conn.execute(
+                canary_transitions.insert().values(
+                    experiment_id=experiment_id,
+                    seq=recorded + 1,
+                    kind=transition.kind,
+                    from_percent=transition.from_percent,
+                    to_percent=transition.to_percent,
+                    reason=transition.reason,
+                    at=transition.at,
+                )
+            )
+
+    def transitions(self, experiment_id: str) -> list[Transition]:
+        """The experiment's canary transitions in the order they were recorded."""
+        query = (
+            select(canary_transitions)
+            .where(canary_transitions.c.experiment_id == experiment_id)
+            .order_by(canary_transitions.c.seq)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Transition(row.kind, row.from_percent, row.to_percent, row.reason, row.at)
+            for row in rows
+        ]
 
 
 def _decision_row(record: DecisionRecord) -> dict[str, Any]:
@@ -308,69 +347,84 @@ def _outcome_row(record: OutcomeRecord) -> dict[str, Any]:
     }
 
 
-def _create_engine(url: str, *, pool_size: int, max_overflow: int) -> Engine:
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if backend == "postgresql":
-        # Few connections per process: each replica writes from one outbox thread, and the
-        # server's max_connections is shared by every replica (100 by default). Pre-ping drops
-        # connections that died with a server restart instead of failing the next write.
-        return create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_pre_ping=True,
-            pool_recycle=1800,
-            pool_timeout=30,
-            connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
-        )
-    raise ValueError(f"unsupported store backend {backend!r}: use sqlite or postgresql")
+def _last_seq(conn: Connection, experiment_id: str) -> int:
+    query = select(func.coalesce(func.max(canary_transitions.c.seq), 0)).where(
+        canary_transitions.c.experiment_id == experiment_id
+    )
+    return int(conn.execute(query).scalar_one())
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # The busy timeout queues writers from other threads and processes instead of failing them.
-    # FULL: a committed batch has already left the outbox, so it must survive a power cut;
-    # batched writes make the fsync cheap.
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    _enable_wal(cursor)
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
+def _in_experiment(experiment_id: str, since: datetime | None) -> ColumnElement[bool]:
+    in_experiment = decisions.c.experiment_id == experiment_id
+    return in_experiment if since is None else and_(in_experiment, decisions.c.created_at >= since)
 
 
-def _enable_wal(cursor: Any) -> None:
-    """WAL lets reports read while the outbox writes. It sticks to the file, but switching a new
-    file needs a lock that SQLite does not wait for: replicas opening it together retry."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _first_exposures(experiment_id: str) -> Select[tuple[str, str, datetime]]:
+def _first_exposures(
+    experiment_id: str, since: datetime | None = None
+) -> Select[tuple[str, str, datetime]]:
     return (
         select(
             decisions.c.variant,
             decisions.c.unit_id,
             func.min(decisions.c.created_at).label("first_exposed_at"),
         )
-        .where(decisions.c.experiment_id == experiment_id)
+        .where(_in_experiment(experiment_id, since))
         .group_by(decisions.c.variant, decisions.c.unit_id)
     )
 
 
-def _p99_latency_by_variant(conn: Connection, experiment_id: str) -> dict[str, float]:
+def _events_per_unit(experiment_id: str, since: datetime | None) -> Select[tuple[Any, ...]]:
+    """Per exposed (variant, unit): its events' counts and value sums by type.
+
+    Only units with events; `unit_metrics` adds the others. Summing before joining the
+    exposures matters on SQLite: an event's unit is computed (coalesce), so nothing indexes
+    it, and an outer join from the exposures would scan every event once per unit. Driven from
+    the events instead, SQLite builds a temporary index on the exposures.
+    """
+    exposed = _first_exposures(experiment_id, since).subquery("exposed_units")
+    attributed = _attributed_events()
+    per_type = []
+    for kind in OUTCOME_TYPES:
+        is_kind = attributed.c.type == kind
+        per_type.append(func.count(case((is_kind, 1))).label(f"n_{kind}"))
+        per_type.append(func.sum(case((is_kind, attributed.c.value))).label(f"v_{kind}"))
+    return (
+        select(exposed.c.variant, exposed.c.unit_id, *per_type)
+        .select_from(
+            attributed.join(
+                exposed,
+                and_(
+                    attributed.c.unit_id == exposed.c.unit_id,
+                    attributed.c.occurred_at >= exposed.c.first_exposed_at,
+                ),
+            )
+        )
+        .group_by(exposed.c.variant, exposed.c.unit_id)
+    )
+
+
+def _attributed_events() -> Subquery:
+    """Every event with the unit it belongs to: its decision's unit, else the unit it names."""
+    target = decisions.alias("target")
+    return (
+        select(
+            outcomes.c.type,
+            outcomes.c.value,
+            outcomes.c.occurred_at,
+            func.coalesce(target.c.unit_id, outcomes.c.unit_id).label("unit_id"),
+        )
+        .select_from(outcomes.outerjoin(target, target.c.decision_id == outcomes.c.decision_id))
+        .subquery("attributed")
+    )
+
+
+def _event_columns() -> list[str]:
+    return [f"{prefix}_{kind}" for kind in OUTCOME_TYPES for prefix in ("n", "v")]
+
+
+def _p99_latency_by_variant(
+    conn: Connection, experiment_id: str, since: datetime | None
+) -> dict[str, float]:
     # Nearest rank, ceil(0.99 n), in SQL both backends share: SQLite has no percentile_cont.
     ranked = (
         select(
@@ -381,7 +435,7 @@ def _p99_latency_by_variant(conn: Connection, experiment_id: str) -> dict[str, f
             .label("rank"),
             func.count().over(partition_by=decisions.c.variant).label("n"),
         )
-        .where(decisions.c.experiment_id == experiment_id)
+        .where(_in_experiment(experiment_id, since))
         .subquery("ranked")
     )
     query = select(ranked.c.variant, ranked.c.latency_ms).where(
