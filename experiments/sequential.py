@@ -178,6 +178,8 @@ def update(
         return carry(TOO_FEW_UNITS, None)
     difference = treatment.mean - control.mean
     variance = treatment.mean_variance + control.mean_variance
+    if variance <= 0 and difference != 0:
+        variance = _all_or_none_variance(control) + _all_or_none_variance(treatment)
     if variance <= 0:
         return carry(ZERO_VARIANCE, difference)
     total_units = control.units + treatment.units
@@ -227,3 +229,14 @@ def _intersect(previous: Interval | None, current: Interval) -> Interval:
     if previous is None:
         return current
     return Interval(max(previous.lower, current.lower), min(previous.upper, current.upper))
+
+
+def _all_or_none_variance(arm: ArmStats) -> float:
+    """The variance of a rate's mean when every unit or none converted (0% vs 100% is the
+    clearest difference there is, yet the plug-in variance calls both arms certain and nothing
+    would ever be significant): from (x + 1/2) / (n + 1), positive and shrinking with n. Zero for
+    an arm that is not a 0/1 rate with no spread, which stays unmeasurable."""
+    if arm.variance != 0 or arm.mean not in (0.0, 1.0):
+        return 0.0 if arm.variance == 0 else arm.mean_variance
+    shrunk = (arm.mean * arm.units + 0.5) / (arm.units + 1)
+    return shrunk * (1 - shrunk) / arm.units

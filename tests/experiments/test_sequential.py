@@ -196,3 +196,15 @@ def test_arm_stats_from_sums() -> None:
     assert (arm.mean, arm.variance) == pytest.approx((values.mean(), values.var(ddof=1)))
     assert arm.mean_variance == pytest.approx(values.var(ddof=1) / 5)
     assert ArmStats.from_conversions(200, 50) == ArmStats(200, 0.25, 0.1875)
+
+
+def test_none_against_all_is_significant_despite_no_spread() -> None:
+    # 0 of 40 control images rejected, 40 of 40 treatment ones: the plug-in variance of both
+    # arms is zero, the evidence overwhelming.
+    result = update(None, ArmStats.from_conversions(40, 0), ArmStats.from_conversions(40, 40),
+                    CONFIG)
+    assert result.code == "ok" and result.significant and result.difference == 1.0
+    assert result.shows_harm("increase_is_bad")
+    # A value metric without spread is not a rate: still unmeasurable.
+    flat = update(None, ArmStats(40, 2.0, 0.0), ArmStats(40, 3.0, 0.0), CONFIG)
+    assert flat.code == "zero_variance"
