@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
+# Decisions and outboxes of a local deployment; clusters point `store.url` at PostgreSQL.
+DEFAULT_DATA_DIR = Path("~/.local/share/curator")
 
 
 class InputLimits(BaseModel):
@@ -63,6 +65,8 @@ class ModelStageSettings(BaseModel):
     # report "not evaluated"). Known: text, people.
     extractor_models: tuple[str, ...] = ("text", "people")
     scorer_card: str = "card-v1"
+    # More QualityScorer deployments, one per card, for experiment variants to route to.
+    extra_scorer_cards: tuple[str, ...] = ()
     # The largest batch a replica's runtimes are built for (a TensorRT profile's max). The live
     # max_batch_size in each deployment's user_config must stay at or below it.
     max_batch_size_limit: int = Field(32, ge=1, le=256)
@@ -85,6 +89,34 @@ class ModelStageSettings(BaseModel):
             raise ValueError(f"unknown scorer card {value!r}; known: {scorer_cards.names()}")
         return value
 
+    @field_validator("extra_scorer_cards")
+    @classmethod
+    def _known_cards(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for card in value:
+            cls._known_card(card)
+        return value
+
+    @property
+    def scorer_cards(self) -> tuple[str, ...]:
+        """Every deployed card, the default first."""
+        return (self.scorer_card, *(c for c in self.extra_scorer_cards if c != self.scorer_card))
+
+
+class StoreSettings(BaseModel):
+    """Where decisions and outcomes go (experiments.store), through a local outbox per replica."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # SQLite (embedded, one host) or postgresql+psycopg://... (clusters: every replica writes).
+    url: str = f"sqlite:///{DEFAULT_DATA_DIR.expanduser()}/decisions.db"
+    # Outbox files, one per ingress replica; on local disk of the node the replica runs on.
+    outbox_dir: Path = Field(DEFAULT_DATA_DIR / "outbox", validate_default=True)
+
+    @field_validator("outbox_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
 
 class CuratorAppArgs(BaseModel):
     """Arguments of `graphs.online:build_app`, as written under `args:` in the serve config."""
@@ -99,6 +131,21 @@ class CuratorAppArgs(BaseModel):
     # None: a technical-only graph (Preprocess alone; quality from scorer card v0), the cheap
     # pre-screening tier; its rules over model attributes report "not evaluated".
     models: ModelStageSettings | None = ModelStageSettings()
+    store: StoreSettings = StoreSettings()
+    # SHA-256 (hex) of the API keys that may post outcomes; keys themselves never sit in a
+    # config. Empty: POST /v1/outcomes is off (503).
+    outcome_key_sha256: tuple[str, ...] = ()
+    # How often the canary controller looks at its experiments, seconds.
+    canary_interval_s: float = Field(30.0, gt=0)
+
+    @field_validator("outcome_key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("outcome_key_sha256 holds lowercase hex SHA-256 digests "
+                                 "(sha256sum of the key), not keys")
+        return value
 
     @field_validator("policy_dir")
     @classmethod
@@ -118,3 +165,7 @@ class CuratorConfig(BaseModel):
     # rather than a path, so the set reaches replicas on every node of a cluster. None: the
     # files under CuratorAppArgs.policy_dir.
     policies: dict[str, str] | None = None
+    # Other policy sets by name, for experiment variants (`policy_set: name`).
+    policy_sets: dict[str, dict[str, str]] = {}
+    # Experiment definitions (experiments.config), at most one running.
+    experiments: list[dict[str, Any]] = []

@@ -7,37 +7,48 @@ then applies the rules, fixes what the rules say to fix, and selects the main im
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Annotated
 
 import ray
-from fastapi import FastAPI, File, Form, Path, UploadFile
+from fastapi import FastAPI, File, Form, Header, Path, UploadFile
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter, Histogram
 
 import curator
 from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
-from curator.errors import CuratorError, ImageError, PolicyError
+from curator.errors import CuratorError, ImageError
 from curator.fetch import ImageFetcher
 from curator.http import BodySizeLimit, install_error_handlers
 from curator.schemas import (
     AssessRequest,
     AssessResponse,
     ErrorResponse,
+    ExperimentsResponse,
+    ExperimentState,
     HealthResponse,
     ImageInput,
+    OutcomesRequest,
+    OutcomesResponse,
     PolicyResponse,
-    PolicyRule,
     Role,
     VersionResponse,
 )
 from curator.settings import CuratorAppArgs, CuratorConfig
-from rules import PolicySet, load_policy_set, policy_set_from_texts
+from experiments.config import ExperimentConfig, experiments_from_data
+from experiments.live import Arm, EnsuredStore, LiveExperiments, decision_record
+from experiments.outbox import Outbox
+from experiments.records import OutcomeRecord
+from experiments.store import DecisionStore
+from rules import load_policy_set, policy_set_from_texts
 from rules.schema import FixRef
 
 logger = logging.getLogger("ray.serve")
@@ -55,6 +66,8 @@ app = FastAPI(
 install_error_handlers(app)
 
 PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
+# How often each ingress replica reads the canary weights from the store, seconds.
+REFRESH_INTERVAL_S = 5.0
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -78,29 +91,22 @@ def _stage_failed(image_id: str) -> MeasuredImage:
     )
 
 
-def _policy_response(
-    policies: PolicySet, category: str, marketplace: str, reload_error: str | None
-) -> PolicyResponse:
-    policy = policies.resolve(category, marketplace)
-    return PolicyResponse(
-        category=category,
-        marketplace=marketplace,
-        policy_id=policy.id,
-        policy_version=policy.version,
-        policy_set_version=policies.version,
-        layers=list(policy.layers),
-        rules=[
-            PolicyRule(**rule.model_dump(mode="json", by_alias=True, exclude_none=True),
-                       sources=list(policy.sources.get(rule.id, ())))
-            for rule in policy.rules
-        ],
-        reload_error=reload_error,
-    )
-
-
 def _id_from_filename(filename: str | None, index: int) -> str:
     stem = re.sub(r"[^A-Za-z0-9._:-]", "_", (filename or "").rsplit("/", 1)[-1])[:128]
     return stem.lstrip("._:-") or f"image-{index + 1}"
+
+
+@dataclass(frozen=True)
+class _Live:
+    """Everything user_config decides, swapped as one reference."""
+
+    assessor: ListingAssessor
+    variant_assessors: dict[str, ListingAssessor]  # by policy set name, for variants
+    experiments: LiveExperiments
+    experiment_dicts: list[dict]
+
+    def assessor_for(self, arm: Arm) -> ListingAssessor:
+        return self.variant_assessors[arm.policy_set] if arm.policy_set else self.assessor
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=256)
@@ -110,16 +116,26 @@ class Curator:
         self,
         preprocess: DeploymentHandle,
         extractor: DeploymentHandle | None,
-        scorer: DeploymentHandle | None,
+        scorers: dict[str, DeploymentHandle] | None,
+        canary: DeploymentHandle,
         args: CuratorAppArgs | dict,
     ) -> None:
         self._args = CuratorAppArgs.model_validate(args)
         self._preprocess = preprocess
         self._extractor = extractor
-        self._scorer = scorer
-        self._assessor = ListingAssessor(load_policy_set(self._args.policy_dir))
+        self._scorers = scorers or {}
+        self._canary = canary
+        self._live = _Live(ListingAssessor(load_policy_set(self._args.policy_dir)), {},
+                           LiveExperiments(), [])
         self._reload_error: str | None = None
         self._configured = False  # no user_config applied yet
+        self._refresher: asyncio.Task[None] | None = None
+        self._store = EnsuredStore(DecisionStore(self._args.store.url))
+        rank = serve.get_replica_context().rank
+        # One outbox file per replica rank: a replica restarted in the same slot drains what
+        # its predecessor left.
+        self._outbox = Outbox(self._args.store.outbox_dir / f"ingress-{rank}.db", self._store,
+                              on_metric=self._outbox_metric)
         limits = self._args.limits
         self._fetcher = ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes)
         app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
@@ -138,7 +154,16 @@ class Curator:
             description="Policy set updates through user_config, by outcome",
             tag_keys=("outcome",),
         )
-        logger.info("curator ingress ready; policy set %s", self._assessor.policy_set_version)
+        self._outbox_events = Counter(
+            "curator_outbox_events",
+            description="Decision outbox: rows stored, store errors, dead letters, put failures",
+            tag_keys=("event",),
+        )
+        logger.info("curator ingress ready; policy set %s",
+                    self._live.assessor.policy_set_version)
+
+    def _outbox_metric(self, name: str, amount: float) -> None:
+        self._outbox_events.inc(amount, tags={"event": name})
 
     def reconfigure(self, config: dict) -> None:
         """A new policy set from user_config. Built and checked completely before one reference
@@ -149,26 +174,76 @@ class Curator:
         replica that is just starting does raise, so that it never goes live with a different
         set (the files it started from) than its running peers."""
         try:
-            settings = CuratorConfig.model_validate(config)
-            policies = (
-                policy_set_from_texts(settings.policies)
-                if settings.policies is not None
-                else load_policy_set(self._args.policy_dir)
-            )
-        except (PolicyError, ValueError) as exc:
+            live = self._live_from(CuratorConfig.model_validate(config))
+        except (CuratorError, ValueError) as exc:  # PolicyError, ExperimentConfigError, ...
             if not self._configured:
                 raise
             self._reload_error = str(exc)
             self._policy_reloads.inc(tags={"outcome": "refused"})
-            logger.error("policy update refused; policy set %s stays live: %s",
-                         self._assessor.policy_set_version, exc)
+            logger.error("user_config update refused; policy set %s stays live: %s",
+                         self._live.assessor.policy_set_version, exc)
             return
-        previous = self._assessor.policy_set_version
-        self._assessor = ListingAssessor(policies)
+        previous = self._live.assessor.policy_set_version
+        self._live = live
         self._reload_error = None
         self._configured = True
         self._policy_reloads.inc(tags={"outcome": "applied"})
-        logger.info("policy set %s -> %s", previous, policies.version)
+        logger.info("policy set %s -> %s; experiments: %s", previous,
+                    live.assessor.policy_set_version, ", ".join(live.experiments.experiments))
+
+    def _live_from(self, settings: CuratorConfig) -> _Live:
+        policies = (
+            policy_set_from_texts(settings.policies)
+            if settings.policies is not None
+            else load_policy_set(self._args.policy_dir)
+        )
+        variant_sets = {name: ListingAssessor(policy_set_from_texts(texts))
+                        for name, texts in settings.policy_sets.items()}
+        experiments = LiveExperiments.checked(
+            experiments_from_data(settings.experiments, "user_config")
+            if settings.experiments else {},
+            scorer_cards=tuple(self._scorers),
+            policy_sets=tuple(variant_sets),
+        )
+        return _Live(ListingAssessor(policies), variant_sets,
+                     experiments.with_weights(self._canary_weights(experiments)),
+                     settings.experiments)
+
+    def _canary_weights(self, experiments: LiveExperiments) -> dict[str, dict[str, float]]:
+        """The ramped experiments' weights as the store has them now. Unreadable (database
+        down): control only, the one state that exposes nobody to an untested treatment."""
+        ramped = {i: e for i, e in experiments.experiments.items() if e.ramp is not None}
+        if not ramped:
+            return {}
+        from experiments.canary_runner import CanaryRunner
+
+        try:
+            runner = CanaryRunner(self._store.ready(), ramped)
+            return {i: runner.weights(i) for i in ramped}
+        except Exception:
+            logger.exception("canary state unreadable; serving control only until it is")
+            return {i: {e.control: 1.0, **{t: 0.0 for t in e.treatment_names}}
+                    for i, e in ramped.items()}
+
+    def _ensure_refresher(self) -> None:
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_forever())
+
+    async def _refresh_forever(self) -> None:
+        """Keep the canary weights current and the canary controller told what to watch."""
+        while True:
+            try:
+                await self._refresh()
+            except Exception:  # the store may be down: keep serving the last known weights
+                logger.exception("experiment refresh failed")
+            await asyncio.sleep(REFRESH_INTERVAL_S)
+
+    async def _refresh(self) -> None:
+        live = self._live
+        await self._canary.watch.remote(live.experiment_dicts)
+        weights = await asyncio.to_thread(self._canary_weights, live.experiments)
+        if weights and self._live is live:  # not replaced meanwhile by a reconfigure
+            self._live = replace(live, experiments=live.experiments.with_weights(weights))
 
     @app.post("/v1/assess", response_model=AssessResponse, response_model_exclude_none=True)
     async def assess(self, request: AssessRequest) -> AssessResponse:
@@ -203,7 +278,9 @@ class Curator:
 
     @app.get("/healthz", response_model=HealthResponse)
     async def healthz(self) -> HealthResponse:
-        return HealthResponse(status="ok", policy_set_version=self._assessor.policy_set_version)
+        self._ensure_refresher()
+        return HealthResponse(status="ok",
+                              policy_set_version=self._live.assessor.policy_set_version)
 
     @app.get(
         "/v1/policies/{category}/{marketplace}",
@@ -215,8 +292,86 @@ class Curator:
         category: Annotated[str, Path(pattern=r"^[a-z0-9_\-]{1,64}$")],
         marketplace: Annotated[str, Path(pattern=r"^[A-Z]{2}$")],
     ) -> PolicyResponse:
-        return _policy_response(self._assessor.policies, category, marketplace,
-                                self._reload_error)
+        return PolicyResponse.of(self._live.assessor.policies, category, marketplace,
+                                 self._reload_error)
+
+    @app.post("/v1/outcomes", response_model=OutcomesResponse, status_code=202,
+              responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+    async def outcomes(
+        self,
+        request: OutcomesRequest,
+        x_api_key: Annotated[str | None, Header(description="A key whose SHA-256 the service "
+                                                "lists in outcome_key_sha256")] = None,
+    ) -> OutcomesResponse:
+        self._check_outcome_key(x_api_key)
+        records = [
+            OutcomeRecord(event_id=e.event_id, type=e.type, occurred_at=e.time,
+                          unit_id=e.unit_id, decision_id=e.decision_id, value=e.value)
+            for e in request.events
+        ]
+        if not self._outbox.put_outcomes(records):
+            raise CuratorError("the events could not be queued; retry", code="outcomes_unavailable",
+                               status=503)
+        return OutcomesResponse(accepted=len(records))
+
+    def _check_outcome_key(self, key: str | None) -> None:
+        digests = self._args.outcome_key_sha256
+        if not digests:
+            raise CuratorError("outcome events are not enabled on this service "
+                               "(no outcome_key_sha256 configured)", code="outcomes_disabled",
+                               status=503)
+        given = hashlib.sha256((key or "").encode()).hexdigest()
+        # Compare against every digest, in constant time per comparison.
+        if key is None or not any([hmac.compare_digest(given, d) for d in digests]):
+            raise CuratorError("a valid X-API-Key header is required", code="unauthorized",
+                               status=401, field="X-API-Key")
+
+    @app.get("/v1/experiments", response_model=ExperimentsResponse,
+             response_model_exclude_none=True)
+    async def experiments(self) -> ExperimentsResponse:
+        self._ensure_refresher()
+        live = self._live.experiments
+        states = []
+        for experiment in live.experiments.values():
+            weights = live.weights.get(experiment.id) or experiment.normalized_weights()
+            canary = None
+            if experiment.ramp is not None:
+                canary = await asyncio.to_thread(self._canary_summary, experiment)
+            states.append(ExperimentState(
+                id=experiment.id, status=experiment.status, description=experiment.description,
+                primary_metric=experiment.primary_metric, weights=weights,
+                variants=[v.model_dump(exclude_none=True) for v in experiment.variants],
+                ramp=list(experiment.ramp) if experiment.ramp else None, canary=canary,
+            ))
+        return ExperimentsResponse(experiments=states, generated_at=datetime.now(UTC))
+
+    def _canary_summary(self, experiment: ExperimentConfig) -> dict[str, object]:
+        from experiments.canary_runner import CanaryRunner
+
+        runner = CanaryRunner(self._store.ready(), {experiment.id: experiment})
+        state = runner.state(experiment.id)
+        return {
+            "status": state.status,
+            "step": state.step,
+            "transitions": [
+                {"kind": t.kind, "from_percent": t.from_percent, "to_percent": t.to_percent,
+                 "reason": t.reason, "at": t.at.isoformat()}
+                for t in state.history
+            ],
+        }
+
+    @app.get("/v1/experiments/{experiment_id}/report")
+    async def experiment_report(
+        self, experiment_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    ) -> dict:
+        from experiments.report import build_report
+
+        experiment = self._live.experiments.experiments.get(experiment_id)
+        if experiment is None:
+            raise CuratorError(f"no experiment {experiment_id!r} is configured",
+                               code="unknown_experiment", status=404, field="experiment_id")
+        report = await asyncio.to_thread(build_report, self._store.ready(), experiment)
+        return report.model_dump(mode="json")
 
     @app.get("/v1/version", response_model=VersionResponse)
     async def version(self) -> VersionResponse:
@@ -224,11 +379,12 @@ class Curator:
             code_version=curator.__version__,
             ray_version=ray.__version__,
             replica_id=serve.get_replica_context().replica_id.unique_id,
-            policy={"set_version": self._assessor.policy_set_version}
+            policy={"set_version": self._live.assessor.policy_set_version}
             | ({"reload_error": self._reload_error} if self._reload_error else {}),
             models=(
                 {
                     "scorer_card": self._args.models.scorer_card,
+                    "scorer_cards": ",".join(self._args.models.scorer_cards),
                     "extractor": ",".join(self._args.models.extractor_models),
                 }
                 if self._args.models is not None
@@ -237,11 +393,21 @@ class Curator:
             backends=await self._backends(),
         )
 
+    @property
+    def _default_scorer(self) -> DeploymentHandle:
+        assert self._args.models is not None
+        return self._scorers[self._args.models.scorer_card]
+
+    def _scorer_card(self, arm: Arm) -> str:
+        if self._args.models is None:
+            return "card-v0"  # the technical tier's card
+        return arm.scorer_card or self._args.models.scorer_card
+
     async def _backends(self) -> dict[str, str]:
-        if self._extractor is None or self._scorer is None:
+        if self._extractor is None or not self._scorers:
             return {"preprocess": PREPROCESS_BACKEND}
         extractor, scorer = await asyncio.gather(
-            self._extractor.runtime_info.remote(), self._scorer.runtime_info.remote()
+            self._extractor.runtime_info.remote(), self._default_scorer.runtime_info.remote()
         )
         backends = {"preprocess": PREPROCESS_BACKEND}
         for name, info in extractor.items():
@@ -260,7 +426,11 @@ class Curator:
         include_fixed_images: bool = True,
     ) -> AssessResponse:
         started = time.perf_counter()
-        assessor = self._assessor  # one policy set for the whole request, even across a reload
+        self._ensure_refresher()
+        live = self._live  # one configuration for the whole request, even across a reload
+        arm = live.experiments.arm_for(listing_id)
+        assessor = live.assessor_for(arm)
+        scorer = self._scorers.get(self._scorer_card(arm))
         self._check_listing(jobs)
         originals: dict[str, bytes] = {}
 
@@ -271,12 +441,12 @@ class Curator:
                 error.image_id = job.image_id
                 return MeasuredImage(image_id=job.image_id, error=error.to_dict())
             originals[job.image_id] = data  # kept for the fixes
-            return await self._measure(job.image_id, data)
+            return await self._measure(job.image_id, data, scorer)
 
         measured = await asyncio.gather(*(measure(job) for job in jobs))
 
         async def fix(image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement:
-            return await self._fix(image_id, originals[image_id], fixes)
+            return await self._fix(image_id, originals[image_id], fixes, scorer)
 
         response = await assessor.assess(
             listing_id=listing_id,
@@ -287,9 +457,16 @@ class Curator:
             fixer=fix,
             include_fixed_images=include_fixed_images,
         )
+        response = response.model_copy(update={
+            "variant": arm.variant, "experiment_id": arm.experiment_id, "bucket": arm.bucket})
         for image in response.images:
             self._actions.inc(tags={"action": image.action or "error"})
-        self._listing_latency.observe((time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._listing_latency.observe(latency_ms)
+        # Into the local outbox (a fraction of a millisecond); the store gets it in the
+        # background, so a database outage delays decisions and fails no assessment.
+        self._outbox.put_decision(
+            decision_record(response, arm, self._scorer_card(arm), latency_ms))
         return response
 
     def _check_listing(self, jobs: list[_ImageJob]) -> None:
@@ -331,7 +508,10 @@ class Curator:
             return _ImageJob(image.image_id, image.role, error=error)
         return _ImageJob(image.image_id, image.role, data=data)
 
-    async def _fix(self, image_id: str, data: bytes, fixes: Sequence[FixRef]) -> FixedMeasurement:
+    async def _fix(
+        self, image_id: str, data: bytes, fixes: Sequence[FixRef],
+        scorer: DeploymentHandle | None,
+    ) -> FixedMeasurement:
         """Fix on a Preprocess replica (pixel work stays off the ingress), then measure the fixed
         file through the same stages as any image."""
         try:
@@ -344,18 +524,20 @@ class Curator:
         if fixed.error is not None:
             return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
         assert fixed.data is not None
-        measured = await self._measure(image_id, fixed.data)
+        measured = await self._measure(image_id, fixed.data, scorer)
         return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
 
-    async def _measure(self, image_id: str, data: bytes) -> MeasuredImage:
+    async def _measure(
+        self, image_id: str, data: bytes, scorer: DeploymentHandle | None
+    ) -> MeasuredImage:
         # Chained without awaiting in between: each stage's response feeds the next .remote()
         # and Serve passes the result replica to replica; the ingress waits once.
         measured = self._preprocess.run.remote(data, image_id)
         try:
-            if self._extractor is None or self._scorer is None:
+            if self._extractor is None or scorer is None:
                 return await measured
             extracted = self._extractor.extract.remote(measured)
-            return await self._scorer.score.remote(extracted)
+            return await scorer.score.remote(extracted)
         except Exception:
             # A stage that crashed on this image (or lost its replica) fails this image only;
             # the rest of the listing is still assessed and answered.

@@ -1,7 +1,8 @@
 """The online graph: one readable composition, built from typed arguments.
 
-    HTTP -> Curator (ingress: input safety, rules, selection)
-              per image: Preprocess -> AttributeExtractor -> QualityScorer
+    HTTP -> Curator (ingress: input safety, rules, selection, experiments)
+              per image: Preprocess -> AttributeExtractor -> QualityScorer (one per card)
+            Canary (one replica: moves ramped experiments along, through the store)
 
 Used by the serve config (`import_path: graphs.online:build_app`), by `curator serve` and by
 the integration tests, so all three run the same graph.
@@ -9,9 +10,12 @@ the integration tests, so all three run the same graph.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray.serve import Application
 
 from curator.settings import CuratorAppArgs
+from deployments.canary import Canary
 from deployments.curator import Curator
 from deployments.extractor import AttributeExtractor
 from deployments.preprocess import Preprocess
@@ -19,9 +23,19 @@ from deployments.scorer import QualityScorer
 
 
 def build_app(args: CuratorAppArgs) -> Application:
+    return build_graph(args)
+
+
+def build_graph(
+    args: CuratorAppArgs | dict[str, Any], ingress_user_config: dict[str, Any] | None = None
+) -> Application:
+    """The graph; `ingress_user_config` sets the ingress's user_config where no serve config
+    does (Python callers such as the tests: `serve.run(build_graph(args, {...}))`)."""
     # Serve validates `args:` of the config into CuratorAppArgs because of the annotation;
     # model_validate also accepts a dict for direct Python callers.
     args = CuratorAppArgs.model_validate(args)
+    ingress = Curator if ingress_user_config is None else Curator.options(  # type: ignore[attr-defined]
+        user_config=ingress_user_config)
     # `.bind` is added by @serve.deployment at run time and is not visible to mypy.
     stages = args.models
     preprocess = Preprocess.bind(  # type: ignore[attr-defined]
@@ -29,10 +43,22 @@ def build_app(args: CuratorAppArgs) -> Application:
         max_image_pixels=args.limits.max_image_pixels,
         emit_model_inputs=stages is not None,
     )
+    canary = Canary.bind(args.store.url, args.canary_interval_s)  # type: ignore[attr-defined]
+    app_args = args.model_dump(mode="json")
     if stages is None:
-        return Curator.bind(preprocess, None, None, args.model_dump(mode="json"))  # type: ignore[attr-defined]
+        return ingress.bind(preprocess, None, None, canary, app_args)  # type: ignore[union-attr]
     extractor = AttributeExtractor.bind(  # type: ignore[attr-defined]
         list(stages.extractor_models), stages.max_batch_size_limit, stages.runtime
     )
-    scorer = QualityScorer.bind(stages.scorer_card, stages.max_batch_size_limit)  # type: ignore[attr-defined]
-    return Curator.bind(preprocess, extractor, scorer, args.model_dump(mode="json"))  # type: ignore[attr-defined]
+    # One QualityScorer deployment per card, so experiment variants can route to either.
+    scorers = {
+        card: QualityScorer.options(name=scorer_deployment_name(card, stages.scorer_card))  # type: ignore[attr-defined]
+        .bind(card, stages.max_batch_size_limit)
+        for card in stages.scorer_cards
+    }
+    return ingress.bind(preprocess, extractor, scorers, canary, app_args)  # type: ignore[union-attr]
+
+
+def scorer_deployment_name(card: str, default_card: str) -> str:
+    """QualityScorer for the default card (the name the serve configs use), else one per card."""
+    return "QualityScorer" if card == default_card else f"QualityScorer_{card.replace('-', '_')}"

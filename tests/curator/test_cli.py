@@ -49,13 +49,20 @@ def test_serve_config_is_valid_and_batches_fit() -> None:
     from curator.cli import _validated_serve_config
     from curator.settings import CuratorAppArgs
     from deployments.batching import BatchingConfig
+    from graphs.online import scorer_deployment_name
 
     for path in (DEFAULT_SERVE_CONFIG, DEFAULT_SERVE_CONFIG.with_name("serve_config.gpu.yaml")):
         config = _validated_serve_config(path)
         application = config["applications"][0]
-        limit = CuratorAppArgs.model_validate(application["args"]).models.max_batch_size_limit
+        models = CuratorAppArgs.model_validate(application["args"]).models
+        assert models is not None
+        limit = models.max_batch_size_limit
         batched = set()
         for deployment in application["deployments"]:
+            if deployment["name"] == "Canary":
+                # One replica by design (the single writer of canary transitions).
+                assert "autoscaling_config" not in deployment and "num_replicas" not in deployment
+                continue
             scaling = deployment["autoscaling_config"]
             assert scaling["min_replicas"] <= scaling["max_replicas"]
             # A replica must be able to hold the queue the autoscaler aims for.
@@ -66,7 +73,8 @@ def test_serve_config_is_valid_and_batches_fit() -> None:
                 assert deployment["max_ongoing_requests"] >= 2 * batching.max_batch_size
                 assert batching.max_batch_size <= limit
                 batched.add(deployment["name"])
-        assert batched == {"AttributeExtractor", "QualityScorer"}
+        scorers = {scorer_deployment_name(card, models.scorer_card) for card in models.scorer_cards}
+        assert batched == {"AttributeExtractor", *scorers}
 
 
 def test_cluster_yaml_is_a_valid_launcher_config() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import socket
 import threading
@@ -50,8 +51,20 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     server.shutdown()
 
 
+OUTCOME_KEY = "integration-test-key"
+OUTCOME_KEY_SHA256 = hashlib.sha256(OUTCOME_KEY.encode()).hexdigest()
+
+
+def store_args(directory: Path, url: str | None = None) -> dict[str, object]:
+    """Where an app of the tests keeps its decisions: its own SQLite file unless `url`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {"url": url or f"sqlite:///{directory / 'decisions.db'}",
+            "outbox_dir": str(directory / "outbox")}
+
+
 @pytest.fixture(scope="package")
-def service_url() -> Iterator[str]:
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("data")
     port = free_port()
     # Logical CPUs (scheduling labels): room for both test applications on a 2-core host.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
@@ -61,12 +74,15 @@ def service_url() -> Iterator[str]:
             "limits": TEST_LIMITS,
             # The loopback image server above may be fetched; nothing else private may.
             "url_fetch": {"allow_private": ["127.0.0.1/32"], "timeout_s": 3},
+            "store": store_args(data / "curator"),
+            "outcome_key_sha256": [OUTCOME_KEY_SHA256],
         }
     )
     serve.run(app, name="curator", route_prefix="/")
     # The technical-only tier: Preprocess alone, no model stages.
-    serve.run(build_app({"limits": TEST_LIMITS, "models": None}), name="technical",
-              route_prefix="/technical")
+    serve.run(build_app({"limits": TEST_LIMITS, "models": None,
+                         "store": store_args(data / "technical")}),
+              name="technical", route_prefix="/technical")
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
     ray.shutdown()

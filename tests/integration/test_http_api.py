@@ -54,7 +54,8 @@ def test_health_version_and_docs(service_url: str) -> None:
     assert backends["extractor.text"].startswith("onnxruntime on cpu")
     assert backends["extractor.people"].startswith("onnxruntime on cpu")
     assert backends["scorer"] == "torch on cpu (card-v1)"
-    assert version["models"] == {"scorer_card": "card-v1", "extractor": "text,people"}
+    assert version["models"] == {"scorer_card": "card-v1", "scorer_cards": "card-v1",
+                                 "extractor": "text,people"}
     spec = requests.get(f"{service_url}/openapi.json", timeout=10).json()
     assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version",
             "/v1/policies/{category}/{marketplace}"} <= set(spec["paths"])
