@@ -195,31 +195,11 @@ def _show(args: argparse.Namespace) -> int:
     if policies is None:
         return EXIT_INVALID
     if args.json:
-        response = policy_response(policies, args.category, args.marketplace)
+        response = schemas.PolicyResponse.of(policies, args.category, args.marketplace)
         print(response.model_dump_json(indent=2, exclude_none=True))
     else:
         print("\n".join(render_policy(policies, args.category, args.marketplace, args.verbose)))
     return EXIT_OK
-
-
-def policy_response(
-    policies: PolicySet, category: str, marketplace: str
-) -> schemas.PolicyResponse:
-    """What GET /v1/policies/{category}/{marketplace} answers (built through the same schema)."""
-    policy = policies.resolve(category, marketplace)
-    return schemas.PolicyResponse(
-        category=category,
-        marketplace=marketplace,
-        policy_id=policy.id,
-        policy_version=policy.version,
-        policy_set_version=policies.version,
-        layers=list(policy.layers),
-        rules=[
-            schemas.PolicyRule(**rule.model_dump(mode="json", by_alias=True, exclude_none=True),
-                               sources=list(policy.sources.get(rule.id, ())))
-            for rule in policy.rules
-        ],
-    )
 
 
 def render_policy(

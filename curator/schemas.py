@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from rules.policy_set import PolicySet
 
 AttributeValue = bool | int | float | str | None
 Action = Literal["approve", "review", "reject", "fix"]
@@ -134,7 +138,9 @@ class AssessResponse(BaseModel):
     policy_id: str = Field(description="The policy layers applied, base first, joined by +")
     policy_version: str = Field(description="Hash of the effective rules that decided")
     policy_set_version: str = Field(description="Hash of the whole policy set deployed")
-    variant: str
+    variant: str = Field(description="The experiment variant that decided (control outside any)")
+    experiment_id: str | None = Field(None, description="The running experiment, if any")
+    bucket: int | None = Field(None, description="The listing's hash bucket (0-9999) in it")
     images: list[ImageAssessment]
     selection: Selection
 
@@ -169,6 +175,28 @@ class PolicyResponse(BaseModel):
         None, description="Why the last policy update was refused (the set shown stays live)"
     )
 
+    @classmethod
+    def of(
+        cls, policies: PolicySet, category: str, marketplace: str, reload_error: str | None = None
+    ) -> PolicyResponse:
+        """The effective policy of (category, marketplace): the HTTP answer and `curator rules
+        show --json` alike."""
+        policy = policies.resolve(category, marketplace)
+        return cls(
+            category=category,
+            marketplace=marketplace,
+            policy_id=policy.id,
+            policy_version=policy.version,
+            policy_set_version=policies.version,
+            layers=list(policy.layers),
+            rules=[
+                PolicyRule(**rule.model_dump(mode="json", by_alias=True, exclude_none=True),
+                           sources=list(policy.sources.get(rule.id, ())))
+                for rule in policy.rules
+            ],
+            reload_error=reload_error,
+        )
+
 
 class VersionResponse(BaseModel):
     code_version: str
@@ -177,3 +205,48 @@ class VersionResponse(BaseModel):
     policy: dict[str, str]
     models: dict[str, str]
     backends: dict[str, str]
+
+
+class OutcomeEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(pattern=_ID_PATTERN, description="Unique; a repeat is ignored")
+    type: Literal["impression", "click", "add_to_cart", "purchase", "return"]
+    time: AwareDatetime = Field(description="When it happened, with a time zone")
+    unit_id: str | None = Field(None, pattern=_ID_PATTERN, description="The listing id")
+    decision_id: str | None = Field(None, max_length=64)
+    value: float | None = Field(None, ge=0, description="Money, for purchase and return")
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> OutcomeEvent:
+        if self.unit_id is None and self.decision_id is None:
+            raise ValueError("give unit_id or decision_id (or both)")
+        return self
+
+
+class OutcomesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[OutcomeEvent] = Field(min_length=1, max_length=1000)
+
+
+class OutcomesResponse(BaseModel):
+    accepted: int = Field(description="Events queued for the store (repeats are dropped there)")
+
+
+class ExperimentState(BaseModel):
+    id: str
+    status: str
+    description: str
+    primary_metric: str
+    weights: dict[str, float] = Field(description="Each variant's share of traffic now")
+    variants: list[dict[str, object]]
+    ramp: list[float] | None = None
+    canary: dict[str, object] | None = Field(
+        None, description="Canary state: status, step, treatment percent, transitions"
+    )
+
+
+class ExperimentsResponse(BaseModel):
+    experiments: list[ExperimentState]
+    generated_at: datetime

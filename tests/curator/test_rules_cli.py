@@ -129,12 +129,12 @@ def test_show_says_when_nothing_specific_applies(capsys: pytest.CaptureFixture[s
 
 def test_show_json_is_the_http_answer(capsys: pytest.CaptureFixture[str]) -> None:
     from curator.schemas import PolicyResponse
-    from deployments.curator import _policy_response
 
     assert main(["rules", "show", "kids_apparel", "UK", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     PolicyResponse.model_validate(shown)
-    served = _policy_response(load_policy_set(), "kids_apparel", "UK", None)
+    # The builder GET /v1/policies/{category}/{marketplace} answers with.
+    served = PolicyResponse.of(load_policy_set(), "kids_apparel", "UK")
     assert shown == served.model_dump(mode="json", exclude_none=True)
     assert {rule["id"]: rule["sources"] for rule in shown["rules"]}["main.size.zoom"] == [
         "base", "apparel-uk"]

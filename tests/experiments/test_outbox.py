@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -53,12 +52,6 @@ class UnreachableStore:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[DecisionStore]:
-    store = DecisionStore(store_url)
-    store.create_schema()
-    yield store
-    store.close()
 
 
 def stored(store: DecisionStore) -> tuple[list[str], list[str]]:

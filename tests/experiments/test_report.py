@@ -5,7 +5,6 @@ both backends agree, degenerate data gives codes, and the CLI prints a table and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -351,12 +350,6 @@ def test_sqlite_and_postgresql_reports_are_identical(seeded: SeededStores) -> No
     assert sqlite == postgresql
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[DecisionStore]:
-    store = DecisionStore(store_url)
-    store.create_schema()
-    yield store
-    store.close()
 
 
 def exposed(unit: str, variant: str, minutes: float = 0.0) -> DecisionRecord:

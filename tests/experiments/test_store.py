@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,14 +15,6 @@ from experiments.records import OUTCOME_TYPES, DecisionRecord, Exposure, Outcome
 from experiments.store import DecisionStore, decisions, outcomes
 from tests.experiments.factories import T0, decision, outcome
 from tests.experiments.postgres_server import PostgresServer
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[DecisionStore]:
-    store = DecisionStore(store_url)
-    store.create_schema()
-    yield store
-    store.close()
 
 
 def stored_ids(store: DecisionStore, table: Table) -> list[str]:
