@@ -97,7 +97,8 @@ def run_inprocess(
         assess_ms = []
         for offset, image in enumerate(measured):
             assess_started = time.perf_counter()
-            # No fixer: the benchmark's images are compliant packshots, which no fix touches.
+            # No fixer: no benchmark image is fixable (packshots pass, busy photos are
+            # rejected), so the service runs no fix either and the two paths do the same work.
             response = asyncio.run(assessor.assess(
                 listing_id=f"inproc-{first + offset}", category="home", marketplace="US",
                 images=[image], roles=[None],

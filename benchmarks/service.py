@@ -54,7 +54,9 @@ def bench_config(source: Path, port: int, destination: Path) -> Path:
     return destination
 
 
-MODEL_DEPLOYMENTS = frozenset({"AttributeExtractor", "QualityScorer"})
+def is_model_deployment(name: str) -> bool:
+    """AttributeExtractor, and the QualityScorer of every card (graphs.online names them)."""
+    return name == "AttributeExtractor" or name.startswith("QualityScorer")
 
 
 def technical_only(config: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def technical_only(config: dict[str, Any]) -> dict[str, Any]:
         if "deployments" in application:
             application["deployments"] = [
                 entry for entry in application["deployments"]
-                if entry.get("name") not in MODEL_DEPLOYMENTS
+                if not is_model_deployment(str(entry.get("name")))
             ]
     return variant
 

@@ -66,8 +66,8 @@ def store_args(directory: Path, url: str | None = None) -> dict[str, object]:
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("data")
     port = free_port()
-    # Logical CPUs (scheduling labels): room for both test applications on a 2-core host.
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    # Logical CPUs (scheduling labels): room for every test application on a 2-core host.
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_app(
         {

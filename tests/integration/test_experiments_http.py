@@ -249,3 +249,39 @@ def test_the_canary_controller_rolls_back_a_harmful_treatment(canary_lab: str) -
     assert "reject_rate" in transition["reason"]
     # From now on every listing, including those the treatment had, is decided by control.
     assert {assess(canary_lab, f"canary-{i}")["variant"] for i in range(80)} == {"control"}
+
+
+# --- scorer variants: one QualityScorer deployment per card ------------------------------------
+
+SCORER_EXPERIMENT: dict[str, Any] = {
+    "id": "scorer-ab",
+    "variants": [{"name": "control", "scorer_card": "card-v1"},
+                 {"name": "treatment", "scorer_card": "card-v0"}],
+    "primary_metric": "click",
+    "status": "running",
+}
+
+
+@pytest.fixture(scope="module")
+def scorer_lab(service_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The full graph with both scorer cards deployed and an experiment between them."""
+    args = {"limits": TEST_LIMITS, "store": store_args(Path(tmp_path_factory.mktemp("scorer"))),
+            "models": {"scorer_card": "card-v1", "extra_scorer_cards": ["card-v0"]}}
+    serve.run(build_graph(args, {"experiments": [SCORER_EXPERIMENT]}), name="scorer-lab",
+              route_prefix="/scorer-lab")
+    yield f"{service_url}/scorer-lab"
+    serve.delete("scorer-lab")
+
+
+def test_each_variant_is_scored_by_its_own_card(scorer_lab: str) -> None:
+    cards = {}
+    for i in range(12):
+        answer = assess(scorer_lab, f"scored-{i}")
+        (image,) = answer["images"]
+        expected = {"control": "card-v1", "treatment": "card-v0"}[answer["variant"]]
+        assert image["quality"]["scorer"] == expected
+        assert image["attributes"]["quality.scorer"] == expected
+        cards[answer["variant"]] = expected
+    assert cards == {"control": "card-v1", "treatment": "card-v0"}
+    version = requests.get(f"{scorer_lab}/v1/version", timeout=10).json()
+    assert version["models"]["scorer_cards"] == "card-v1,card-v0"
