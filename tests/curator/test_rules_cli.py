@@ -17,7 +17,8 @@ from curator import synthetic
 from curator.assessment import measure_locally
 from curator.cli import main
 from curator.pipeline import LocalPipeline
-from curator.rules_cli import local_pipeline, render_condition
+from curator.policy_explain import render_condition
+from curator.rules_cli import local_pipeline
 from rules import POLICY_DIR, load_policy_set, policy_set_from_texts
 from rules.loader import read_policy_texts
 from rules.schema import Rule
@@ -347,7 +348,7 @@ def test_publish_refuses_a_broken_set_or_unknown_app(
 
 
 def test_impact_counts_main_image_changes_and_role_changes() -> None:
-    from curator.rules_cli import ImageOutcome, Impact, Listing, ListingOutcome
+    from curator.policy_impact import ImageOutcome, Impact, Listing, ListingOutcome
 
     listing = Listing("L-1", (("a.jpg", Path("a.jpg")), ("b.jpg", Path("b.jpg"))))
     old = ListingOutcome("a.jpg", "a.jpg: compliant", {
