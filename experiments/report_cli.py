@@ -22,7 +22,7 @@ from experiments.config import ExperimentConfigError, load_experiments
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from experiments.report import Comparison, ExperimentReport, MetricReport
+    from experiments.report_model import Comparison, ExperimentReport, MetricReport
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the experiments file does not load, or has no such experiment

@@ -18,7 +18,8 @@ from curator.cli import main as curator_main
 from experiments import stats
 from experiments.config import ExperimentConfig, experiments_from_data
 from experiments.records import DecisionRecord, OutcomeRecord
-from experiments.report import ExperimentReport, MetricReport, build_report
+from experiments.report import build_report
+from experiments.report_model import ExperimentReport, MetricReport
 from experiments.sequential import ArmStats, SequentialConfig, update
 from experiments.store import DecisionStore
 from tests.experiments.factories import T0, decision, outcome
