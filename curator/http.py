@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -131,3 +134,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on the request path")
         return error_response(500, "internal_error", "internal error; the request was not assessed")
+
+
+def require_api_key(key: str | None, sha256_digests: Sequence[str]) -> None:
+    """401 unless `key` hashes to one of the configured digests (keys never sit in a config).
+    Every digest is compared, each in constant time."""
+    given = hashlib.sha256((key or "").encode()).hexdigest()
+    matches = [hmac.compare_digest(given, digest) for digest in sha256_digests]
+    if key is None or not any(matches):
+        raise CuratorError("a valid X-API-Key header is required", code="unauthorized",
+                           status=401, field="X-API-Key")

@@ -44,11 +44,7 @@ class Canary:
 
         runner = CanaryRunner(self._store.ready(), self._experiments)
         transitions = await asyncio.to_thread(runner.tick)
-        return [
-            {"kind": t.kind, "from_percent": t.from_percent, "to_percent": t.to_percent,
-             "reason": t.reason, "at": t.at.isoformat()}
-            for t in transitions
-        ]
+        return [transition.to_json() for transition in transitions]
 
     async def _run(self) -> None:
         while True:

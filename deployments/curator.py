@@ -5,12 +5,7 @@ then applies the rules, fixes what the rules say to fix, and selects the main im
 # No `from __future__ import annotations` here: Serve's class-based routes need the endpoint
 # annotations as real types, or FastAPI cannot build the form and OpenAPI models.
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +22,8 @@ import curator
 from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
 from curator.errors import CuratorError, ImageError
 from curator.fetch import ImageFetcher
-from curator.http import BodySizeLimit, install_error_handlers
+from curator.http import BodySizeLimit, install_error_handlers, require_api_key
+from curator.image_jobs import ImageJob, check_listing, id_from_filename, job_from_input
 from curator.schemas import (
     AssessRequest,
     AssessResponse,
@@ -35,11 +31,9 @@ from curator.schemas import (
     ExperimentsResponse,
     ExperimentState,
     HealthResponse,
-    ImageInput,
     OutcomesRequest,
     OutcomesResponse,
     PolicyResponse,
-    Role,
     VersionResponse,
 )
 from curator.settings import CuratorAppArgs, CuratorConfig
@@ -68,17 +62,6 @@ install_error_handlers(app)
 PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
 # How often each ingress replica reads the canary weights from the store, seconds.
 REFRESH_INTERVAL_S = 5.0
-_DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class _ImageJob:
-    image_id: str
-    role: Role | None
-    data: bytes | None = None
-    url: str | None = None
-    error: ImageError | None = None  # found while reading the request itself
-
 
 def _stage_failed(image_id: str) -> MeasuredImage:
     return MeasuredImage(
@@ -89,11 +72,6 @@ def _stage_failed(image_id: str) -> MeasuredImage:
             "image_id": image_id,
         },
     )
-
-
-def _id_from_filename(filename: str | None, index: int) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._:-]", "_", (filename or "").rsplit("/", 1)[-1])[:128]
-    return stem.lstrip("._:-") or f"image-{index + 1}"
 
 
 @dataclass(frozen=True)
@@ -247,7 +225,8 @@ class Curator:
 
     @app.post("/v1/assess", response_model=AssessResponse, response_model_exclude_none=True)
     async def assess(self, request: AssessRequest) -> AssessResponse:
-        jobs = [self._job_from_input(i, image) for i, image in enumerate(request.images)]
+        limit = self._args.limits.max_image_bytes
+        jobs = [job_from_input(i, image, limit) for i, image in enumerate(request.images)]
         return await self._assess(request.listing_id, request.category, request.marketplace, jobs,
                                   request.include_fixed_images)
 
@@ -261,7 +240,7 @@ class Curator:
         main: Annotated[str | None, Form(description="image_id the seller wants as main")] = None,
     ) -> AssessResponse:
         # Validate the form through the same schema as JSON, so both routes share every rule.
-        ids = [_id_from_filename(upload.filename, index) for index, upload in enumerate(images)]
+        ids = [id_from_filename(upload.filename, index) for index, upload in enumerate(images)]
         AssessRequest.model_validate(
             {
                 "listing_id": listing_id,
@@ -271,7 +250,7 @@ class Curator:
             }
         )
         jobs = [
-            _ImageJob(image_id, "main" if image_id == main else None, data=await upload.read())
+            ImageJob(image_id, "main" if image_id == main else None, data=await upload.read())
             for image_id, upload in zip(ids, images, strict=True)
         ]
         return await self._assess(listing_id, category, marketplace, jobs)
@@ -303,7 +282,11 @@ class Curator:
         x_api_key: Annotated[str | None, Header(description="A key whose SHA-256 the service "
                                                 "lists in outcome_key_sha256")] = None,
     ) -> OutcomesResponse:
-        self._check_outcome_key(x_api_key)
+        if not self._args.outcome_key_sha256:
+            raise CuratorError("outcome events are not enabled on this service "
+                               "(no outcome_key_sha256 configured)", code="outcomes_disabled",
+                               status=503)
+        require_api_key(x_api_key, self._args.outcome_key_sha256)
         records = [
             OutcomeRecord(event_id=e.event_id, type=e.type, occurred_at=e.time,
                           unit_id=e.unit_id, decision_id=e.decision_id, value=e.value)
@@ -313,18 +296,6 @@ class Curator:
             raise CuratorError("the events could not be queued; retry", code="outcomes_unavailable",
                                status=503)
         return OutcomesResponse(accepted=len(records))
-
-    def _check_outcome_key(self, key: str | None) -> None:
-        digests = self._args.outcome_key_sha256
-        if not digests:
-            raise CuratorError("outcome events are not enabled on this service "
-                               "(no outcome_key_sha256 configured)", code="outcomes_disabled",
-                               status=503)
-        given = hashlib.sha256((key or "").encode()).hexdigest()
-        # Compare against every digest, in constant time per comparison.
-        if key is None or not any([hmac.compare_digest(given, d) for d in digests]):
-            raise CuratorError("a valid X-API-Key header is required", code="unauthorized",
-                               status=401, field="X-API-Key")
 
     @app.get("/v1/experiments", response_model=ExperimentsResponse,
              response_model_exclude_none=True)
@@ -348,17 +319,8 @@ class Curator:
     def _canary_summary(self, experiment: ExperimentConfig) -> dict[str, object]:
         from experiments.canary_runner import CanaryRunner
 
-        runner = CanaryRunner(self._store.ready(), {experiment.id: experiment})
-        state = runner.state(experiment.id)
-        return {
-            "status": state.status,
-            "step": state.step,
-            "transitions": [
-                {"kind": t.kind, "from_percent": t.from_percent, "to_percent": t.to_percent,
-                 "reason": t.reason, "at": t.at.isoformat()}
-                for t in state.history
-            ],
-        }
+        return CanaryRunner(self._store.ready(), {experiment.id: experiment}).describe(
+            experiment.id)
 
     @app.get("/v1/experiments/{experiment_id}/report")
     async def experiment_report(
@@ -422,7 +384,7 @@ class Curator:
         listing_id: str,
         category: str,
         marketplace: str,
-        jobs: list[_ImageJob],
+        jobs: list[ImageJob],
         include_fixed_images: bool = True,
     ) -> AssessResponse:
         started = time.perf_counter()
@@ -431,10 +393,10 @@ class Curator:
         arm = live.experiments.arm_for(listing_id)
         assessor = live.assessor_for(arm)
         scorer = self._scorers.get(self._scorer_card(arm))
-        self._check_listing(jobs)
+        check_listing(jobs, self._args.limits.max_images_per_listing)
         originals: dict[str, bytes] = {}
 
-        async def measure(job: _ImageJob) -> MeasuredImage:
+        async def measure(job: ImageJob) -> MeasuredImage:
             try:
                 data = await self._image_bytes(job)
             except ImageError as error:
@@ -468,45 +430,6 @@ class Curator:
         self._outbox.put_decision(
             decision_record(response, arm, self._scorer_card(arm), latency_ms))
         return response
-
-    def _check_listing(self, jobs: list[_ImageJob]) -> None:
-        limit = self._args.limits.max_images_per_listing
-        if len(jobs) > limit:
-            raise CuratorError(
-                f"a listing has at most {limit} images, got {len(jobs)}",
-                code="too_many_images",
-                field="images",
-            )
-        seen: set[str] = set()
-        for index, job in enumerate(jobs):
-            if job.image_id in seen:
-                raise CuratorError(
-                    f"image_id {job.image_id!r} appears twice",
-                    code="duplicate_image_id",
-                    status=422,
-                    field=f"images[{index}].image_id",
-                    image_id=job.image_id,
-                )
-            seen.add(job.image_id)
-
-    def _job_from_input(self, index: int, image: ImageInput) -> _ImageJob:
-        if image.url is not None:
-            return _ImageJob(image.image_id, image.role, url=image.url)
-        assert image.data is not None
-        field = f"images[{index}].data"
-        encoded = _DATA_URL_PREFIX.sub("", image.data, count=1)
-        limit = self._args.limits.max_image_bytes
-        # 4 base64 characters carry 3 bytes: refuse before decoding what is too large anyway.
-        if len(encoded) * 3 // 4 > limit:
-            error = ImageError(f"image exceeds the {limit}-byte limit", code="image_too_large",
-                               field=field)
-            return _ImageJob(image.image_id, image.role, error=error)
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            error = ImageError("data is not valid base64", code="invalid_base64", field=field)
-            return _ImageJob(image.image_id, image.role, error=error)
-        return _ImageJob(image.image_id, image.role, data=data)
 
     async def _fix(
         self, image_id: str, data: bytes, fixes: Sequence[FixRef],
@@ -544,7 +467,7 @@ class Curator:
             logger.exception("a stage failed on image %s", image_id)
             return _stage_failed(image_id)
 
-    async def _image_bytes(self, job: _ImageJob) -> bytes:
+    async def _image_bytes(self, job: ImageJob) -> bytes:
         if job.error is not None:
             raise job.error
         if job.url is not None:

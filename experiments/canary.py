@@ -39,6 +39,10 @@ class Transition:
     reason: str
     at: datetime
 
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "from_percent": self.from_percent,
+                "to_percent": self.to_percent, "reason": self.reason, "at": self.at.isoformat()}
+
 
 @dataclass(frozen=True)
 class CanaryState:

@@ -81,6 +81,16 @@ class CanaryRunner:
         controller = self._controller(experiment_id)
         return _replay(controller, self.store.transitions(experiment_id))
 
+    def describe(self, experiment_id: str) -> dict[str, object]:
+        """The canary state as GET /v1/experiments shows it."""
+        state = self.state(experiment_id)
+        return {
+            "status": state.status,
+            "step": state.step,
+            "treatment_percent": self._controllers[experiment_id].treatment_percent(state),
+            "transitions": [transition.to_json() for transition in state.history],
+        }
+
     def weights(self, experiment_id: str) -> dict[str, float]:
         """The variant weights the ingress must serve now."""
         experiment = self._experiment(experiment_id)

@@ -8,7 +8,7 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from experiments.assignment import assign
 from experiments.canary import OperationalReading, Transition
 from experiments.canary_runner import CanaryHistoryError, CanaryRunner
-from experiments.config import ExperimentConfig
+from experiments.config import ExperimentConfig, experiments_from_data
 from experiments.records import OutcomeRecord
 from experiments.sequential import SequentialResult
 from experiments.store import DecisionStore
@@ -320,3 +320,19 @@ def test_sqlite_and_postgresql_decide_alike(
     better, errors = sqlite_histories
     assert [t.kind for t in better] == ["advance", "advance", "promote"]
     assert errors[-1].kind == "rollback"
+
+
+def test_describe_is_what_get_experiments_shows(store: DecisionStore) -> None:
+    experiment = experiments_from_data([{
+        "id": "described", "variants": [{"name": "control"}, {"name": "treatment"}],
+        "primary_metric": "click", "ramp": [10, 50], "status": "running"}])["described"]
+    runner = CanaryRunner(store, {"described": experiment})
+    assert runner.describe("described") == {
+        "status": "ramping", "step": 0, "treatment_percent": 10, "transitions": []}
+    at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    store.record_transition("described", Transition("rollback", 10, 0, "guardrail harmed", at))
+    described = runner.describe("described")
+    assert (described["status"], described["treatment_percent"]) == ("rolled_back", 0)
+    assert described["transitions"] == [{"kind": "rollback", "from_percent": 10,
+                                         "to_percent": 0, "reason": "guardrail harmed",
+                                         "at": "2026-11-25T12:00:00+00:00"}]
