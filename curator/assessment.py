@@ -177,6 +177,9 @@ class ListingAssessor:
         roles: Sequence[Role | None],
         fixer: Fixer | None = None,
         include_fixed_images: bool = True,
+        variant: str = CONTROL_VARIANT,
+        experiment_id: str | None = None,
+        bucket: int | None = None,
     ) -> schemas.AssessResponse:
         policy = self.policy_for(category, marketplace)
         assessed = [
@@ -226,7 +229,9 @@ class ListingAssessor:
             policy_id=policy.id,
             policy_version=policy.version,
             policy_set_version=self.policies.version,
-            variant=CONTROL_VARIANT,
+            variant=variant,
+            experiment_id=experiment_id,
+            bucket=bucket,
             images=answers,
             selection=schemas.Selection(
                 main_image_id=selection.main_image_id,

@@ -418,9 +418,10 @@ class Curator:
             roles=[job.role for job in jobs],
             fixer=fix,
             include_fixed_images=include_fixed_images,
+            variant=arm.variant,
+            experiment_id=arm.experiment_id,
+            bucket=arm.bucket,
         )
-        response = response.model_copy(update={
-            "variant": arm.variant, "experiment_id": arm.experiment_id, "bucket": arm.bucket})
         for image in response.images:
             self._actions.inc(tags={"action": image.action or "error"})
         latency_ms = (time.perf_counter() - started) * 1000
