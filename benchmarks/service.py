@@ -9,6 +9,7 @@ import contextlib
 import copy
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,10 +39,22 @@ class ServiceError(RuntimeError):
     """The service could not be started or did not become healthy."""
 
 
+# Ports handed out for servers to bind later. Not the kernel's ephemeral range (32768-60999 on
+# Linux), where any outgoing connection made meanwhile (Ray starts dozens) may take the port
+# between this check and the bind, and not Ray's worker ports (10002-19999).
+_LISTEN_PORTS = range(20000, 30000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now, for a server to bind soon."""
+    for port in random.sample(_LISTEN_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError(f"no free port in {_LISTEN_PORTS.start}-{_LISTEN_PORTS.stop - 1}")
 
 
 def bench_config(source: Path, port: int, destination: Path) -> Path:

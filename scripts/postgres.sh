@@ -46,11 +46,13 @@ as_owner() {
     fi
 }
 
-# A port nobody listens on (bash's /dev/tcp: no python or iproute2 needed on a bare machine).
+# A port nobody listens on (bash's /dev/tcp: no python or iproute2 needed on a bare machine),
+# below the kernel's ephemeral range (32768+), where an outgoing connection could hold it when
+# the server binds or restarts, and apart from the ports the tests' servers use (20000-29999).
 free_port() {
     local port _
     for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((30000 + RANDOM % 2768))
         (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
     done
     die "no free loopback port found"
