@@ -194,10 +194,15 @@ def _stages(settings: Any) -> tuple[StagesRun, str, Any]:
 
         return (preprocess_only, "measure_locally (technical-only graph, models: null); then "
                 "ListingAssessor.assess", holder)
-    pipeline = LocalPipeline(stages=settings.models, limits=settings.limits)
+    # ONNX Runtime with one thread per core whatever the config's cpu_threads: one process
+    # working listing by listing is fastest so, which keeps the efficiency's denominator the
+    # highest (the conservative one).
+    stages = settings.models.model_copy(update={"cpu_threads": 0})
+    pipeline = LocalPipeline(stages=stages, limits=settings.limits)
     description = (
-        f"LocalPipeline: preprocess, extractor ({', '.join(settings.models.extractor_models)}), "
-        f"scorer ({settings.models.scorer_card}); then ListingAssessor.assess"
+        f"LocalPipeline: preprocess, extractor ({', '.join(stages.extractor_models)}, ONNX "
+        f"Runtime threads: one per core), scorer ({stages.scorer_card}); then "
+        "ListingAssessor.assess"
     )
     return pipeline.run, description, pipeline
 

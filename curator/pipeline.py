@@ -73,7 +73,8 @@ class LocalPipeline:
                                        max_pixels=limits.max_image_pixels)
         )
         self.extractor = AttributeExtractor.create(
-            stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime
+            stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime,
+            cpu_threads=stages.cpu_threads,
         )
         self.scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
 

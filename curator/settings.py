@@ -71,6 +71,9 @@ class ModelStageSettings(BaseModel):
     # max_batch_size in each deployment's user_config must stay at or below it.
     max_batch_size_limit: int = Field(32, ge=1, le=256)
     runtime: Literal["auto", "tensorrt", "onnxruntime"] = "auto"
+    # Intra-op threads of each ONNX Runtime CPU session; 0: one per physical core. Replicas
+    # that share a host's cores do more per CPU second with fewer (benchmarks/README.md).
+    cpu_threads: int = Field(0, ge=0, le=256)
 
     @field_validator("extractor_models")
     @classmethod

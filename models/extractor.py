@@ -18,7 +18,8 @@ from models.vocabulary import AttributeValue
 logger = logging.getLogger(__name__)
 
 
-def _runtime(artifact_name: str, max_batch_size: int, prefer: str) -> InferenceRuntime:
+def _runtime(artifact_name: str, max_batch_size: int, prefer: str, cpu_threads: int
+             ) -> InferenceRuntime:
     from models import artifacts
     from models.runtime.select import create_runtime
 
@@ -28,25 +29,27 @@ def _runtime(artifact_name: str, max_batch_size: int, prefer: str) -> InferenceR
         artifacts.get(artifact_name),
         batch_profile=(1, max_batch_size, max_batch_size),
         prefer=prefer,  # type: ignore[arg-type]
+        intra_op_threads=cpu_threads,
     )
 
 
-def _text_detector(max_batch_size: int, prefer: str) -> Detector:
+def _text_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
     from models.artifacts import TEXT_DETECTOR
     from models.detectors.text import TextDetector
 
-    return TextDetector(_runtime(TEXT_DETECTOR.name, max_batch_size, prefer))
+    return TextDetector(_runtime(TEXT_DETECTOR.name, max_batch_size, prefer, cpu_threads))
 
 
-def _people_detector(max_batch_size: int, prefer: str) -> Detector:
+def _people_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
     from models.artifacts import PEOPLE_DETECTOR
     from models.detectors.people import PeopleDetector
 
-    return PeopleDetector(_runtime(PEOPLE_DETECTOR.name, max_batch_size, prefer))
+    return PeopleDetector(_runtime(PEOPLE_DETECTOR.name, max_batch_size, prefer, cpu_threads))
 
 
-# name -> factory(max_batch_size, prefer). One place lists what the extractor can run.
-EXTRACTOR_MODELS: dict[str, Callable[[int, str], Detector]] = {
+# name -> factory(max_batch_size, prefer, cpu_threads). One place lists what the extractor can
+# run.
+EXTRACTOR_MODELS: dict[str, Callable[[int, str, int], Detector]] = {
     "text": _text_detector,
     "people": _people_detector,
 }
@@ -70,10 +73,12 @@ class AttributeExtractor:
 
     @classmethod
     def create(
-        cls, models: Sequence[str], max_batch_size: int, prefer: str = "auto"
+        cls, models: Sequence[str], max_batch_size: int, prefer: str = "auto", cpu_threads: int = 0
     ) -> AttributeExtractor:
+        """`cpu_threads`: intra-op threads of each ONNX Runtime CPU session (0: one per core)."""
         check_model_names(models)
-        detectors = {name: EXTRACTOR_MODELS[name](max_batch_size, prefer) for name in models}
+        detectors = {name: EXTRACTOR_MODELS[name](max_batch_size, prefer, cpu_threads)
+                     for name in models}
         for name, detector in detectors.items():
             info = detector.runtime_info
             logger.info("extractor model %s: %s on %s (%s)", name, info.runtime, info.device,
