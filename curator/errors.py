@@ -31,6 +31,11 @@ class CuratorError(Exception):
         self.field = field
         self.image_id = image_id
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body (Retry-After, ...)."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:

@@ -109,7 +109,8 @@ def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CuratorError)
     async def _curator_error(_: Request, error: CuratorError) -> JSONResponse:
-        return JSONResponse(status_code=error.status, content={"error": error.to_dict()})
+        return JSONResponse(status_code=error.status, content={"error": error.to_dict()},
+                            headers=error.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -145,9 +145,17 @@ class AssessResponse(BaseModel):
     selection: Selection
 
 
+class AdmissionState(BaseModel):
+    limit: int = Field(description="Images this replica admits in flight now (adaptive)")
+    in_flight: int
+    admitted: int = Field(description="Listings admitted since the replica started")
+    refused: int = Field(description="Listings refused with 429 since the replica started")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     policy_set_version: str
+    admission: AdmissionState
 
 
 class PolicyRule(BaseModel):

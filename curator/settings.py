@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from curator.admission import AdmissionSettings
+
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
 # Decisions and outboxes of a local deployment; clusters point `store.url` at PostgreSQL.
 DEFAULT_DATA_DIR = Path("~/.local/share/curator")
@@ -172,3 +174,5 @@ class CuratorConfig(BaseModel):
     policy_sets: dict[str, dict[str, str]] = {}
     # Experiment definitions (experiments.config), at most one running.
     experiments: list[dict[str, Any]] = []
+    # Load shedding on the assess endpoints (curator.admission): tunable without a restart.
+    admission: AdmissionSettings = AdmissionSettings()

@@ -16,15 +16,17 @@ import ray
 from fastapi import FastAPI, File, Form, Header, Path, UploadFile
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Counter, Histogram
+from ray.serve.metrics import Counter, Gauge, Histogram
 
 import curator
+from curator.admission import AdmissionLimiter, Overloaded
 from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
 from curator.errors import CuratorError, ImageError
 from curator.fetch import ImageFetcher
 from curator.http import BodySizeLimit, install_error_handlers, require_api_key
 from curator.image_jobs import ImageJob, check_listing, id_from_filename, job_from_input
 from curator.schemas import (
+    AdmissionState,
     AssessRequest,
     AssessResponse,
     ErrorResponse,
@@ -55,6 +57,7 @@ app = FastAPI(
         400: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse, "description": "Overloaded: retry after Retry-After"},
     },
 )
 install_error_handlers(app)
@@ -106,6 +109,7 @@ class Curator:
         self._live = _Live(ListingAssessor(load_policy_set(self._args.policy_dir)), {},
                            LiveExperiments(), [])
         self._reload_error: str | None = None
+        self._admission = AdmissionLimiter(CuratorConfig().admission)
         self._configured = False  # no user_config applied yet
         self._refresher: asyncio.Task[None] | None = None
         self._store = EnsuredStore(DecisionStore(self._args.store.url))
@@ -132,6 +136,14 @@ class Curator:
             description="Policy set updates through user_config, by outcome",
             tag_keys=("outcome",),
         )
+        self._refused = Counter(
+            "curator_admission_refused",
+            description="Listings refused with 429 at the admission limit",
+        )
+        self._admission_limit = Gauge(
+            "curator_admission_limit",
+            description="Images in flight this ingress replica admits now (adaptive)",
+        )
         self._outbox_events = Counter(
             "curator_outbox_events",
             description="Decision outbox: rows stored, store errors, dead letters, put failures",
@@ -152,7 +164,8 @@ class Curator:
         replica that is just starting does raise, so that it never goes live with a different
         set (the files it started from) than its running peers."""
         try:
-            live = self._live_from(CuratorConfig.model_validate(config))
+            settings = CuratorConfig.model_validate(config)
+            live = self._live_from(settings)
         except (CuratorError, ValueError) as exc:  # PolicyError, ExperimentConfigError, ...
             if not self._configured:
                 raise
@@ -163,6 +176,7 @@ class Curator:
             return
         previous = self._live.assessor.policy_set_version
         self._live = live
+        self._admission.reconfigure(settings.admission)
         self._reload_error = None
         self._configured = True
         self._policy_reloads.inc(tags={"outcome": "applied"})
@@ -258,8 +272,13 @@ class Curator:
     @app.get("/healthz", response_model=HealthResponse)
     async def healthz(self) -> HealthResponse:
         self._ensure_refresher()
-        return HealthResponse(status="ok",
-                              policy_set_version=self._live.assessor.policy_set_version)
+        admission = self._admission
+        return HealthResponse(
+            status="ok",
+            policy_set_version=self._live.assessor.policy_set_version,
+            admission=AdmissionState(limit=admission.limit, in_flight=admission.in_flight,
+                                     admitted=admission.admitted, refused=admission.refused),
+        )
 
     @app.get(
         "/v1/policies/{category}/{marketplace}",
@@ -387,13 +406,31 @@ class Curator:
         jobs: list[ImageJob],
         include_fixed_images: bool = True,
     ) -> AssessResponse:
+        check_listing(jobs, self._args.limits.max_images_per_listing)
+        try:
+            async with self._admission.admit(len(jobs)):
+                return await self._assess_admitted(listing_id, category, marketplace, jobs,
+                                                   include_fixed_images)
+        except Overloaded:
+            self._refused.inc()
+            raise
+        finally:
+            self._admission_limit.set(self._admission.limit)
+
+    async def _assess_admitted(
+        self,
+        listing_id: str,
+        category: str,
+        marketplace: str,
+        jobs: list[ImageJob],
+        include_fixed_images: bool,
+    ) -> AssessResponse:
         started = time.perf_counter()
         self._ensure_refresher()
         live = self._live  # one configuration for the whole request, even across a reload
         arm = live.experiments.arm_for(listing_id)
         assessor = live.assessor_for(arm)
         scorer = self._scorers.get(self._scorer_card(arm))
-        check_listing(jobs, self._args.limits.max_images_per_listing)
         originals: dict[str, bytes] = {}
 
         async def measure(job: ImageJob) -> MeasuredImage:

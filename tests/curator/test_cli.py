@@ -47,7 +47,7 @@ def test_vocabulary_lists_every_attribute(capsys: pytest.CaptureFixture[str]) ->
 
 def test_serve_config_is_valid_and_batches_fit() -> None:
     from curator.cli import _validated_serve_config
-    from curator.settings import CuratorAppArgs
+    from curator.settings import CuratorAppArgs, CuratorConfig
     from deployments.batching import BatchingConfig
     from graphs.online import scorer_deployment_name
 
@@ -67,7 +67,9 @@ def test_serve_config_is_valid_and_batches_fit() -> None:
             assert scaling["min_replicas"] <= scaling["max_replicas"]
             # A replica must be able to hold the queue the autoscaler aims for.
             assert scaling["target_ongoing_requests"] <= deployment["max_ongoing_requests"]
-            if "user_config" in deployment:
+            if deployment["name"] == "Curator":
+                CuratorConfig.model_validate(deployment.get("user_config", {}))
+            elif "user_config" in deployment:
                 batching = BatchingConfig.model_validate(deployment["user_config"])
                 # Batches only fill when a replica may hold a whole batch (ray#43288).
                 assert deployment["max_ongoing_requests"] >= 2 * batching.max_batch_size

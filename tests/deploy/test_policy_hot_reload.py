@@ -44,8 +44,11 @@ class Cluster:
     workdir: Path
     env: dict[str, str]
 
-    def deploy(self, policies: dict[str, str]) -> None:
-        """`serve deploy` of the technical graph with `policies` in the ingress user_config."""
+    def deploy(self, policies: dict[str, str], admission: dict[str, object] | None = None
+               ) -> None:
+        """`serve deploy` of the technical graph with `policies` in the ingress user_config.
+        No load shedding unless `admission` says otherwise: this test counts every non-200
+        answer as a failed reload (tests/integration/test_admission_http.py covers the 429s)."""
         config = {
             "proxy_location": "HeadOnly",
             "http_options": {"host": "127.0.0.1", "port": int(self.url.rsplit(":", 1)[1])},
@@ -56,7 +59,8 @@ class Cluster:
                 "args": {"models": None},
                 "deployments": [
                     {"name": "Curator", "num_replicas": 1,
-                     "user_config": {"policies": policies}},
+                     "user_config": {"policies": policies,
+                                     "admission": admission or {"enabled": False}}},
                     {"name": "Preprocess", "num_replicas": 1,
                      "ray_actor_options": {"num_cpus": 0.5}},
                 ],
@@ -239,4 +243,10 @@ def test_policy_set_hot_reload_under_load(cluster: Cluster) -> None:
     assert "main.people.nobody" in errors["override-of-unknown-rule"]
     assert all(a.policy_set_version == v2 for a in answers[refused:])
     assert live(cluster)[0] == v2
+    assert replica(cluster) == first_replica
+
+    # Admission limits are live settings too: applied by the same replica, no restart.
+    cluster.deploy(v2_texts, admission={"initial_limit": 5, "min_limit": 5, "max_limit": 5})
+    wait_for(lambda: requests.get(f"{cluster.url}/healthz", timeout=5).json()["admission"]
+             ["limit"] == 5, "the new admission limit")
     assert replica(cluster) == first_replica

@@ -13,7 +13,7 @@ import ray
 from ray import serve
 
 from benchmarks.service import free_port
-from graphs.online import build_app
+from graphs.online import build_app, build_graph
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +65,17 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Logical CPUs (scheduling labels): room for every test application on a 2-core host.
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    app = build_app(
+    app = build_graph(
         {
             "limits": TEST_LIMITS,
             # The loopback image server above may be fetched; nothing else private may.
             "url_fetch": {"allow_private": ["127.0.0.1/32"], "timeout_s": 3},
             "store": store_args(data / "curator"),
             "outcome_key_sha256": [OUTCOME_KEY_SHA256],
-        }
+        },
+        # No load shedding here: on a slow CI host the concurrency tests' bursts would meet
+        # 429s. test_admission_http.py tests it on an application of its own.
+        {"admission": {"enabled": False}},
     )
     serve.run(app, name="curator", route_prefix="/")
     # The technical-only tier: Preprocess alone, no model stages.
