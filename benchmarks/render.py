@@ -95,6 +95,10 @@ def _inprocess_lines(inproc: Result) -> list[str]:
     return lines
 
 
+def _refused(point: Result) -> str:
+    return f"{point.get('refused_share', 0.0):.0%} shed with 429"
+
+
 def _closed_lines(graph: Result, settings: Result) -> list[str]:
     service = graph["service"]
     lines = [
@@ -102,7 +106,7 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
         f"{settings['duration_s']:.0f} s measured per level after a warm-up of max("
         f"{settings['warmup_s']:.0f} s, c / throughput so far), at most 15 s (warm s):",
         "     c  warm s  listings/s  images/s   p50 ms   p95 ms   p99 ms  mean ms  c/X ms  5xx"
-        "  other  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores  replicas",
+        "  other   429  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores  replicas",
     ]
     for level in graph["levels"]:
         latency = level["latency_ms"]
@@ -113,7 +117,7 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
             f"{level['images_per_s']:8.1f}  {_fmt(latency['p50']):>7}  {_fmt(latency['p95']):>7}"
             f"  {_fmt(latency['p99']):>7}  {_fmt(latency['mean'], 0):>7}"
             f"  {_fmt(littles_law_ms(level), 0):>6}"
-            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}"
+            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}  {level['refused']:4d}"
             f"  {level['image_errors']:7d}  {level['peak_rss_mib']:7.0f}  "
             f"{level['peak_pss_mib']:7.0f}  {level['service_cores']:9.2f}  "
             f"{_fmt(level['service_cpu_ms_per_image']):>14}  {level['host_busy_cores']:10.2f}"
@@ -192,7 +196,7 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
         f"{peak:.2f} images/s; latency from each request's due time, over the requests that "
         "arrived in the window):",
         "  rate          offered/s  arrived/s  achieved/s  of peak     n   p50 ms   p95 ms"
-        "   p99 ms  p99 from send  lag p99  5xx  other  unfinished  svc-cores  host-cores",
+        "   p99 ms  p99 from send  lag p99  5xx  other   429  unfinished  svc-cores  host-cores",
     ]
     for level in graph["open_loop"]:
         latency, extra = level["latency_ms"], level["extra"]
@@ -206,7 +210,7 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
             f"{_fmt(latency['p99']):>7}"
             f"  {_fmt(extra.get('latency_from_send_ms', {}).get('p99')):>13}"
             f"  {_fmt(extra.get('send_lag_ms', {}).get('p99'), 0):>7}"
-            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}"
+            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}  {level['refused']:4d}"
             f"  {level['status_counts'].get('client:unfinished', 0):10d}"
             f"  {level['service_cores']:9.2f}  {level['host_busy_cores']:10.2f}"
         )
@@ -239,11 +243,12 @@ def _headline_lines(graph: Result) -> list[str]:
     if closed and graph["graph"] == "full":
         lines.append(
             f"  closed loop, highest load with >= {PEAK_SHARE:.0%} of peak: {closed['load']} at "
-            f"{closed['share_of_peak']:.0%} of peak, p99 {_fmt(closed['p99_ms'], 0)} ms; mean "
-            f"{_fmt(closed['mean_ms'], 0)} ms vs c/X = {_fmt(closed['littles_law_mean_ms'], 0)} "
-            "ms. Little's law: a closed loop's mean latency is c / throughput, so once the "
-            "service is saturated its latency grows with c alone; at high c this p99 measures "
-            "the queue the load generator keeps full, not the service at that throughput")
+            f"{closed['share_of_peak']:.0%} of peak, p99 {_fmt(closed['p99_ms'], 0)} ms, "
+            f"{_refused(closed)}; mean {_fmt(closed['mean_ms'], 0)} ms vs c/X = "
+            f"{_fmt(closed['littles_law_mean_ms'], 0)} ms. Little's law: without load "
+            "shedding a closed loop's mean latency is c / throughput once the service is "
+            "saturated; the admission limit's 429s (the clients back off) are what keep the "
+            "latency of the admitted listings from growing with c")
         if lowest and lowest["load"] != closed["load"]:
             lines.append(
                 f"  closed loop, least-loaded level with >= {PEAK_SHARE:.0%} of peak: "
@@ -262,7 +267,8 @@ def _headline_lines(graph: Result) -> list[str]:
             f"  open loop, highest offered rate with >= {PEAK_SHARE:.0%} of peak achieved: "
             f"{opened['load']}, {opened['share_of_peak']:.0%} of peak, p99 "
             f"{'>= ' if opened['p99_is_lower_bound'] else ''}{_fmt(opened['p99_ms'], 0)} ms, "
-            f"{opened['errors']} errors (the meaningful latency-under-load figure)")
+            f"{opened['errors']} errors, {_refused(opened)} (the meaningful latency-under-load "
+            "figure)")
     batching = head["batching_under_load"]
     if batching:
         stages = "; ".join(

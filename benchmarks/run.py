@@ -50,9 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="unmeasured seconds at the start of each level (default 2)")
     add("--service-warmup", type=float, default=5.0,
         help="seconds of load at concurrency 2 before the first level (default 5)")
-    add("--open-loop", default="0.5,0.7,0.8,0.9", metavar="RATES",
+    add("--open-loop", default="0.5,0.7,0.8,0.9,1.0,1.2", metavar="RATES",
         help="open-loop offered rates after the closed loop: fractions of the closed-loop peak "
-             "(0.8), listings/s (4/s), or none (default 0.5,0.7,0.8,0.9)")
+             "(0.8), listings/s (4/s), or none (default 0.5,0.7,0.8,0.9,1.0,1.2: up to an "
+             "overload that admission control has to shed)")
     add("--open-loop-on", choices=("full", "technical", "both"), default="full",
         help="graph(s) that get the open loop (default full)")
     add("--open-duration", type=float, default=10.0,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from benchmarks.stats import summarize_batch_sizes, summarize_ms
 
 UNFINISHED = "client:unfinished"  # open loop: still in flight when the drain ended
+REFUSED = "429"  # shed by the ingress's admission control: not an error, not a latency
 MODEL_STAGES = ("extractor", "scorer")  # the stages whose formed batches are reported
 
 
@@ -30,8 +31,9 @@ class Sample:
     # Poisson arrival. Latency is counted from here, so a late client cannot hide queueing.
     started: float  # when it was sent
     finished: float  # when the whole body was read (or it failed, or the drain gave up on it)
-    status: str  # "200", "503", "client:TimeoutError", UNFINISHED, ...
+    status: str  # "200", "429", "503", "client:TimeoutError", UNFINISHED, ...
     answer: Answer = Answer()
+    retry_after_s: float | None = None  # a 429's Retry-After
 
 
 def parse_answer(content: bytes) -> Answer:
@@ -76,7 +78,9 @@ class LevelResult:
     latency_is_lower_bound: bool  # unfinished requests entered the latencies as lower bounds
     status_counts: dict[str, int]  # "200", "503", "client:TimeoutError", ...
     errors_5xx: int
-    errors_other: int  # 4xx and client-side failures (timeouts, refused, unfinished)
+    errors_other: int  # 4xx but 429, and client-side failures (timeouts, unfinished, ...)
+    refused: int  # 429: shed by admission control, the client retried later
+    refused_share: float  # of the requests counted: what share load shedding turned away
     image_errors: int  # images with status "error" inside a 200 response
     batch_sizes: dict[str, dict[str, float | int | None]]  # stage -> formed batches
     stage_ms: dict[str, dict[str, float | None]]  # stage -> its own timings_ms, in the service
@@ -153,7 +157,9 @@ def summarize_level(
         status_counts=dict(sorted(status_counts.items())),
         errors_5xx=errors_5xx,
         errors_other=sum(n for status, n in status_counts.items()
-                         if status != "200" and not status.startswith("5")),
+                         if status not in ("200", REFUSED) and not status.startswith("5")),
+        refused=status_counts.get(REFUSED, 0),
+        refused_share=round(status_counts.get(REFUSED, 0) / len(counted), 3) if counted else 0.0,
         image_errors=sum(s.answer.image_errors for s in succeeded),
         batch_sizes={stage: summarize_batch_sizes(sizes) for stage, sizes in stage_sizes.items()
                      if sizes},

@@ -181,16 +181,18 @@ class ServeService:
             f"{_tail(log_path)}"
         )
 
-    def ensure_alive(self, during: str) -> None:
-        """Raise when `serve run` has exited or no longer answers its health check: figures from
-        a dead service (connection refused at every level) would only mislead."""
+    def ensure_alive(self, during: str) -> dict[str, Any]:
+        """The /healthz answer; raise when `serve run` has exited or no longer answers it:
+        figures from a dead service (connection refused at every level) would only mislead."""
         assert self._child is not None
         code = self._child.poll()
         if code is None:
             try:
-                if requests.get(f"{self.url}/healthz", timeout=10).status_code == 200:
-                    return
-            except requests.RequestException:
+                answer = requests.get(f"{self.url}/healthz", timeout=10)
+                if answer.status_code == 200:
+                    body: dict[str, Any] = answer.json()
+                    return body
+            except (requests.RequestException, ValueError):
                 pass
         state = f"exited with {code}" if code is not None else "stopped answering /healthz"
         raise ServiceError(f"`serve run` {state} during {during} (something else on the host may "

@@ -67,8 +67,9 @@ def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload]
             monitor.begin_window()
             level = run()
             window = monitor.end_window()
-            service.ensure_alive(f"the {plan.name} graph at {level.load}")
-            merged = {**level.to_dict(), **asdict(window)}
+            health = service.ensure_alive(f"the {plan.name} graph at {level.load}")
+            # The ingress's admission state after the level (one replica's, when there are more).
+            merged = {**level.to_dict(), **asdict(window), "admission": health.get("admission")}
             logger.info("%s %s: %.1f images/s, p50 %s ms, p99 %s ms, statuses %s", plan.name,
                         level.load, level.images_per_s, level.latency_ms["p50"],
                         level.latency_ms["p99"], level.status_counts)

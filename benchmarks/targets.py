@@ -80,6 +80,8 @@ def _tail_point(level: Level | None, peak: float | None, kind: Literal["closed",
         "p99_ms": level["latency_ms"]["p99"],
         "p99_is_lower_bound": level.get("latency_is_lower_bound", False),
         "errors": level["errors_5xx"] + level["errors_other"],
+        # Shed by admission control (429): not in the latencies, so always shown beside them.
+        "refused_share": level.get("refused_share", 0.0),
     }
     if kind == "closed":
         point["littles_law_mean_ms"] = littles_law_ms(level)
@@ -135,7 +137,10 @@ def headline(
                                             lambda level: level["offered_per_s"])
     tail_closed = _tail_point(closed_near_peak, peak_images_per_s, "closed")
     tail_open = _tail_point(open_near_peak, peak_images_per_s, "open")
-    batching = batching_under_load(peak)
+    # "Under load": the same level as the closed-loop tail, the most loaded that still serves
+    # near the peak. At the peak level itself a small closed loop can self-synchronise into a
+    # conveyor (each listing reaching a stage as the previous one leaves), which forms no batch.
+    batching = batching_under_load(closed_near_peak)
     targets = [P50_AT_C1.check(p50_c1, "c=1"), NO_5XX.check(float(total_5xx)),
                EFFICIENCY.check(efficiency, f"peak at c={peak['concurrency']}" if peak else "")]
     if graph == "full":

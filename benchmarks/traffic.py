@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from dataclasses import dataclass
 
 import aiohttp
 
 from benchmarks.arrivals import poisson_arrivals
-from benchmarks.samples import UNFINISHED, Answer, Sample, parse_answer
+from benchmarks.samples import REFUSED, UNFINISHED, Answer, Sample, parse_answer
 
 REQUEST_TIMEOUT_S = 30.0  # as the serve config's http_options.request_timeout_s
 ERROR_BACKOFF_S = 0.05  # after a connection error, so a dead server is not hammered in a loop
+# A closed-loop worker refused with 429 waits Retry-After, doubled on each refusal in a row up to
+# this many seconds, with jitter, as well-behaved clients do.
+MAX_REFUSED_BACKOFF_S = 8.0
 # Open loop: how long after the window the generator waits for requests still in flight.
 # Whatever is unfinished then is recorded with the time it waited (a lower bound).
 OPEN_LOOP_DRAIN_S = 10.0
@@ -54,17 +58,27 @@ async def post_listing(
 ) -> Sample:
     started = time.perf_counter()
     answer = Answer()
+    retry_after_s: float | None = None
     try:
         async with session.post(endpoint, data=body, headers=_HEADERS) as response:
             content = await response.read()
             status = str(response.status)
+            if status == REFUSED:
+                retry_after_s = float(response.headers.get("Retry-After", "1"))
         finished = time.perf_counter()
         if status == "200":
             answer = parse_answer(content)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         finished = time.perf_counter()
         status = f"client:{type(error).__name__}"
-    return Sample(due, started, finished, status, answer)
+    return Sample(due, started, finished, status, answer, retry_after_s)
+
+
+def refused_backoff_s(retry_after_s: float, refusals_in_a_row: int, rng: random.Random) -> float:
+    """Retry-After, doubled per refusal in a row (capped), times a jitter of 0.5-1.5 so that the
+    refused workers do not come back in step."""
+    base = min(MAX_REFUSED_BACKOFF_S, retry_after_s * 2 ** (refusals_in_a_row - 1))
+    return base * rng.uniform(0.5, 1.5)
 
 
 def _session(connection_limit: int) -> aiohttp.ClientSession:
@@ -84,7 +98,8 @@ async def closed_loop(
         window_end = window_start + duration_s
 
         async def worker(worker_id: int) -> None:
-            sequence = 0
+            sequence = refusals = 0
+            rng = random.Random(worker_id)
             while time.perf_counter() < window_end:
                 payload = payloads[(worker_id + sequence * concurrency) % len(payloads)]
                 body = payload.body(f"bench-c{concurrency}-w{worker_id}-{sequence}")
@@ -93,6 +108,10 @@ async def closed_loop(
                 samples.append(sample)
                 if sample.status.startswith("client:"):
                     await asyncio.sleep(ERROR_BACKOFF_S)
+                refusals = refusals + 1 if sample.status == REFUSED else 0
+                if refusals:
+                    backoff = refused_backoff_s(sample.retry_after_s or 1.0, refusals, rng)
+                    await asyncio.sleep(min(backoff, max(0.0, window_end - time.perf_counter())))
 
         await asyncio.gather(*(worker(index) for index in range(concurrency)))
     return samples, (window_start, window_end)

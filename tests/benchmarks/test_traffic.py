@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from benchmarks.samples import UNFINISHED, Answer, Sample, parse_answer, summarize_level
-from benchmarks.traffic import Payload
+from benchmarks.traffic import MAX_REFUSED_BACKOFF_S, Payload, refused_backoff_s
 
 
 def test_payload_body_is_the_listing_json() -> None:
@@ -75,3 +76,25 @@ def test_open_loop_counts_latency_by_arrival_and_unfinished_as_lower_bound() -> 
     assert level.errors_other == 1
     assert level.status_counts == {"200": 2, UNFINISHED: 1}
     assert level.load == "2.00/s"
+
+
+def test_refused_listings_are_shed_not_errors_nor_latencies() -> None:
+    samples = [
+        _ok(1.0, 1.2),
+        Sample(1.1, 1.1, 1.11, "429", retry_after_s=1.0),
+        Sample(1.3, 1.3, 1.31, "429", retry_after_s=1.0),
+        Sample(1.5, 1.5, 1.6, "400"),
+    ]
+    level = summarize_level(samples, (1.0, 3.0), concurrency=2)
+    assert (level.refused, level.refused_share) == (2, 0.5)
+    assert level.errors_other == 1 and level.errors_5xx == 0
+    assert level.latency_ms["max"] == 200.0  # the fast 429s are not latencies
+
+
+def test_refused_backoff_doubles_with_jitter_and_a_cap() -> None:
+    rng = random.Random(0)
+    waits = [refused_backoff_s(1.0, refusals, rng) for refusals in (1, 2, 3, 4, 5, 6)]
+    bases = [1.0, 2.0, 4.0, MAX_REFUSED_BACKOFF_S, MAX_REFUSED_BACKOFF_S, MAX_REFUSED_BACKOFF_S]
+    for wait, base in zip(waits, bases, strict=True):
+        assert 0.5 * base <= wait <= 1.5 * base
+    assert len(set(waits)) == len(waits)  # jittered
