@@ -106,7 +106,8 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
         f"{settings['duration_s']:.0f} s measured per level after a warm-up of max("
         f"{settings['warmup_s']:.0f} s, c / throughput so far), at most 15 s (warm s):",
         "     c  warm s  listings/s  images/s   p50 ms   p95 ms   p99 ms  mean ms  c/X ms  5xx"
-        "  other   429  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores  replicas",
+        "  other   429  limit  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores"
+        "  replicas",
     ]
     for level in graph["levels"]:
         latency = level["latency_ms"]
@@ -118,18 +119,23 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
             f"  {_fmt(latency['p99']):>7}  {_fmt(latency['mean'], 0):>7}"
             f"  {_fmt(littles_law_ms(level), 0):>6}"
             f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}  {level['refused']:4d}"
+            f"  {_fmt((level.get('admission') or {}).get('limit'), 0):>5}"
             f"  {level['image_errors']:7d}  {level['peak_rss_mib']:7.0f}  "
             f"{level['peak_pss_mib']:7.0f}  {level['service_cores']:9.2f}  "
             f"{_fmt(level['service_cpu_ms_per_image']):>14}  {level['host_busy_cores']:10.2f}"
             f"  {replicas}"
         )
     steal = max((level.get("host_steal_cores", 0.0) for level in graph["levels"]), default=0.0)
+    # Workers refused with 429 spend part of the level backing off, outside the service, so
+    # c/X overstates their latency; only levels without refusals are held to it.
     off = [f"c={level['concurrency']}" for level in graph["levels"]
-           if littles_law_ms(level) and level["latency_ms"]["mean"]
+           if littles_law_ms(level) and level["latency_ms"]["mean"] and not level["refused"]
            and abs(level["latency_ms"]["mean"] / littles_law_ms(level) - 1) > LITTLE_TOLERANCE]
     lines += [
-        "  (c/X: concurrency / listings/s, the mean latency Little's law gives a closed loop; "
-        "once the service is saturated, more workers only add queueing"
+        "  (c/X: concurrency / listings/s, the mean latency Little's law gives a closed loop "
+        "whose workers are never refused; once the service is saturated, more workers only add "
+        "queueing. 429: listings the ingress shed, their workers backing off per Retry-After; "
+        "limit: the ingress's adaptive admission limit, images in flight, after the level"
         + (f"; mean and c/X differ by more than {LITTLE_TOLERANCE:.0%} at {', '.join(off)}: "
            "not a steady state, read those rows with care)" if off else ")"),
         "  (host-cores: every process on the machine, other users' included; most CPU stolen "
