@@ -108,9 +108,9 @@ def headline(
     graph: str, inprocess: dict[str, Any], levels: list[Level],
     open_levels: list[Level] | None = None,
 ) -> dict[str, Any]:
-    """The figures the issue asks for, and each target checked with its margin. The full graph
-    gets the latency-under-load and batching targets; the technical-only graph the three
-    backbone ones (p50 at c=1, no 5xx, efficiency)."""
+    """The figures the issues ask for, and each target checked with its margin. Both graphs get
+    no 5xx and the serving efficiency; the technical-only graph also the backbone's p50 at c=1,
+    the full graph the latency-under-load and batching targets."""
     open_levels = open_levels or []
     by_concurrency = {level["concurrency"]: level for level in levels}
     p50_c1 = by_concurrency[1]["latency_ms"]["p50"] if 1 in by_concurrency else None
@@ -141,8 +141,11 @@ def headline(
     # near the peak. At the peak level itself a small closed loop can self-synchronise into a
     # conveyor (each listing reaching a stage as the previous one leaves), which forms no batch.
     batching = batching_under_load(closed_near_peak)
-    targets = [P50_AT_C1.check(p50_c1, "c=1"), NO_5XX.check(float(total_5xx)),
-               EFFICIENCY.check(efficiency, f"peak at c={peak['concurrency']}" if peak else "")]
+    # p50 at c=1 is the backbone's target (issue 2: "for this graph"); the full graph's own are
+    # the tails and batching, and its p50 is reported without a verdict.
+    targets = [] if graph == "full" else [P50_AT_C1.check(p50_c1, "c=1")]
+    targets += [NO_5XX.check(float(total_5xx)),
+                EFFICIENCY.check(efficiency, f"peak at c={peak['concurrency']}" if peak else "")]
     if graph == "full":
         targets.append(TAIL_CLOSED.check(tail_closed["p99_ms"] if tail_closed else None,
                                          tail_closed["load"] if tail_closed else "no level"))

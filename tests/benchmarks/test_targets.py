@@ -77,7 +77,9 @@ def test_headline_full_graph() -> None:
     assert head["peak_at_concurrency"] == 16
     assert head["serving_efficiency"] == pytest.approx(0.688)
     checks = {check["target"]: check for check in head["targets"]}
-    assert len(checks) == 6
+    assert len(checks) == 5
+    assert P50_AT_C1.name not in checks  # the backbone's target, reported but not judged here
+    assert head["p50_ms_at_concurrency_1"] == 150.0
     tail_closed = checks["p99 at the highest load with >= 80% of peak throughput, closed loop"]
     assert (tail_closed["where"], tail_closed["passed"]) == ("c=64", False)
     assert head["tail_near_peak_closed_lowest"]["load"] == "c=4"
