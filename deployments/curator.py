@@ -39,6 +39,7 @@ from curator.schemas import (
     VersionResponse,
 )
 from curator.settings import CuratorAppArgs, CuratorConfig
+from deployments.stage_chain import TECHNICAL_CARD, StageChain
 from experiments.config import ExperimentConfig, experiments_from_data
 from experiments.live import Arm, EnsuredStore, LiveExperiments, decision_record
 from experiments.outbox import Outbox
@@ -62,19 +63,8 @@ app = FastAPI(
 )
 install_error_handlers(app)
 
-PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
 # How often each ingress replica reads the canary weights from the store, seconds.
 REFRESH_INTERVAL_S = 5.0
-
-def _stage_failed(image_id: str) -> MeasuredImage:
-    return MeasuredImage(
-        image_id=image_id,
-        error={
-            "code": "stage_failed",
-            "message": "the image could not be assessed; retry later",
-            "image_id": image_id,
-        },
-    )
 
 
 @dataclass(frozen=True)
@@ -102,9 +92,6 @@ class Curator:
         args: CuratorAppArgs | dict,
     ) -> None:
         self._args = CuratorAppArgs.model_validate(args)
-        self._preprocess = preprocess
-        self._extractor = extractor
-        self._scorers = scorers or {}
         self._canary = canary
         self._live = _Live(ListingAssessor(load_policy_set(self._args.policy_dir)), {},
                            LiveExperiments(), [])
@@ -119,7 +106,13 @@ class Curator:
         self._outbox = Outbox(self._args.store.outbox_dir / f"ingress-{rank}.db", self._store,
                               on_metric=self._outbox_metric)
         limits = self._args.limits
-        self._fetcher = ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes)
+        models = self._args.models
+        self._stages = StageChain(
+            preprocess, extractor, scorers or {},
+            default_card=models.scorer_card if models is not None else None,
+            fetcher=ImageFetcher(self._args.url_fetch, max_bytes=limits.max_image_bytes),
+            max_image_bytes=limits.max_image_bytes,
+        )
         app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
         self._listing_latency = Histogram(
             "curator_listing_ms",
@@ -194,7 +187,7 @@ class Curator:
         experiments = LiveExperiments.checked(
             experiments_from_data(settings.experiments, "user_config")
             if settings.experiments else {},
-            scorer_cards=tuple(self._scorers),
+            scorer_cards=self._stages.scorer_cards,
             policy_sets=tuple(variant_sets),
         )
         return _Live(ListingAssessor(policies), variant_sets,
@@ -369,34 +362,10 @@ class Curator:
                     "extractor": ",".join(self._args.models.extractor_models),
                 }
                 if self._args.models is not None
-                else {"scorer_card": "card-v0", "extractor": ""}
+                else {"scorer_card": TECHNICAL_CARD, "extractor": ""}
             ),
-            backends=await self._backends(),
+            backends=await self._stages.backends(),
         )
-
-    @property
-    def _default_scorer(self) -> DeploymentHandle:
-        assert self._args.models is not None
-        return self._scorers[self._args.models.scorer_card]
-
-    def _scorer_card(self, arm: Arm) -> str:
-        if self._args.models is None:
-            return "card-v0"  # the technical tier's card
-        return arm.scorer_card or self._args.models.scorer_card
-
-    async def _backends(self) -> dict[str, str]:
-        if self._extractor is None or not self._scorers:
-            return {"preprocess": PREPROCESS_BACKEND}
-        extractor, scorer = await asyncio.gather(
-            self._extractor.runtime_info.remote(), self._default_scorer.runtime_info.remote()
-        )
-        backends = {"preprocess": PREPROCESS_BACKEND}
-        for name, info in extractor.items():
-            backends[f"extractor.{name}"] = (
-                f"{info['runtime']} on {info['device']} ({info['precision']})"
-            )
-        backends["scorer"] = f"{scorer['runtime']} on {scorer['device']} ({scorer['card']})"
-        return backends
 
     async def _assess(
         self,
@@ -430,22 +399,22 @@ class Curator:
         live = self._live  # one configuration for the whole request, even across a reload
         arm = live.experiments.arm_for(listing_id)
         assessor = live.assessor_for(arm)
-        scorer = self._scorers.get(self._scorer_card(arm))
+        card = self._stages.card_for(arm.scorer_card)
         originals: dict[str, bytes] = {}
 
         async def measure(job: ImageJob) -> MeasuredImage:
             try:
-                data = await self._image_bytes(job)
+                data = await self._stages.image_bytes(job)
             except ImageError as error:
                 error.image_id = job.image_id
                 return MeasuredImage(image_id=job.image_id, error=error.to_dict())
             originals[job.image_id] = data  # kept for the fixes
-            return await self._measure(job.image_id, data, scorer)
+            return await self._stages.measure(job.image_id, data, card)
 
         measured = await asyncio.gather(*(measure(job) for job in jobs))
 
         async def fix(image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement:
-            return await self._fix(image_id, originals[image_id], fixes, scorer)
+            return await self._stages.fix(image_id, originals[image_id], fixes, card)
 
         response = await assessor.assess(
             listing_id=listing_id,
@@ -466,52 +435,5 @@ class Curator:
         # Into the local outbox (a fraction of a millisecond); the store gets it in the
         # background, so a database outage delays decisions and fails no assessment.
         self._outbox.put_decision(
-            decision_record(response, arm, self._scorer_card(arm), latency_ms))
+            decision_record(response, arm, card, latency_ms))
         return response
-
-    async def _fix(
-        self, image_id: str, data: bytes, fixes: Sequence[FixRef],
-        scorer: DeploymentHandle | None,
-    ) -> FixedMeasurement:
-        """Fix on a Preprocess replica (pixel work stays off the ingress), then measure the fixed
-        file through the same stages as any image."""
-        try:
-            fixed = await self._preprocess.apply_fixes.remote(
-                data, [(f.name, dict(f.with_)) for f in fixes]
-            )
-        except Exception:
-            logger.exception("fixing image %s failed", image_id)
-            return FixedMeasurement(_stage_failed(image_id))
-        if fixed.error is not None:
-            return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
-        assert fixed.data is not None
-        measured = await self._measure(image_id, fixed.data, scorer)
-        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
-
-    async def _measure(
-        self, image_id: str, data: bytes, scorer: DeploymentHandle | None
-    ) -> MeasuredImage:
-        # Chained without awaiting in between: each stage's response feeds the next .remote()
-        # and Serve passes the result replica to replica; the ingress waits once.
-        measured = self._preprocess.run.remote(data, image_id)
-        try:
-            if self._extractor is None or scorer is None:
-                return await measured
-            extracted = self._extractor.extract.remote(measured)
-            return await scorer.score.remote(extracted)
-        except Exception:
-            # A stage that crashed on this image (or lost its replica) fails this image only;
-            # the rest of the listing is still assessed and answered.
-            logger.exception("a stage failed on image %s", image_id)
-            return _stage_failed(image_id)
-
-    async def _image_bytes(self, job: ImageJob) -> bytes:
-        if job.error is not None:
-            raise job.error
-        if job.url is not None:
-            return await self._fetcher.fetch(job.url)
-        assert job.data is not None
-        limit = self._args.limits.max_image_bytes
-        if len(job.data) > limit:
-            raise ImageError(f"image exceeds the {limit}-byte limit", code="image_too_large")
-        return job.data

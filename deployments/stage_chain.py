@@ -1,0 +1,124 @@
+"""How the ingress reaches the stage deployments: one image through Preprocess ->
+AttributeExtractor -> QualityScorer (the scorer of the listing's card), fixes on a Preprocess
+replica, and the stages' runtime report. Every failure of a stage becomes that image's error,
+never the listing's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ray.serve.handle import DeploymentHandle
+
+from curator.assessment import FixedMeasurement, MeasuredImage
+from curator.errors import ImageError
+from curator.fetch import ImageFetcher
+from curator.image_jobs import ImageJob
+from rules.schema import FixRef
+
+logger = logging.getLogger("ray.serve")
+
+PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
+TECHNICAL_CARD = "card-v0"  # the technical-only tier's card: no model stages to feed another
+
+
+def stage_failed(image_id: str) -> MeasuredImage:
+    return MeasuredImage(
+        image_id=image_id,
+        error={
+            "code": "stage_failed",
+            "message": "the image could not be assessed; retry later",
+            "image_id": image_id,
+        },
+    )
+
+
+class StageChain:
+    def __init__(
+        self,
+        preprocess: DeploymentHandle,
+        extractor: DeploymentHandle | None,
+        scorers: dict[str, DeploymentHandle],
+        default_card: str | None,
+        fetcher: ImageFetcher,
+        max_image_bytes: int,
+    ) -> None:
+        """`extractor`, `scorers` and `default_card` are None/empty on the technical tier."""
+        self._preprocess = preprocess
+        self._extractor = extractor
+        self._scorers = scorers
+        self._default_card = default_card
+        self._fetcher = fetcher
+        self._max_image_bytes = max_image_bytes
+
+    @property
+    def scorer_cards(self) -> tuple[str, ...]:
+        return tuple(self._scorers)
+
+    def card_for(self, requested: str | None) -> str:
+        """The scorer card a listing is scored by: its variant's, else the default."""
+        if self._default_card is None:
+            return TECHNICAL_CARD
+        return requested or self._default_card
+
+    async def image_bytes(self, job: ImageJob) -> bytes:
+        """The image's file: decoded from the request, or fetched from its URL."""
+        if job.error is not None:
+            raise job.error
+        if job.url is not None:
+            return await self._fetcher.fetch(job.url)
+        assert job.data is not None
+        if len(job.data) > self._max_image_bytes:
+            raise ImageError(f"image exceeds the {self._max_image_bytes}-byte limit",
+                             code="image_too_large")
+        return job.data
+
+    async def measure(self, image_id: str, data: bytes, card: str) -> MeasuredImage:
+        # Chained without awaiting in between: each stage's response feeds the next .remote()
+        # and Serve passes the result replica to replica; the ingress waits once.
+        measured = self._preprocess.run.remote(data, image_id)
+        scorer = self._scorers.get(card)
+        try:
+            if self._extractor is None or scorer is None:
+                return await measured
+            extracted = self._extractor.extract.remote(measured)
+            return await scorer.score.remote(extracted)
+        except Exception:
+            # A stage that crashed on this image (or lost its replica) fails this image only;
+            # the rest of the listing is still assessed and answered.
+            logger.exception("a stage failed on image %s", image_id)
+            return stage_failed(image_id)
+
+    async def fix(self, image_id: str, data: bytes, fixes: Sequence[FixRef], card: str
+                  ) -> FixedMeasurement:
+        """Fix on a Preprocess replica (pixel work stays off the ingress), then measure the fixed
+        file through the same stages as any image."""
+        try:
+            fixed = await self._preprocess.apply_fixes.remote(
+                data, [(f.name, dict(f.with_)) for f in fixes]
+            )
+        except Exception:
+            logger.exception("fixing image %s failed", image_id)
+            return FixedMeasurement(stage_failed(image_id))
+        if fixed.error is not None:
+            return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
+        assert fixed.data is not None
+        measured = await self.measure(image_id, fixed.data, card)
+        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
+
+    async def backends(self) -> dict[str, str]:
+        """What each stage runs on, as the replicas report it (GET /v1/version)."""
+        if self._extractor is None or self._default_card is None:
+            return {"preprocess": PREPROCESS_BACKEND}
+        extractor, scorer = await asyncio.gather(
+            self._extractor.runtime_info.remote(),
+            self._scorers[self._default_card].runtime_info.remote(),
+        )
+        backends = {"preprocess": PREPROCESS_BACKEND}
+        for name, info in extractor.items():
+            backends[f"extractor.{name}"] = (
+                f"{info['runtime']} on {info['device']} ({info['precision']})"
+            )
+        backends["scorer"] = f"{scorer['runtime']} on {scorer['device']} ({scorer['card']})"
+        return backends
