@@ -15,8 +15,11 @@ autoscaler adds and shrinks on a busy host. It adapts like TCP congestion contro
 - a slower answer cuts it by `backoff_ratio`, at most once per round trip: the listings
   admitted before a cut took effect do not cut it again.
 
-The limit counts images, not listings, because images are what the stages work on. A listing
-is always admitted when nothing is in flight, so one larger than the limit still runs.
+The limit counts images, not listings, because images are what the stages work on. A listing is
+admitted while the images in flight are below the limit, whatever its own size: it may take them
+past the limit, and the latency it causes feeds back like any other. Requiring room for the
+whole listing instead would starve listings with many images under sustained load, since the
+one-image listings would always fit first.
 
 Autoscaling still sees demand: at the limit, the stage deployments hold about a latency
 target's worth of queued work, which is above their `target_ongoing_requests` when those are
@@ -113,7 +116,7 @@ class AdmissionLimiter:
     def try_acquire(self, images: int) -> _Permit | None:
         if not self.settings.enabled:
             return _Permit(images, self._epoch, saturated=False)
-        if self._in_flight > 0 and self._in_flight + images > self._limit:
+        if self._in_flight >= self._limit:
             self.refused += 1
             return None
         saturated = self._in_flight + images >= self._limit / 2
