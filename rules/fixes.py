@@ -25,9 +25,12 @@ product is a block).
 over the whole canvas afterwards: it drops by the border's share. `pad_to_fill` crops inside any
 border, so its result has none.
 
-Fixes measure the way `models.preprocess` does: the content inside any border, shrunk by a whole
-factor to the analysis size, segmented by `models.measurements.background`. Masks are mapped back
-to full resolution; a box is widened by one analysis pixel so a product is never cut.
+Fixes measure the way `models.preprocess` does (`rules.fix_scene`): the content inside any
+border, shrunk by a whole factor to the analysis size, segmented by
+`models.measurements.background`. Masks are mapped back to full resolution; a box is widened by
+one analysis pixel so a product is never cut. Each fix's parameters are in `rules.fix_params`,
+the canvas geometry of padding and shrinking in `rules.fix_canvas`; this module holds the fixes,
+their registry and `apply_fixes`, the entry point.
 """
 
 from __future__ import annotations
@@ -45,19 +48,22 @@ from PIL import Image
 
 from curator.errors import CuratorError
 from models.decode import DecodeLimits, decode_image
-from models.measurements.background import Box, Segmentation, edge_connected, segment
-from models.measurements.border import Border, detect_border
+from models.measurements.background import Segmentation, edge_connected
 from models.measurements.composition import touches_edge
-from models.measurements.scaling import scaled_size, shrink_by_whole_factor
+from models.measurements.scaling import scaled_size
 from models.measurements.thresholds import MeasurementThresholds
+from rules.fix_canvas import WHITE, canvas_size, centre_on_white, crop_with_margin, resize_to
+from rules.fix_params import (
+    ConvertToSrgbJpegParams,
+    DownscaleParams,
+    PadToFillParams,
+    TrimBorderParams,
+    WhitenBackgroundParams,
+)
+from rules.fix_scene import Scene, analyse, full_resolution_box, full_resolution_mask, near_white
 
-# The marketplace's size limits on the longest side (image.size.* in rules/policies/base.yaml);
-# defaults of the fixes' parameters, so a fix does not create a size violation.
-MIN_LONGEST_SIDE_PX = 500
-MAX_LONGEST_SIDE_PX = 10_000
 # Output encoding: quality 95 and 4:4:4 (no chroma subsampling) keep product edges clean.
 JPEG_QUALITY = 95
-WHITE = 255
 # pad_to_fill pastes the product's box onto pure white: a backdrop darker than this (any channel)
 # would show as a visible rectangle around the product (whiten it first).
 _SEAMLESS_MIN_LEVEL = 253
@@ -94,62 +100,6 @@ def _rebuild_fix_error(
 
 class _CannotApply(Exception):
     """Raised inside one fix; `apply_fixes` records it as skipped under the fix's name."""
-
-
-# --- parameters ---------------------------------------------------------------------------------
-
-
-class _Params(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-
-
-class TrimBorderParams(_Params):
-    pass
-
-
-class WhitenBackgroundParams(_Params):
-    min_level: int = pydantic.Field(
-        235, ge=200, le=255, description="levels: a pixel with every channel >= this is near-white"
-    )
-    min_share: float = pydantic.Field(
-        0.8, gt=0, le=1,
-        description="fraction of the background that must already be near-white; below it the "
-        "backdrop is grey, coloured or a scene, and whitening would repaint it",
-    )
-
-
-class PadToFillParams(_Params):
-    fill_ratio: float = pydantic.Field(
-        0.85, ge=0.1, le=1.0,
-        description="product box over frame on its binding axis, linear (composition.fill_ratio)",
-    )
-    aspect_ratio: float = pydantic.Field(
-        1.0, ge=0.2, le=5.0, description="width / height of the output canvas"
-    )
-    min_longest_side: int = pydantic.Field(
-        MIN_LONGEST_SIDE_PX, ge=1,
-        description="px: white margin keeps the canvas at least this long (or as long as the input"
-        " when it is shorter), since fixes never upscale",
-    )
-    max_longest_side: int = pydantic.Field(
-        MAX_LONGEST_SIDE_PX, ge=1, description="px: a larger canvas is shrunk to this"
-    )
-
-    @pydantic.model_validator(mode="after")
-    def _sides_in_order(self) -> PadToFillParams:
-        if self.min_longest_side > self.max_longest_side:
-            raise ValueError("min_longest_side must not exceed max_longest_side")
-        return self
-
-
-class DownscaleParams(_Params):
-    max_side: int = pydantic.Field(
-        MAX_LONGEST_SIDE_PX, ge=64, description="px: the longest side is shrunk to at most this"
-    )
-
-
-class ConvertToSrgbJpegParams(_Params):
-    pass
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -277,68 +227,6 @@ def encode_srgb_jpeg(rgb: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-# --- what the measurements see ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """The image as `models.preprocess` measures it: content inside the border, segmented on a
-    whole-factor analysis copy."""
-
-    border: Border
-    inner: tuple[int, int, int, int]  # y0, y1, x0, x1 of the content inside the border, full px
-    analysis: np.ndarray  # the shrunk copy of the content
-    segmentation: Segmentation
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """Full px per analysis px, (y, x)."""
-        y0, y1, x0, x1 = self.inner
-        return (y1 - y0) / self.analysis.shape[0], (x1 - x0) / self.analysis.shape[1]
-
-    def background_share_at(self, level: int) -> float:
-        """Share of the background with every channel at least `level` (analysis copy)."""
-        background = self.segmentation.background.astype(bool)
-        near = _near_white(self.analysis, level).astype(bool)
-        return int(np.count_nonzero(near & background)) / max(1, int(np.count_nonzero(background)))
-
-
-def _analyse(rgb: np.ndarray, thresholds: MeasurementThresholds) -> _Scene:
-    border = detect_border(rgb, thresholds)
-    y0, y1, x0, x1 = border.inner_box(*rgb.shape[:2])
-    analysis = shrink_by_whole_factor(rgb[y0:y1, x0:x1], thresholds.analysis_max_side_px)
-    return _Scene(border, (y0, y1, x0, x1), analysis, segment(analysis, thresholds))
-
-
-def _separable(scene: _Scene, doing: str) -> Segmentation:
-    if not scene.segmentation.separable:
-        raise _CannotApply(
-            f"no background separates from the product (a busy or scenic photo): {doing} would "
-            "repaint the scene"
-        )
-    return scene.segmentation
-
-
-def _full_resolution_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def _full_resolution_box(scene: _Scene, box: Box) -> Box:
-    """`box` of the analysis copy in full-resolution px of the whole image, rounded outwards."""
-    ax0, ay0, ax1, ay1 = box
-    y0, y1, x0, x1 = scene.inner
-    scale_y, scale_x = scene.scale
-    return (
-        x0 + math.floor(ax0 * scale_x), y0 + math.floor(ay0 * scale_y),
-        min(x1, x0 + math.ceil(ax1 * scale_x)), min(y1, y0 + math.ceil(ay1 * scale_y)),
-    )
-
-
-def _near_white(rgb: np.ndarray, level: int) -> np.ndarray:
-    """uint8 mask, 255 where every channel is at least `level`."""
-    return cv2.inRange(rgb, (level, level, level), (WHITE, WHITE, WHITE))
-
-
 # --- the fixes ----------------------------------------------------------------------------------
 
 
@@ -347,7 +235,7 @@ def trim_border(rgb: np.ndarray, params: TrimBorderParams, source: _Source) -> n
     where it was and the canvas keeps its size. Only around a picture on white: around a scene
     or a grey backdrop the white band would be a new frame, one the border detector (which
     ignores white bands) could not see."""
-    scene = _analyse(rgb, source.thresholds)
+    scene = analyse(rgb, source.thresholds)
     if not scene.border.found:
         raise _CannotApply("no border found")
     _require_white(scene, source.thresholds, "a white band would frame it anew")
@@ -365,7 +253,7 @@ def whiten_background(
     Only pixels that the segmentation calls background and that are near-white at full
     resolution change; a shadow darker than `min_level` stays (nothing is feathered).
     """
-    scene = _analyse(rgb, source.thresholds)
+    scene = analyse(rgb, source.thresholds)
     segmentation = _separable(scene, "whitening")
     share = scene.background_share_at(params.min_level)
     if share < params.min_share:
@@ -377,8 +265,8 @@ def whiten_background(
     y0, y1, x0, x1 = scene.inner
     inner = rgb[y0:y1, x0:x1]
     candidates = cv2.bitwise_and(
-        _near_white(inner, params.min_level),
-        _full_resolution_mask(segmentation.background, inner.shape[:2]),
+        near_white(inner, params.min_level),
+        full_resolution_mask(segmentation.background, inner.shape[:2]),
     )
     change = edge_connected(candidates).astype(bool) & np.any(inner != WHITE, axis=2)
     if not change.any():
@@ -391,7 +279,7 @@ def whiten_background(
 def pad_to_fill(rgb: np.ndarray, params: PadToFillParams, source: _Source) -> np.ndarray:
     """Crop to the product's box and centre it on a pure white canvas of `aspect_ratio` where it
     spans `fill_ratio` on its binding axis; never cuts into the product, never upscales."""
-    scene = _analyse(rgb, source.thresholds)
+    scene = analyse(rgb, source.thresholds)
     segmentation = _separable(scene, "padding")
     if segmentation.product_box is None:
         raise _CannotApply("no product was found on the background")
@@ -401,7 +289,7 @@ def pad_to_fill(rgb: np.ndarray, params: PadToFillParams, source: _Source) -> np
             "that (left for review)"
         )
     _require_seamless_white(scene, source.thresholds)
-    box = _full_resolution_box(scene, segmentation.product_box)
+    box = full_resolution_box(scene, segmentation.product_box)
     height, width = rgb.shape[:2]
     box_w, box_h = box[2] - box[0], box[3] - box[1]
     current_fill = max(box_w / width, box_h / height)
@@ -411,7 +299,7 @@ def pad_to_fill(rgb: np.ndarray, params: PadToFillParams, source: _Source) -> np
             f"the product already fills {current_fill:.0%} of a {width / height:.2f} frame"
         )
     floor = min(max(height, width), params.min_longest_side)
-    canvas_w, canvas_h = _canvas_size(box_w, box_h, params, floor)
+    canvas_w, canvas_h = canvas_size(box_w, box_h, params, floor)
     if (canvas_w, canvas_h) == (width, height) and current_fill < params.fill_ratio:
         raise _CannotApply(
             f"the product fills {current_fill:.0%}; a smaller canvas would drop below {floor} px "
@@ -419,11 +307,20 @@ def pad_to_fill(rgb: np.ndarray, params: PadToFillParams, source: _Source) -> np
         )
     margin = math.ceil(max(scene.scale))  # one analysis px: what the box may have missed
     room = ((canvas_w - box_w) // 2, (canvas_h - box_h) // 2)
-    crop = _crop_with_margin(rgb, box, scene.inner, margin, room)
-    return _centre_on_white(crop, box, (canvas_w, canvas_h), params.max_longest_side)
+    crop = crop_with_margin(rgb, box, scene.inner, margin, room)
+    return centre_on_white(crop, box, (canvas_w, canvas_h), params.max_longest_side)
 
 
-def _require_white(scene: _Scene, thresholds: MeasurementThresholds, otherwise: str) -> None:
+def _separable(scene: Scene, doing: str) -> Segmentation:
+    if not scene.segmentation.separable:
+        raise _CannotApply(
+            f"no background separates from the product (a busy or scenic photo): {doing} would "
+            "repaint the scene"
+        )
+    return scene.segmentation
+
+
+def _require_white(scene: Scene, thresholds: MeasurementThresholds, otherwise: str) -> None:
     """Refuse unless the background is white as `background.is_white` counts it."""
     segmentation = scene.segmentation
     white = scene.background_share_at(thresholds.near_white_min_level)
@@ -434,7 +331,7 @@ def _require_white(scene: _Scene, thresholds: MeasurementThresholds, otherwise: 
         )
 
 
-def _require_seamless_white(scene: _Scene, thresholds: MeasurementThresholds) -> None:
+def _require_seamless_white(scene: Scene, thresholds: MeasurementThresholds) -> None:
     _require_white(scene, thresholds, "padding it with white would frame the picture")
     segmentation = scene.segmentation
     if min(segmentation.colour) < _SEAMLESS_MIN_LEVEL:
@@ -444,66 +341,12 @@ def _require_seamless_white(scene: _Scene, thresholds: MeasurementThresholds) ->
         )
 
 
-def _canvas_size(box_w: int, box_h: int, params: PadToFillParams, floor: int) -> tuple[int, int]:
-    """(width, height) where the box spans `fill_ratio` on its binding axis, at `aspect_ratio`,
-    enlarged (white margin) to a longest side of at least `floor`."""
-    height = max(box_h / params.fill_ratio, box_w / (params.fill_ratio * params.aspect_ratio))
-    width = height * params.aspect_ratio
-    enlarge = max(1.0, floor / max(width, height))
-    return max(box_w, round(width * enlarge)), max(box_h, round(height * enlarge))
-
-
-def _crop_with_margin(
-    rgb: np.ndarray, box: Box, inner: tuple[int, int, int, int], margin: int,
-    room: tuple[int, int],
-) -> tuple[np.ndarray, Box]:
-    """(pixels, their box): `box` widened by `margin` px where the content and the canvas
-    (`room` px, x and y, beside the box on each side) allow."""
-    y0, y1, x0, x1 = inner
-    margin_x, margin_y = min(margin, room[0]), min(margin, room[1])
-    cx0, cy0 = max(x0, box[0] - margin_x), max(y0, box[1] - margin_y)
-    cx1, cy1 = min(x1, box[2] + margin_x), min(y1, box[3] + margin_y)
-    return rgb[cy0:cy1, cx0:cx1], (cx0, cy0, cx1, cy1)
-
-
-def _centre_on_white(
-    crop: tuple[np.ndarray, Box], box: Box, canvas: tuple[int, int], max_side: int
-) -> np.ndarray:
-    """The crop on a white canvas with `box` centred. A canvas longer than `max_side` is made
-    at that size, the crop shrunk to match (never allocated at full size)."""
-    pixels, (cx0, cy0, _, _) = crop
-    factor = min(1.0, max_side / max(canvas))
-    if factor < 1.0:
-        pixels = _resize_to(pixels, max(1, round(pixels.shape[1] * factor)),
-                            max(1, round(pixels.shape[0] * factor)))
-    canvas_w, canvas_h = round(canvas[0] * factor), round(canvas[1] * factor)
-    out = np.full((canvas_h, canvas_w, 3), WHITE, dtype=np.uint8)
-    left = math.floor((canvas[0] - (box[2] - box[0])) / 2 * factor - (box[0] - cx0) * factor)
-    top = math.floor((canvas[1] - (box[3] - box[1])) / 2 * factor - (box[1] - cy0) * factor)
-    _paste(out, pixels, left, top)
-    return out
-
-
-def _paste(canvas: np.ndarray, pixels: np.ndarray, left: int, top: int) -> None:
-    """Copy `pixels` onto `canvas` at (left, top), clipped to the canvas (rounding may push a
-    margin pixel past it)."""
-    y0, x0 = max(0, top), max(0, left)
-    y1 = min(canvas.shape[0], top + pixels.shape[0])
-    x1 = min(canvas.shape[1], left + pixels.shape[1])
-    canvas[y0:y1, x0:x1] = pixels[y0 - top:y1 - top, x0 - left:x1 - left]
-
-
 def downscale(rgb: np.ndarray, params: DownscaleParams, source: _Source) -> np.ndarray:
     longest = max(rgb.shape[:2])
     if longest <= params.max_side:
         raise _CannotApply(f"the longest side is {longest} px, within {params.max_side} px")
     height, width = scaled_size(rgb.shape[0], rgb.shape[1], params.max_side)
-    return _resize_to(rgb, width, height)
-
-
-def _resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    image = Image.fromarray(np.ascontiguousarray(rgb))
-    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+    return resize_to(rgb, width, height)
 
 
 def convert_to_srgb_jpeg(
