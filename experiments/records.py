@@ -91,7 +91,7 @@ class UnitMetrics:
     unit_id: str
     first_exposed_at: datetime
     counts: dict[str, int]  # outcome type -> events
-    values: dict[str, float]  # outcome type -> summed value (store.VALUE_DECIMALS places)
+    values: dict[str, float]  # outcome type -> summed value (store_queries.VALUE_DECIMALS places)
 
 
 @dataclass(frozen=True)

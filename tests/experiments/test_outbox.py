@@ -19,7 +19,8 @@ from experiments.outbox import (
     Outbox,
 )
 from experiments.records import DecisionRecord, OutcomeRecord
-from experiments.store import DecisionStore, decisions, outcomes
+from experiments.store import DecisionStore
+from experiments.store_schema import decisions, outcomes
 from tests.experiments.factories import decision, outcome
 from tests.experiments.postgres_server import PostgresServer
 

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Table, select
 
 from experiments.records import OUTCOME_TYPES, DecisionRecord, Exposure, OutcomeRecord, UnitMetrics
-from experiments.store import DecisionStore, decisions, outcomes
+from experiments.store import DecisionStore
+from experiments.store_schema import decisions, outcomes
 from tests.experiments.factories import T0, decision, outcome
 from tests.experiments.postgres_server import PostgresServer
 
