@@ -12,6 +12,7 @@ from ray.serve.metrics import Histogram
 from curator.assessment import MeasuredImage
 from curator.pipeline import extract_stage
 from deployments.batching import BatchingConfig
+from deployments.runtime_metric import RuntimeChoiceMetric
 from models.extractor import AttributeExtractor as Extractor
 
 logger = logging.getLogger("ray.serve")
@@ -31,6 +32,8 @@ class AttributeExtractor:
             description="Images per batch the extractor ran",
             boundaries=BATCH_SIZE_BOUNDARIES,
         )
+        self._runtime_metric = RuntimeChoiceMetric()
+        self._runtime_metric.update(self._extractor.runtime_info)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = BatchingConfig.model_validate(user_config)
@@ -54,4 +57,6 @@ class AttributeExtractor:
 
     def _extract_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         self._batch_sizes.observe(sum(1 for item in items if item.ok))
-        return extract_stage(self._extractor, items)
+        extracted = extract_stage(self._extractor, items)
+        self._runtime_metric.update(self._extractor.runtime_info)
+        return extracted

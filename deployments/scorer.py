@@ -15,6 +15,8 @@ from curator.assessment import MeasuredImage
 from curator.pipeline import score_stage
 from deployments.batching import BatchingConfig
 from deployments.extractor import BATCH_SIZE_BOUNDARIES
+from deployments.runtime_metric import RuntimeChoiceMetric
+from models.runtime.base import RuntimeInfo
 from models.runtime.select import torch_device
 from models.scorer import QualityScorer as Scorer
 
@@ -33,6 +35,10 @@ class QualityScorer:
             boundaries=BATCH_SIZE_BOUNDARIES,
             tag_keys=("card",),
         )
+        # BRISQUE's tensor code runs in torch, in float32, where torch_device() chose.
+        self._runtime_metric = RuntimeChoiceMetric()
+        self._runtime_metric.update({"brisque": RuntimeInfo(
+            "brisque", "torch", str(self._scorer.device), "fp32")})
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = BatchingConfig.model_validate(user_config)

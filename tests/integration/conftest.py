@@ -47,6 +47,15 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     server.shutdown()
 
 
+# Where Ray exports the replicas' metrics in Prometheus format (`metrics_url`).
+METRICS_PORT = free_port()
+
+
+@pytest.fixture(scope="package")
+def metrics_url(service_url: str) -> str:
+    return f"http://127.0.0.1:{METRICS_PORT}/metrics"
+
+
 OUTCOME_KEY = "integration-test-key"
 OUTCOME_KEY_SHA256 = hashlib.sha256(OUTCOME_KEY.encode()).hexdigest()
 
@@ -63,7 +72,8 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("data")
     port = free_port()
     # Logical CPUs (scheduling labels): room for every test application on a 2-core host.
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+             _metrics_export_port=METRICS_PORT)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_graph(
         {

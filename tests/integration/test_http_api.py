@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from curator import synthetic
 from tests.models.detectors.text_scenes import overlay_scene
@@ -304,6 +306,28 @@ def test_unsafe_urls_are_refused(service_url: str, url: str) -> None:
     assert answer.status_code == 200, answer.text
     error = by_id(answer.json())["u"]["error"]
     assert error["code"] == "url_refused", error
+
+
+def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: str) -> None:
+    """curator_model_runtime: what each model runs on, scraped from Ray's Prometheus endpoint."""
+    wanted = {("AttributeExtractor", "ppocr-v6-det-small"), ("AttributeExtractor", "nudenet-320n"),
+              ("QualityScorer", "brisque")}
+    deadline = time.monotonic() + 120  # replicas report every few seconds
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    while time.monotonic() < deadline and not wanted <= found.keys():
+        for family in text_string_to_metric_families(requests.get(metrics_url, timeout=10).text):
+            if family.name != "ray_curator_model_runtime":
+                continue
+            for sample in family.samples:
+                if sample.value == 1.0 and sample.labels.get("application") == "curator":
+                    found[(sample.labels["deployment"], sample.labels["model"])] = sample.labels
+        time.sleep(2)
+    assert wanted <= found.keys(), found
+    for labels in found.values():
+        # No GPU here: every model says it runs on the CPU, as /v1/version does.
+        assert (labels["device"], labels["precision"]) == ("cpu", "fp32"), labels
+    assert found[("QualityScorer", "brisque")]["runtime"] == "torch"
+    assert found[("AttributeExtractor", "nudenet-320n")]["runtime"] == "onnxruntime"
 
 
 def test_concurrent_listings_give_identical_answers(service_url: str) -> None:
