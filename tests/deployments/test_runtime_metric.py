@@ -27,7 +27,7 @@ def recorded(metric: RuntimeChoiceMetric) -> list[tuple[float, dict[str, str]]]:
 
 
 def test_each_model_is_exported_once_with_its_choice() -> None:
-    metric = RuntimeChoiceMetric()
+    metric = RuntimeChoiceMetric(refresh_interval_s=None)
     calls = recorded(metric)
     metric.update({"text": ORT, "people": PEOPLE})
     metric.update({"text": ORT, "people": PEOPLE})  # unchanged: nothing recorded again
@@ -41,10 +41,20 @@ def test_each_model_is_exported_once_with_its_choice() -> None:
 
 def test_a_switch_zeroes_the_replaced_choice() -> None:
     # A deferred TensorRT build finishing: ONNX Runtime answered until then.
-    metric = RuntimeChoiceMetric()
+    metric = RuntimeChoiceMetric(refresh_interval_s=None)
     metric.update({"text": ORT})
     calls = recorded(metric)
     metric.update({"text": TRT})
     assert [(value, tags["runtime"], tags["precision"]) for value, tags in calls] == [
         (0, "onnxruntime", "fp32"), (1, "tensorrt", "fp16")]
     assert metric.current["text"]["runtime"] == "tensorrt"
+
+
+def test_refresh_sets_the_choices_in_force_again() -> None:
+    # Ray's metrics agent forgets a gauge series not set for a while; refresh keeps it alive.
+    metric = RuntimeChoiceMetric(refresh_interval_s=None)
+    metric.update({"text": ORT})
+    metric.update({"text": TRT})
+    calls = recorded(metric)
+    metric.refresh()
+    assert [(value, tags["runtime"]) for value, tags in calls] == [(1, "tensorrt")]

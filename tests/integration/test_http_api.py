@@ -312,17 +312,21 @@ def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: s
     """curator_model_runtime: what each model runs on, scraped from Ray's Prometheus endpoint."""
     wanted = {("AttributeExtractor", "ppocr-v6-det-small"), ("AttributeExtractor", "nudenet-320n"),
               ("QualityScorer", "brisque")}
-    deadline = time.monotonic() + 120  # replicas report every few seconds
+    # Replicas report every few seconds; the test runs minutes after they started, so this also
+    # checks that the series outlives Ray's gauge expiry without traffic.
+    deadline = time.monotonic() + 120
     found: dict[tuple[str, str], dict[str, str]] = {}
+    seen: set[str] = set()
     while time.monotonic() < deadline and not wanted <= found.keys():
         for family in text_string_to_metric_families(requests.get(metrics_url, timeout=10).text):
+            seen.add(family.name)
             if family.name != "ray_curator_model_runtime":
                 continue
             for sample in family.samples:
                 if sample.value == 1.0 and sample.labels.get("application") == "curator":
                     found[(sample.labels["deployment"], sample.labels["model"])] = sample.labels
         time.sleep(2)
-    assert wanted <= found.keys(), found
+    assert wanted <= found.keys(), (found, sorted(name for name in seen if "curator" in name))
     for labels in found.values():
         # No GPU here: every model says it runs on the CPU, as /v1/version does.
         assert (labels["device"], labels["precision"]) == ("cpu", "fp32"), labels
