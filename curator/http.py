@@ -106,6 +106,18 @@ def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return path or "body"
 
 
+def describe_invalid_request(errors: Sequence[Any]) -> tuple[str, str]:
+    """(field, message) of an `invalid_request` answer from pydantic's errors: the first problem,
+    and how many more there are. Shared with the batch mode, which answers the same way."""
+    first = errors[0]
+    field = _field_path(first.get("loc", ()))
+    message = f"{field}: {first.get('msg', 'invalid value')}"
+    extra = len(errors) - 1
+    if extra:
+        message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+    return field, message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CuratorError)
     async def _curator_error(_: Request, error: CuratorError) -> JSONResponse:
@@ -117,11 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0]
         if first.get("type") == "json_invalid":
             return error_response(400, "invalid_json", "request body is not valid JSON")
-        field = _field_path(first.get("loc", ()))
-        message = f"{field}: {first.get('msg', 'invalid value')}"
-        extra = len(error.errors()) - 1
-        if extra:
-            message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+        field, message = describe_invalid_request(error.errors())
         return error_response(422, "invalid_request", message, field=field)
 
     @app.exception_handler(StarletteHTTPException)
