@@ -18,6 +18,7 @@ from types import FrameType
 
 import yaml
 
+from curator.batch_cli import add_batch_commands
 from curator.models_cli import add_models_commands
 from curator.rules_cli import add_rules_commands
 from experiments.report_cli import add_experiments_commands
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     add_models_commands(verbs)
     add_rules_commands(verbs)
     add_experiments_commands(verbs)
+    add_batch_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
