@@ -32,7 +32,33 @@ def render_text(result: Result) -> str:
         lines += ["", *render_graph(graph, result["settings"])]
     if len(result["graphs"]) > 1:
         lines += ["", *render_side_by_side(result["graphs"])]
+    if result.get("batch"):
+        full = result["graphs"].get("full")
+        lines += ["", *render_batch(result["batch"],
+                                    full["inprocess"]["images_per_s"] if full else None)]
     return "\n".join(lines)
+
+
+def render_batch(batch: Result, inprocess_images_per_s: float | None) -> list[str]:
+    def versus(rate: float | None) -> str:
+        if rate is None or not inprocess_images_per_s:
+            return "-"
+        return f"{rate / inprocess_images_per_s:.2f}x"
+
+    lines = [
+        "=== BATCH MODE (curator batch: Ray Data over a manifest; private local Ray) ===",
+        f"  options {batch['options']}; vs in-process: the full graph's in-process limit of this "
+        f"run ({_fmt(inprocess_images_per_s)} images/s)",
+        "  images   wall s   images/s   vs in-process   ok   actions",
+    ]
+    for job in batch["jobs"]:
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(job["actions"].items()))
+        lines.append(f"  {job['images']:6d}  {job['wall_s']:7.1f}  {job['images_per_s']:9.2f}"
+                     f"  {versus(job['images_per_s']):>14}  {job['images_ok']:4d}   {actions}")
+    marginal = batch["marginal_images_per_s"]
+    lines.append(f"  past start-up (marginal rate between the sizes): {_fmt(marginal)} images/s, "
+                 f"{versus(marginal)} in-process")
+    return lines
 
 
 def render_models(models: Result) -> list[str]:

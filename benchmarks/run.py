@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measured seconds per open-loop rate (default 10)")
     add("--open-warmup", type=float, default=2.0,
         help="unmeasured seconds of Poisson arrivals before each rate's window (default 2)")
+    add("--batch-sizes", default="64,256", metavar="N,N",
+        help="images per `curator batch` job after the graphs, each a whole job on a private "
+             "local Ray; two sizes also give the rate past start-up (default 64,256; none: skip)")
     add("--models-only", action="store_true",
         help="only the per-model figures (no Ray, no HTTP)")
     add("--skip-models", action="store_true", help="no per-model figures")
@@ -102,13 +105,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.inprocess_duration, args.inprocess_warmup, args.inprocess_rounds = 6.0, 4, 3
         args.open_loop, args.open_duration, args.open_warmup = "0.5,0.9", 4.0, 1.0
         args.model_batches, args.model_min_s = "1,8", 0.5
+        args.batch_sizes = "16,32"
     args.out_dir = args.out_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     try:
         args.levels = [int(level) for level in args.levels.split(",") if level.strip()]
         args.model_batches = [int(b) for b in args.model_batches.split(",") if b.strip()]
+        args.batch_sizes = ([] if args.batch_sizes.strip() == "none" else
+                            [int(n) for n in args.batch_sizes.split(",") if n.strip()])
         args.serve_env = dict(item.split("=", 1) for item in args.serve_env)
     except ValueError:
-        parser.error("--levels and --model-batches take integers like 1,4,16; "
+        parser.error("--levels, --model-batches and --batch-sizes take integers like 1,4,16; "
                      "--serve-env takes KEY=VALUE")
     try:
         args.open_loop = parse_rates(args.open_loop)
@@ -120,6 +126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("concurrency levels must be >= 1")
     if not args.model_batches or min(args.model_batches) < 1:
         parser.error("--model-batches must be >= 1")
+    if args.batch_sizes and min(args.batch_sizes) < 1:
+        parser.error("--batch-sizes must be >= 1")
     if args.duration <= 0 or args.warmup < 0 or args.open_duration <= 0 or args.open_warmup < 0:
         parser.error("durations must be > 0 and warm-ups >= 0")
     if args.models_only and args.skip_models:
@@ -163,6 +171,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 phase_started = time.monotonic()
                 graphs[plan.name] = run_graph(plan, images, payloads, args)
                 phases[plan.name] = round(time.monotonic() - phase_started, 1)
+    batch = None
+    if not args.models_only and args.batch_sizes:
+        from benchmarks.batch import measure_batch
+
+        phase_started = time.monotonic()
+        batch = measure_batch(images, args.config, args.batch_sizes)
+        phases["batch"] = round(time.monotonic() - phase_started, 1)
     return {
         "settings": {
             "graphs": list(graphs), "levels": args.levels, "duration_s": args.duration,
@@ -176,11 +191,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "rounds": args.inprocess_rounds, "batch": args.inprocess_batch,
                           "torch_threads": args.inprocess_torch_threads},
             "model_batches": args.model_batches, "model_min_s": args.model_min_s,
-            "serve_env": args.serve_env, "quick": args.quick,
+            "serve_env": args.serve_env, "quick": args.quick, "batch_sizes": args.batch_sizes,
         },
         "machine": machine,
         "models": models,
         "graphs": graphs,
+        "batch": batch,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "phases_s": phases,
         "wall_s": round(time.monotonic() - started, 1),
