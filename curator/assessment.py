@@ -75,6 +75,19 @@ class MeasuredImage:
         )
 
 
+def stage_failed(image_id: str) -> MeasuredImage:
+    """The image's answer when a stage crashed on it or lost its replica (online) or actor
+    (offline): that image fails, the rest of its listing is still assessed."""
+    return MeasuredImage(
+        image_id=image_id,
+        error={
+            "code": "stage_failed",
+            "message": "the image could not be assessed; retry later",
+            "image_id": image_id,
+        },
+    )
+
+
 def measure_locally(
     data: bytes, image_id: str, preprocessor: Any = None, keep_model_inputs: bool = False
 ) -> MeasuredImage:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ray.serve.handle import DeploymentHandle
 
-from curator.assessment import FixedMeasurement, MeasuredImage
+from curator.assessment import FixedMeasurement, MeasuredImage, stage_failed
 from curator.errors import ImageError
 from curator.fetch import ImageFetcher
 from curator.image_jobs import ImageJob
@@ -21,17 +21,6 @@ logger = logging.getLogger("ray.serve")
 
 PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
 TECHNICAL_CARD = "card-v0"  # the technical-only tier's card: no model stages to feed another
-
-
-def stage_failed(image_id: str) -> MeasuredImage:
-    return MeasuredImage(
-        image_id=image_id,
-        error={
-            "code": "stage_failed",
-            "message": "the image could not be assessed; retry later",
-            "image_id": image_id,
-        },
-    )
 
 
 class StageChain:

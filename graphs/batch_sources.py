@@ -10,11 +10,10 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from curator.assessment import MeasuredImage
+from curator.assessment import MeasuredImage, stage_failed
 from curator.errors import ImageError
 from curator.fetch import ImageFetcher
 from curator.settings import InputLimits, UrlFetchSettings
-from deployments.stage_chain import stage_failed
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from curator.assessment import FixedMeasurement, MeasuredImage, measure_locally
+from curator.assessment import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
 from curator.pipeline import LocalPipeline, extract_stage, score_stage
 from curator.settings import InputLimits, ModelStageSettings, UrlFetchSettings
-from deployments.stage_chain import stage_failed
 from graphs.batch_listing import assess_listing
 from graphs.batch_manifest import IMAGE_INDEX
 from graphs.batch_sources import ImageSource
