@@ -28,7 +28,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy curator deployments graphs models rules
+	$(BIN)/mypy curator deployments graphs models rules experiments benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
