@@ -12,8 +12,10 @@ autoscaler adds and shrinks on a busy host. It adapts like TCP congestion contro
   raises the limit, by one per listing until the first slow answer ("slow start": about x1.5
   per round trip, so a fresh replica finds a large cluster's capacity in a few), then by
   1/limit per listing (about one per two round trips);
-- a slower answer cuts it by `backoff_ratio`, at most once per round trip: the listings
-  admitted before a cut took effect do not cut it again.
+- a slower answer, again with the limit at least half in use, cuts it by `backoff_ratio`, at
+  most once per round trip: the listings admitted before a cut took effect do not cut it again.
+  A slow answer with the limit mostly unused (the first listing after a start, one slow image)
+  says nothing about queues and changes nothing.
 
 The limit counts images, not listings, because images are what the stages work on. A listing is
 admitted while the images in flight are below the limit, whatever its own size: it may take them
@@ -132,12 +134,16 @@ class AdmissionLimiter:
         if latency_s is None:
             return
         settings = self.settings
+        if not permit.saturated:
+            # Admitted with the limit less than half used: whatever its latency, it was not a
+            # queue the limit let grow (a cold start, a slow image), so it moves nothing.
+            return
         if latency_s * 1000 > settings.latency_target_ms:
             if permit.epoch == self._epoch:  # once per round trip
                 self._limit = max(float(settings.min_limit), self._limit * settings.backoff_ratio)
                 self._epoch += 1
                 self._slow_start = False
-        elif permit.saturated:
+        else:
             step = 1.0 if self._slow_start else 1.0 / self._limit
             self._limit = min(float(settings.max_limit), self._limit + step * permit.images)
 

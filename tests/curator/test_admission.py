@@ -57,6 +57,25 @@ def _round_trip(admission: AdmissionLimiter, latency_s: float) -> None:
         admission.release(permit, latency_s)
 
 
+def test_slow_answers_cut_the_limit_once_per_round_trip() -> None:
+    admission = limiter(initial_limit=20, latency_target_ms=500, backoff_ratio=0.5)
+    _round_trip(admission, 2.0)  # eleven slow answers with the limit half used or more
+    assert admission.limit == 10
+    _round_trip(admission, 2.0)  # admitted after the cut: their slowness counts again
+    assert admission.limit == 5
+
+
+def test_a_slow_answer_with_the_limit_mostly_unused_changes_nothing() -> None:
+    # The first listing after a start (models warming up), or one slow image: no queue the
+    # limit let grow, so no reason to admit less.
+    admission = limiter(initial_limit=16, latency_target_ms=500)
+    for _ in range(3):
+        permit = admission.try_acquire(2)
+        assert permit is not None
+        admission.release(permit, 5.0)
+    assert admission.limit == 16
+
+
 def test_fast_answers_under_load_grow_the_limit_slow_start_then_additively() -> None:
     admission = limiter(initial_limit=4, latency_target_ms=500, backoff_ratio=0.5)
     limits = [admission.limit]
@@ -87,15 +106,10 @@ def test_fast_answers_while_idle_do_not_grow_the_limit() -> None:
 
 def test_the_limit_stays_within_its_bounds() -> None:
     admission = limiter(initial_limit=4, min_limit=2, max_limit=6, backoff_ratio=0.1)
-    permit = admission.try_acquire(1)
-    assert permit is not None
-    admission.release(permit, 99.0)
+    _round_trip(admission, 99.0)
     assert admission.limit == 2
     for _ in range(50):
-        permits = [admission.try_acquire(1) for _ in range(admission.limit)]
-        for permit in permits:
-            assert permit is not None
-            admission.release(permit, 0.0)
+        _round_trip(admission, 0.0)
     assert admission.limit == 6
 
 
