@@ -12,10 +12,11 @@ autoscaler adds and shrinks on a busy host. It adapts like TCP congestion contro
   raises the limit, by one per listing until the first slow answer ("slow start": about x1.5
   per round trip, so a fresh replica finds a large cluster's capacity in a few), then by
   1/limit per listing (about one per two round trips);
-- a slower answer, again with the limit at least half in use, cuts it by `backoff_ratio`, at
-  most once per round trip: the listings admitted before a cut took effect do not cut it again.
-  A slow answer with the limit mostly unused (the first listing after a start, one slow image)
-  says nothing about queues and changes nothing.
+- a slower answer, again with the limit at least half in use, cuts it, at most once per round
+  trip, in proportion to how far it overshot (k times the target: to 1/k of the limit), by
+  `backoff_ratio` at least and by half at most; the listings admitted before a cut took effect
+  do not cut it again. A slow answer with the limit mostly unused (the first listing after a
+  start, one slow image) says nothing about queues and changes nothing.
 
 The limit counts images, not listings, because images are what the stages work on. A listing is
 admitted while the images in flight are below the limit, whatever its own size: it may take them
@@ -38,6 +39,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curator.errors import CuratorError
+
+DEEPEST_CUT = 0.5  # the most one round trip of slow answers can take off the limit
 
 
 class AdmissionSettings(BaseModel):
@@ -140,7 +143,12 @@ class AdmissionLimiter:
             return
         if latency_s * 1000 > settings.latency_target_ms:
             if permit.epoch == self._epoch:  # once per round trip
-                self._limit = max(float(settings.min_limit), self._limit * settings.backoff_ratio)
+                # Little's law: at a given throughput the wait grows with what is in flight, so
+                # a listing k times over the target asks for 1/k of the limit. Halving at most
+                # keeps one outlier from emptying it; backoff_ratio is the mildest cut.
+                wanted = settings.latency_target_ms / (latency_s * 1000)
+                factor = min(settings.backoff_ratio, max(DEEPEST_CUT, wanted))
+                self._limit = max(float(settings.min_limit), self._limit * factor)
                 self._epoch += 1
                 self._slow_start = False
         else:

@@ -65,6 +65,15 @@ def test_slow_answers_cut_the_limit_once_per_round_trip() -> None:
     assert admission.limit == 5
 
 
+def test_the_cut_follows_how_far_the_answer_overshot() -> None:
+    # Just over the target: the mild backoff_ratio; five times over: half, the deepest cut, so a
+    # sudden jump in load converges in a few round trips rather than many.
+    for latency_s, expected in ((0.55, 12), (0.8, 10), (2.5, 8)):
+        admission = limiter(initial_limit=16, latency_target_ms=500, backoff_ratio=0.75)
+        _round_trip(admission, latency_s)
+        assert admission.limit == expected, latency_s
+
+
 def test_a_slow_answer_with_the_limit_mostly_unused_changes_nothing() -> None:
     # The first listing after a start (models warming up), or one slow image: no queue the
     # limit let grow, so no reason to admit less.
