@@ -59,8 +59,20 @@ class Proportion:
         return self.conversions / self.units if self.units else None
 
 
+class _FixedHorizonTest:
+    """What both comparisons share: significant when p falls below alpha (a test looked at once;
+    the sequential test in experiments.sequential has its own rule)."""
+
+    alpha: float
+    p_value: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value is not None and self.p_value < self.alpha
+
+
 @dataclass(frozen=True)
-class ProportionComparison:
+class ProportionComparison(_FixedHorizonTest):
     """Treatment minus control of a conversion rate (two-proportion z-test)."""
 
     code: str
@@ -74,13 +86,9 @@ class ProportionComparison:
     lift: float | None  # treatment / control - 1
     lift_ci: Interval | None  # delta method
 
-    @property
-    def significant(self) -> bool:
-        return self.p_value is not None and self.p_value < self.alpha
-
 
 @dataclass(frozen=True)
-class MeanComparison:
+class MeanComparison(_FixedHorizonTest):
     """Treatment minus control of a per-unit mean (Welch's t-test)."""
 
     code: str
@@ -95,10 +103,6 @@ class MeanComparison:
     lift: float | None
     lift_ci: Interval | None
     cap: float | None  # the per-unit value everything above was lowered to, if capped
-
-    @property
-    def significant(self) -> bool:
-        return self.p_value is not None and self.p_value < self.alpha
 
 
 @dataclass(frozen=True)
