@@ -26,6 +26,7 @@ from rules.schema import (
     AnyOf,
     Between,
     Comparison,
+    Concern,
     FixRef,
     Leaf,
     Not,
@@ -64,6 +65,7 @@ class Violation:
     message: str
     fix: FixRef | None = None  # with action "fix": the fix that should resolve it
     otherwise: Action | None = None  # with action "fix": the action if the fix cannot
+    concerns: Concern = "content"  # "file": about the upload (size, format), not the picture
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _violation(rule: Rule, failure: _Failure) -> Violation:
         message=message,
         fix=rule.fix,
         otherwise=rule.otherwise,
+        concerns=rule.concerns,
     )
 
 

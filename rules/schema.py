@@ -66,6 +66,7 @@ Severity = Literal["block", "warn", "info"]
 Action = Literal["reject", "review", "fix", "approve"]
 Fallback = Literal["reject", "review"]
 AppliesTo = Literal["main", "alternate", "any"]
+Concern = Literal["file", "content"]
 ComparisonOp = Literal["<", "<=", ">", ">=", "==", "!="]
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 Number = StrictInt | StrictFloat
@@ -434,6 +435,15 @@ class Rule(_Model):
 
     def applies(self, role: str) -> bool:
         return self.applies_to in ("any", role)
+
+    @property
+    def concerns(self) -> Concern:
+        """"file" when the rule reads only `file.*` attributes (size, format, colour mode): a
+        warning about the upload that a seller fixes by re-exporting, not about what the picture
+        shows. Selection weighs such violations least and the labelled evaluation, which judges
+        content, leaves them out."""
+        names = {leaf.attribute for leaf, _ in leaves(self.require)}
+        return "file" if all(name.startswith("file.") for name in names) else "content"
 
 
 def _duplicate_ids(rules: tuple[Rule, ...]) -> None:
