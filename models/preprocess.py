@@ -39,9 +39,21 @@ FloatBox = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
+class ItemRegion:
+    """One object the background separates (a product component), for the item judgement the
+    extractor makes once it knows where text, people and everyday objects are."""
+
+    box: FloatBox  # 0..1 frame units
+    area: float  # its pixels over frame pixels
+
+
+@dataclass(frozen=True)
 class ModelInputs:
     rgb: np.ndarray  # whole frame, longest side <= 640 px, uint8 H x W x 3, C-contiguous
     product_box: FloatBox  # x0, y0, x1, y1 of the product in 0..1 frame units
+    # The separate objects on the background, largest first; empty when no background separates
+    # from the product (a busy photo: there the whole frame is "product").
+    items: tuple[ItemRegion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,8 @@ class Preprocessor:
         with watch.step("quality"):
             attributes.update(self.scorer.attributes(attributes))
         box = _frame_box(segmentation.product_box, analysis.shape[:2], border, height, width)
-        return attributes, ModelInputs(rgb=model_rgb, product_box=box)
+        items = _item_regions(segmentation, analysis.shape[:2], border, height, width)
+        return attributes, ModelInputs(rgb=model_rgb, product_box=box, items=items)
 
     def _sharpness(
         self,
@@ -167,6 +180,29 @@ class Preprocessor:
         grey = cv2.cvtColor(inner[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY)
         mask = segmentation.product[ay0:ay1, ax0:ax1] if segmentation.separable else None
         return sharpness.laplacian_variance(grey, mask, self.thresholds)
+
+
+def _item_regions(
+    segmentation: background_measure.Segmentation,
+    analysis_shape: tuple[int, int],
+    border: Border,
+    height: int,
+    width: int,
+) -> tuple[ItemRegion, ...]:
+    if not segmentation.separable:
+        return ()
+    y0, y1, x0, x1 = border.inner_box(height, width)
+    # Areas are measured on the content inside the border; rescale to the whole frame.
+    content_share = (y1 - y0) * (x1 - x0) / (height * width)
+    analysis_px = analysis_shape[0] * analysis_shape[1]
+    regions = [
+        ItemRegion(
+            box=_frame_box(box, analysis_shape, border, height, width),
+            area=area / analysis_px * content_share,
+        )
+        for box, area in zip(segmentation.item_boxes, segmentation.item_areas, strict=True)
+    ]
+    return tuple(sorted(regions, key=lambda region: -region.area))
 
 
 def _frame_box(

@@ -45,6 +45,7 @@ class Segmentation:
     separable: bool  # False: busy photo, no background found; product is the whole frame
     product_box: Box | None  # box around all product pixels; None when there are none
     item_boxes: tuple[Box, ...]  # one per component large enough to be an item
+    item_areas: tuple[int, ...]  # px of each of those components, in the same order
     ring: np.ndarray  # (n, 3) uint8 pixels of the outer ring the colour was estimated from
 
 
@@ -197,8 +198,9 @@ def background_mask(
 
 def product_components(
     product: np.ndarray, thresholds: MeasurementThresholds
-) -> tuple[np.ndarray, Box | None, tuple[Box, ...]]:
-    """(product without specks, box around it, boxes of the components big enough to be items)."""
+) -> tuple[np.ndarray, Box | None, tuple[Box, ...], tuple[int, ...]]:
+    """(product without specks, box around it, boxes and px areas of the components big enough
+    to be items)."""
     total = product.shape[0] * product.shape[1]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
     areas = stats[:, cv2.CC_STAT_AREA]
@@ -208,7 +210,7 @@ def product_components(
         product = keep.astype(np.uint8)[labels]
     kept = np.flatnonzero(keep)
     if kept.size == 0:
-        return np.zeros_like(product), None, ()
+        return np.zeros_like(product), None, (), ()
     x0 = stats[kept, cv2.CC_STAT_LEFT]
     y0 = stats[kept, cv2.CC_STAT_TOP]
     x1 = x0 + stats[kept, cv2.CC_STAT_WIDTH]
@@ -219,7 +221,7 @@ def product_components(
         (int(a), int(b), int(c), int(d))
         for a, b, c, d in zip(x0[is_item], y0[is_item], x1[is_item], y1[is_item], strict=True)
     )
-    return product, box, items
+    return product, box, items, tuple(int(a) for a in areas[kept][is_item])
 
 
 def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
@@ -249,9 +251,10 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
             separable=False,
             product_box=whole,
             item_boxes=(whole,),
+            item_areas=(height * width,),
             ring=ring,
         )
-    product, box, items = product_components(1 - background, thresholds)
+    product, box, items, item_areas = product_components(1 - background, thresholds)
     return Segmentation(
         background=background,
         product=product,
@@ -259,6 +262,7 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
         separable=True,
         product_box=box,
         item_boxes=items,
+        item_areas=item_areas,
         ring=ring,
     )
 

@@ -1,0 +1,188 @@
+"""How many items a picture shows: the judgement behind `composition.multiple_items`.
+
+The preprocess stage separates objects from the background, but an object is not an item: a block
+of label artwork or a logo beside the product, the loose end of a cable and a shadow are objects
+too, and several views of one product that touch are one object. So the judgement waits for the
+extractor's detectors and combines, per image:
+
+1. the separate objects on the background (`ModelInputs.items`), less those that are mostly text
+   (artwork, logos, captions: covered by text boxes) and fragments much smaller than the largest
+   object (cable ends, a tag, a crumb);
+2. everyday objects the COCO detector finds (`DetectedBox(kind="object")`): two or more of them
+   that do not overlap are several things even when they touch (two views of one bag, a cup beside
+   a kettle); on a busy photo with no separable background they are the only count there is;
+3. collages: a straight seam running across the whole frame between two differently pictured
+   panels. Product photographs almost never hold one; a collage or grid of photos always does.
+
+A multipack photographed as the one unit that is sold is one object on the background and one
+COCO box (or several that overlap), so it stays one item. People are not items: a model wearing the
+product is the product's presentation, and the people detector and the policy handle people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.detectors.base import DetectedBox, FrameBox
+from models.preprocess import ItemRegion, ModelInputs
+from models.vocabulary import AttributeValue
+
+
+@dataclass(frozen=True)
+class ItemSettings:
+    """Every threshold of the item judgement, with its unit.
+
+    Fractions are of the frame unless said otherwise; "levels" are 0..255 grey levels.
+    """
+
+    # An object whose box is covered by text boxes at least this much is text (artwork, a logo,
+    # a caption), not an item.
+    text_object_min_cover: float = 0.5
+    # An object smaller than this share of the largest object is a fragment (a cable end, a tag).
+    fragment_max_relative_area: float = 0.12
+    # COCO detections count from this score (0..1) up; the detector's own bar may be lower.
+    object_min_score: float = 0.45
+    # ... and from this share of the frame up (small detections are parts and reflections).
+    object_min_area: float = 0.01
+    # Two COCO boxes are one thing when their intersection covers this much of the smaller box.
+    object_same_thing_overlap: float = 0.5
+    # --- collage seams (on a grey copy whose longest side is `seam_analysis_px`) -----------------
+    seam_analysis_px: int = 256
+    # A column (row) step is an edge where neighbouring columns differ by more than this.
+    seam_edge_levels: float = 14.0
+    # A seam is a straight line of edges across at least this share of the frame's height (width)
+    # (two panels may match in colour for a stretch) ...
+    seam_min_span: float = 0.8
+    # ... that reaches both frame edges: edges in at least half the rows within this share of the
+    # height (width) from each end. A product's straight side ends where the product ends.
+    seam_end_zone: float = 0.08
+    # Seams lie inside the frame: at least this far from either edge (a border is not a seam).
+    seam_margin: float = 0.12
+    # Each side of a seam must be pictured: its grey standard deviation at least this (levels),
+    # so an object's straight side against a plain backdrop is not a seam.
+    seam_panel_min_std: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("text_object_min_cover", "fragment_max_relative_area", "object_min_score",
+                     "object_min_area", "object_same_thing_overlap", "seam_min_span",
+                     "seam_end_zone", "seam_margin"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
+        if self.seam_analysis_px < 32:
+            raise ValueError(f"seam_analysis_px must be >= 32, got {self.seam_analysis_px}")
+
+
+def judge_items(
+    inputs: ModelInputs, boxes: Sequence[DetectedBox], settings: ItemSettings = ItemSettings()
+) -> dict[str, AttributeValue]:
+    """`composition.items`, `composition.collage` and `composition.multiple_items` of one image,
+    from its model inputs and what the detectors found on it."""
+    text = [box.box for box in boxes if box.kind == "text"]
+    objects = distinct_objects(
+        [box for box in boxes if box.kind == "object"], settings
+    )
+    separated = items_on_background(inputs.items, text, settings)
+    # Several distinct everyday objects beat a single silhouette: views that touch, a prop
+    # leaning on the product. Fewer (the detector knows only 80 kinds) leave the silhouettes.
+    count = max(len(separated), len(objects))
+    collage = seam_count(inputs.rgb, settings) > 0
+    return {
+        "composition.items": count,
+        "composition.collage": collage,
+        "composition.multiple_items": collage or count > 1,
+    }
+
+
+def items_on_background(
+    regions: Sequence[ItemRegion], text: Sequence[FrameBox], settings: ItemSettings
+) -> list[ItemRegion]:
+    """The separated objects that are items: not mostly text, not a fragment of the largest."""
+    kept = [region for region in regions
+            if covered_share(region.box, text) < settings.text_object_min_cover]
+    if not kept:
+        return []
+    largest = max(region.area for region in kept)
+    return [region for region in kept
+            if region.area >= settings.fragment_max_relative_area * largest]
+
+
+def distinct_objects(objects: Sequence[DetectedBox], settings: ItemSettings) -> list[DetectedBox]:
+    """COCO detections that are things of their own: confident, not tiny, and not mostly inside
+    a stronger detection (one object read twice, or a part of it)."""
+    candidates = sorted(
+        (box for box in objects
+         if box.score >= settings.object_min_score and _area(box.box) >= settings.object_min_area),
+        key=lambda box: -box.score,
+    )
+    kept: list[DetectedBox] = []
+    for box in candidates:
+        if all(_overlap_of_smaller(box.box, other.box) < settings.object_same_thing_overlap
+               for other in kept):
+            kept.append(box)
+    return kept
+
+
+def covered_share(box: FrameBox, covers: Sequence[FrameBox]) -> float:
+    """Share of `box` covered by the union of `covers` (all 0..1 frame units), on a small grid."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0 or not covers:
+        return 0.0
+    grid = 64
+    mask = np.zeros((grid, grid), dtype=bool)
+    for cx0, cy0, cx1, cy1 in covers:
+        c0 = int(np.clip(np.floor((cx0 - x0) / (x1 - x0) * grid), 0, grid))
+        c1 = int(np.clip(np.ceil((cx1 - x0) / (x1 - x0) * grid), 0, grid))
+        r0 = int(np.clip(np.floor((cy0 - y0) / (y1 - y0) * grid), 0, grid))
+        r1 = int(np.clip(np.ceil((cy1 - y0) / (y1 - y0) * grid), 0, grid))
+        mask[r0:r1, c0:c1] = True
+    return float(mask.mean())
+
+
+def seam_count(rgb: np.ndarray, settings: ItemSettings) -> int:
+    """Straight seams across the whole frame between two pictured panels (vertical + horizontal)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    scale = settings.seam_analysis_px / max(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    grey = grey.astype(np.float32)
+    return _vertical_seams(grey, settings) + _vertical_seams(grey.T, settings)
+
+
+def _vertical_seams(grey: np.ndarray, settings: ItemSettings) -> int:
+    height, width = grey.shape
+    if width < 8 or height < 8:
+        return 0
+    # A step between columns x-1 and x+1, so a seam softened over two pixels by resizing or JPEG
+    # still reads as one edge per row.
+    step = np.abs(grey[:, 2:] - grey[:, :-2]) > settings.seam_edge_levels
+    span = step.mean(axis=0)  # per column x = 1 .. width-2
+    zone = max(1, round(settings.seam_end_zone * height))
+    reaches_ends = (step[:zone].mean(axis=0) >= 0.5) & (step[-zone:].mean(axis=0) >= 0.5)
+    margin = max(2, round(settings.seam_margin * width))
+    seams = 0
+    last = -width
+    for column in np.flatnonzero((span >= settings.seam_min_span) & reaches_ends) + 1:
+        if column < margin or column > width - margin or column - last <= 2:
+            last = column if column - last <= 2 else last
+            continue
+        left, right = grey[:, : column - 1], grey[:, column + 2 :]
+        if min(left.std(), right.std()) >= settings.seam_panel_min_std:
+            seams += 1
+        last = column
+    return seams
+
+
+def _area(box: FrameBox) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def _overlap_of_smaller(a: FrameBox, b: FrameBox) -> float:
+    inter = (max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+             * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0))
+    smaller = min(_area(a), _area(b))
+    return inter / smaller if smaller > 0 else 0.0

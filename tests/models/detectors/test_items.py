@@ -1,0 +1,126 @@
+"""The item judgement (models/detectors/items.py) on generated pictures whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from curator import synthetic
+from models.detectors.base import DetectedBox
+from models.detectors.items import (
+    ItemSettings,
+    covered_share,
+    distinct_objects,
+    judge_items,
+    seam_count,
+)
+from models.preprocess import ItemRegion, ModelInputs, Preprocessor
+
+SETTINGS = ItemSettings()
+
+
+def _inputs(image: Image.Image) -> ModelInputs:
+    return Preprocessor().run(synthetic.to_jpeg_bytes(image)).model_inputs
+
+
+def _busy_panel(size: tuple[int, int], seed: int) -> Image.Image:
+    return synthetic.render_product(size, fill=0.6, background="busy", seed=seed)
+
+
+def _collage(columns: int, rows: int, gutter: int = 0) -> Image.Image:
+    panel = (400, 400)
+    width = columns * panel[0] + (columns - 1) * gutter
+    height = rows * panel[1] + (rows - 1) * gutter
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    for row in range(rows):
+        for column in range(columns):
+            sheet.paste(_busy_panel(panel, seed=row * columns + column),
+                        (column * (panel[0] + gutter), row * (panel[1] + gutter)))
+    return sheet
+
+
+def test_one_product_on_white_is_one_item() -> None:
+    found = judge_items(_inputs(synthetic.render_product(fill=0.8)), [])
+    assert found == {"composition.items": 1, "composition.collage": False,
+                     "composition.multiple_items": False}
+
+
+def test_two_products_on_white_are_multiple_items() -> None:
+    found = judge_items(_inputs(synthetic.two_items()), [])
+    assert found["composition.items"] == 2
+    assert found["composition.multiple_items"] is True
+
+
+def test_a_text_block_beside_the_product_is_not_an_item() -> None:
+    image = synthetic.render_product(fill=0.7, centre=(0.4, 0.5))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((800, 300, 950, 700), fill=(30, 30, 30))  # artwork block beside it
+    inputs = _inputs(image)
+    assert len(inputs.items) == 2  # the background separates two objects ...
+    text = DetectedBox("text", "overlay", 0.9, (0.79, 0.29, 0.96, 0.71))
+    found = judge_items(inputs, [text])
+    assert found["composition.items"] == 1  # ... but one of them is text
+    assert judge_items(inputs, [])["composition.items"] == 2  # without the text box it counts
+
+
+def test_a_fragment_of_the_product_is_not_an_item() -> None:
+    big = ItemRegion((0.1, 0.1, 0.9, 0.9), area=0.5)
+    cable_end = ItemRegion((0.92, 0.5, 0.97, 0.55), area=0.02)
+    inputs = ModelInputs(rgb=np.full((64, 64, 3), 255, np.uint8), product_box=(0.1, 0.1, 0.97, 0.9),
+                         items=(big, cable_end))
+    assert judge_items(inputs, [])["composition.items"] == 1
+    assert judge_items(inputs, [], ItemSettings(fragment_max_relative_area=0.01))[
+        "composition.items"] == 2
+
+
+def test_distinct_objects_merge_one_object_read_twice() -> None:
+    bag = DetectedBox("object", "handbag", 0.8, (0.1, 0.1, 0.6, 0.9))
+    bag_again = DetectedBox("object", "suitcase", 0.6, (0.15, 0.12, 0.58, 0.85))
+    cup = DetectedBox("object", "cup", 0.7, (0.65, 0.5, 0.9, 0.9))
+    faint = DetectedBox("object", "vase", 0.2, (0.65, 0.1, 0.9, 0.4))
+    kept = distinct_objects([bag_again, cup, bag, faint], SETTINGS)
+    assert [box.label for box in kept] == ["handbag", "cup"]
+
+
+def test_two_views_that_touch_count_through_objects() -> None:
+    one_silhouette = ItemRegion((0.05, 0.2, 0.95, 0.8), area=0.4)
+    inputs = ModelInputs(rgb=np.full((64, 64, 3), 255, np.uint8),
+                         product_box=one_silhouette.box, items=(one_silhouette,))
+    views = [DetectedBox("object", "backpack", 0.8, (0.05, 0.2, 0.5, 0.8)),
+             DetectedBox("object", "backpack", 0.7, (0.5, 0.2, 0.95, 0.8))]
+    found = judge_items(inputs, views)
+    assert found["composition.items"] == 2
+    assert found["composition.multiple_items"] is True
+
+
+@pytest.mark.parametrize(("columns", "rows", "gutter"), [(2, 1, 0), (2, 2, 0), (3, 1, 12)],
+                         ids=["two-side-by-side", "grid-2x2", "three-with-gutters"])
+def test_collages_of_photos_are_found(columns: int, rows: int, gutter: int) -> None:
+    found = judge_items(_inputs(_collage(columns, rows, gutter)), [])
+    assert found["composition.collage"] is True
+    assert found["composition.multiple_items"] is True
+
+
+@pytest.mark.parametrize("background", ["white", "studio", "busy"])
+def test_a_single_photo_has_no_seam(background: str) -> None:
+    image = synthetic.render_product(fill=0.8, background=background)  # type: ignore[arg-type]
+    assert seam_count(np.asarray(image), SETTINGS) == 0
+
+
+def test_a_border_is_not_a_seam() -> None:
+    image = synthetic.add_border(synthetic.render_product(fill=0.7, background="busy"), 20)
+    assert seam_count(np.asarray(image), SETTINGS) == 0
+
+
+def test_covered_share() -> None:
+    assert covered_share((0.0, 0.0, 1.0, 1.0), [(0.0, 0.0, 0.5, 1.0)]) == pytest.approx(0.5)
+    assert covered_share((0.0, 0.0, 1.0, 1.0), []) == 0.0
+    # Overlapping covers count once.
+    assert covered_share((0.0, 0.0, 1.0, 1.0),
+                         [(0.0, 0.0, 0.5, 1.0), (0.25, 0.0, 0.75, 1.0)]) == pytest.approx(0.75)
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="fragment_max_relative_area"):
+        ItemSettings(fragment_max_relative_area=1.5)
