@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.detectors.base import DetectedBox, Detections, Detector
+from models.detectors.items import judge_items
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
 from models.vocabulary import AttributeValue
@@ -99,4 +100,8 @@ class AttributeExtractor:
             for extraction, found in zip(merged, detections, strict=True):
                 extraction.attributes.update(found.attributes)
                 extraction.boxes.extend(found.boxes)
+        # Items are judged once every detector has spoken: text boxes tell artwork from items,
+        # object boxes tell touching views apart.
+        for inputs, extraction in zip(batch, merged, strict=True):
+            extraction.attributes.update(judge_items(inputs, extraction.boxes))
         return merged

@@ -88,6 +88,23 @@ _register(
         "composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"
     ),
     Attribute("composition.item_count", "int", "items", "Separate objects on the background", 0),
+    # ... and what the extractor makes of them once text and everyday objects are known
+    # (models/detectors/items.py).
+    Attribute(
+        "composition.items", "int", "items",
+        "Items shown: separated objects less text blocks, logos and fragments, or distinct"
+        " everyday objects (COCO) when those are more", 0, stage="extractor",
+    ),
+    Attribute(
+        "composition.collage", "bool", "-",
+        "A straight seam crosses the whole frame between two pictured panels (collage, grid)",
+        stage="extractor",
+    ),
+    Attribute(
+        "composition.multiple_items", "bool", "-",
+        "More than one item, or a collage: props, several units, several views",
+        stage="extractor",
+    ),
     Attribute(
         "composition.centre_offset",
         "float",
