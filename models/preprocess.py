@@ -54,6 +54,9 @@ class ModelInputs:
     # The separate objects on the background, largest first; empty when no background separates
     # from the product (a busy photo: there the whole frame is "product").
     items: tuple[ItemRegion, ...] = ()
+    # Where the picture lies inside a border (frame.border), 0..1 frame units; the whole frame
+    # when there is none.
+    content_box: FloatBox = (0.0, 0.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ class Preprocessor:
             attributes.update(self.scorer.attributes(attributes))
         box = _frame_box(segmentation.product_box, analysis.shape[:2], border, height, width)
         items = _item_regions(segmentation, analysis.shape[:2], border, height, width)
-        return attributes, ModelInputs(rgb=model_rgb, product_box=box, items=items)
+        content = (x0 / width, y0 / height, x1 / width, y1 / height)
+        return attributes, ModelInputs(rgb=model_rgb, product_box=box, items=items,
+                                       content_box=content)
 
     def _sharpness(
         self,

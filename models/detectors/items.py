@@ -101,14 +101,17 @@ def judge_items(
 def items_on_background(
     regions: Sequence[ItemRegion], text: Sequence[FrameBox], settings: ItemSettings
 ) -> list[ItemRegion]:
-    """The separated objects that are items: not mostly text, not a fragment of the largest."""
-    kept = [region for region in regions
-            if covered_share(region.box, text) < settings.text_object_min_cover]
-    if not kept:
+    """The separated objects that are items: the largest (the product, whatever the text
+    detector reads on it: rows of small objects can look like lines of text), and every other
+    that is neither mostly text nor a fragment of the largest."""
+    if not regions:
         return []
-    largest = max(region.area for region in kept)
-    return [region for region in kept
-            if region.area >= settings.fragment_max_relative_area * largest]
+    largest, *others = sorted(regions, key=lambda region: -region.area)
+    return [largest] + [
+        region for region in others
+        if covered_share(region.box, text) < settings.text_object_min_cover
+        and region.area >= settings.fragment_max_relative_area * largest.area
+    ]
 
 
 def distinct_objects(objects: Sequence[DetectedBox], settings: ItemSettings) -> list[DetectedBox]:

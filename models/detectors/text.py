@@ -167,8 +167,8 @@ class TextDetector:
         rects = [_frame_rect(region, placed) for region in regions]
         boxes = [_frame_box(rect, height, width) for rect in rects]
         placements = (
-            place(rects, boxes, inputs.product_box, surroundings(inputs.rgb, self.settings),
-                  self.settings)
+            place(rects, boxes, inputs.product_box,
+                  surroundings(inputs.rgb, self.settings, inputs.content_box), self.settings)
             if rects else []
         )
         overlay = [rect for rect, spot in zip(rects, placements, strict=True)

@@ -56,10 +56,14 @@ class Surroundings:
     scale: tuple[float, float]  # analysis px per frame px, (x, y)
 
 
-def surroundings(rgb: np.ndarray, settings: TextDetectorSettings) -> Surroundings:
-    """Background and objects of an H x W x 3 uint8 frame (the model input)."""
+def surroundings(
+    rgb: np.ndarray, settings: TextDetectorSettings, content_box: FloatBox = (0.0, 0.0, 1.0, 1.0)
+) -> Surroundings:
+    """Background and objects of an H x W x 3 uint8 frame (the model input) whose content lies in
+    `content_box` (0..1 frame units: inside a border, when the preprocess stage found one)."""
     thresholds = settings.segmentation
-    analysis = shrink_by_whole_factor(rgb, thresholds.analysis_max_side_px)
+    analysis = shrink_by_whole_factor(without_border(rgb, content_box),
+                                      thresholds.analysis_max_side_px)
     split = segment(analysis, thresholds)
     product = split.product if split.separable else np.zeros_like(split.product)
     _, components, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
@@ -80,6 +84,23 @@ def surroundings(rgb: np.ndarray, settings: TextDetectorSettings) -> Surrounding
     main = int(candidates.argmax()) if candidates.max() > 0 else 0
     scale = (analysis.shape[1] / rgb.shape[1], analysis.shape[0] / rgb.shape[0])
     return Surroundings(split, components, areas, boxes, banners, main, scale)
+
+
+def without_border(rgb: np.ndarray, content_box: FloatBox) -> np.ndarray:
+    """`rgb`, or a copy whose border (outside `content_box`) is painted in the colour along the
+    content's own edge: the backdrop the text lies on is the content's, not the frame's (white
+    text on a black backdrop inside a white frame is on the background, not on a "product")."""
+    height, width = rgb.shape[:2]
+    x0, y0 = round(content_box[0] * width), round(content_box[1] * height)
+    x1, y1 = round(content_box[2] * width), round(content_box[3] * height)
+    if (x0, y0, x1, y1) == (0, 0, width, height) or x1 - x0 < 2 or y1 - y0 < 2:
+        return rgb
+    inner = rgb[y0:y1, x0:x1]
+    edge = np.concatenate((inner[0], inner[-1], inner[:, 0], inner[:, -1]))
+    painted = np.empty_like(rgb)
+    painted[:] = np.median(edge, axis=0).astype(np.uint8)
+    painted[y0:y1, x0:x1] = inner
+    return painted
 
 
 def _banners(

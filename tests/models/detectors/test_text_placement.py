@@ -63,3 +63,19 @@ def test_a_busy_photo_has_no_background_so_only_the_product_box_decides() -> Non
     outside = _place_one(rgb, ((60.0, 30.0), (100.0, 14.0), 0.0), product_box)
     assert (inside.label, inside.background_share) == ("on_product", 0.0)
     assert (outside.label, outside.reason) == ("overlay", "outside_product")
+
+
+def test_text_on_the_backdrop_inside_a_border_is_overlay() -> None:
+    """A white frame around a black backdrop: the frame's edge colour (white) would make the
+    whole backdrop "product"; the content's own edge colour makes it background."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[20:380, 20:380] = (10, 10, 10)  # black backdrop inside a 20 px white frame
+    rgb[100:260, 140:260] = (190, 170, 60)  # the product
+    content = (20 / SIDE, 20 / SIDE, 380 / SIDE, 380 / SIDE)
+    rect: RotatedRect = ((200.0, 330.0), (150.0, 14.0), 0.0)  # a caption below the product
+    box = (125 / SIDE, 323 / SIDE, 275 / SIDE, 337 / SIDE)
+    product_box = (140 / SIDE, 100 / SIDE, 260 / SIDE, 260 / SIDE)
+    (framed,) = place([rect], [box], product_box, surroundings(rgb, SETTINGS, content), SETTINGS)
+    assert (framed.label, framed.reason) == ("overlay", "background")
+    (unframed,) = place([rect], [box], product_box, surroundings(rgb, SETTINGS), SETTINGS)
+    assert unframed.reason != "background"  # what the frame colour alone would have said
