@@ -25,6 +25,7 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "composition.fill_ratio": 0.88,
     "composition.touches_edge": False,
     "composition.item_count": 1,
+    "composition.multiple_items": False,
     "sharpness.score": 0.8,
     "quality.score": 0.75,
     "text.overlay": False,
@@ -104,10 +105,13 @@ CASES: dict[str, Case] = {
         "main.composition.has_product", {"composition.item_count": 0}, True, action="reject",
         message="No product was found on the background (0 objects)",
     ),
-    "single-item": Case("main.composition.single_item", {"composition.item_count": 1}, False),
+    "single-item": Case(
+        "main.composition.single_item", {"composition.multiple_items": False}, False
+    ),
     "two-items": Case(
-        "main.composition.single_item", {"composition.item_count": 2}, True, action="review",
-        message="2 separate objects are on the background; the main image shows the product "
+        "main.composition.single_item", {"composition.multiple_items": True}, True,
+        action="review",
+        message="Several items, views or a collage are shown; the main image shows the product "
         "once (props, multiple views and collages are not allowed)",
     ),
     # sharpness
@@ -126,8 +130,9 @@ CASES: dict[str, Case] = {
         "image.size.minimum", {"file.longest_side": 500}, False, action="review"
     ),
     "too-small": Case(
-        "image.size.minimum", {"file.longest_side": 499}, True, action="reject",
-        message="Longest side is 499 px; the marketplace needs at least 500 px",
+        "image.size.minimum", {"file.longest_side": 499}, True, action="review",
+        message="Longest side is 499 px; the marketplace needs at least 500 px: upload a larger "
+        "file of this photo",
     ),
     "max-size-at-threshold": Case("image.size.maximum", {"file.longest_side": 10000}, False),
     "too-large": Case(
@@ -139,7 +144,7 @@ CASES: dict[str, Case] = {
     ),
     "alt-too-small": Case(
         "image.size.minimum", {"file.longest_side": 499}, True, role="alternate",
-        action="reject",
+        action="review",
     ),
     # formats
     "png": Case("image.format.accepted", {"file.format": "PNG"}, False),
@@ -269,6 +274,7 @@ def test_alternate_images_get_only_the_looser_rules() -> None:
         "frame.border": True,
         "composition.fill_ratio": 0.3,
         "composition.item_count": 4,
+        "composition.multiple_items": True,
         "sharpness.score": 0.2,
         "file.longest_side": 800,
         "text.overlay": True,

@@ -114,7 +114,8 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "file.color_mode": "RGB", "file.aspect_ratio": 0.75,
     "background.white_fraction": 0.995, "background.pure_white_fraction": 0.97,
     "frame.border": False, "composition.fill_ratio": 0.88, "composition.touches_edge": False,
-    "composition.item_count": 1, "sharpness.score": 0.8, "quality.score": 0.75,
+    "composition.item_count": 1, "composition.multiple_items": False,
+    "sharpness.score": 0.8, "quality.score": 0.75,
     "text.overlay": False, "people.person": False, "people.nudity": False,
     "quality.technical": 40.0,
 }
@@ -158,13 +159,23 @@ def violated(category: str, marketplace: str, role: str = "main", **change: Any)
         ("jewelry", "JP", {"composition.fill_ratio": 0.78}, {"main.fill.target": "fix"}),
         ("jewelry", "US", {"people.person": True}, {"main.people.none": "review"}),
         # shoes: several objects reviewed, feet blocked (reviewed)
-        ("shoes", "US", {"composition.item_count": 2}, {"main.composition.single_item": "review"}),
+        ("shoes", "US", {"composition.multiple_items": True},
+         {"main.composition.single_item": "review"}),
         ("shoes", "IN", {"people.person": True}, {"main.people.none": "review"}),
         # electronics: accessories beside the device are noted; home: smooth goods are noted
-        ("electronics", "DE", {"composition.item_count": 3},
+        ("electronics", "DE", {"composition.multiple_items": True},
          {"main.composition.single_item": "approve"}),
         ("home", "JP", {"sharpness.score": 0.3}, {"main.sharpness.minimum": "approve"}),
         ("toys", "JP", {"sharpness.score": 0.3}, {"main.sharpness.minimum": "review"}),
+        # adult apparel on a model cut off by the frame is not a cropped product, in every
+        # marketplace; a garment alone touching the edge still is; kids' clothing is off-model
+        *[("apparel", market, {"composition.touches_edge": True, "people.person": True},
+           {"main.people.none": "approve"})
+          for market in ("US", "UK", "DE", "JP", "IN")],
+        ("apparel", "US", {"composition.touches_edge": True},
+         {"main.composition.not_cropped": "review"}),
+        ("kids_apparel", "US", {"composition.touches_edge": True, "people.person": True},
+         {"main.people.none": "review"}),
     ],
 )
 def test_shipped_precedence(category: str, marketplace: str, change: dict[str, Any],
