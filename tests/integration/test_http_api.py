@@ -160,9 +160,9 @@ def test_each_violation_names_rule_value_and_threshold(service_url: str) -> None
     assert {"background.white_fraction", "file.longest_side"} <= violated_attributes(image)
     for violation in image["verdict"]["violations"]:
         assert violation["rule_id"] and violation["message"] and violation["severity"]
-    size = next(v for v in image["verdict"]["violations"]
-                if v["attribute"] == "file.longest_side" and v["severity"] == "block")
+    size = next(v for v in image["verdict"]["violations"] if v["rule_id"] == "image.size.minimum")
     assert size["measured"] == 400 and size["threshold"] == 500
+    assert size["severity"] == "warn"  # about the file, not the picture
 
 
 def test_one_bad_image_does_not_fail_the_listing(service_url: str) -> None:
