@@ -1,5 +1,6 @@
 """The `curator` command. Verbs: `serve` (run the online graph), `assess` (the same stages in
-this process, no Ray), `vocabulary` (the attribute contract). Later verbs join here."""
+this process, no Ray), `vocabulary` (the attribute contract), `eval` (agreement with the
+reviewer's labels), and the `models`, `rules`, `experiments` and `batch` families."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from types import FrameType
 import yaml
 
 from curator.batch_cli import add_batch_commands
+from curator.eval_cli import add_eval_commands
 from curator.models_cli import add_models_commands
 from curator.rules_cli import add_rules_commands
 from experiments.report_cli import add_experiments_commands
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     add_rules_commands(verbs)
     add_experiments_commands(verbs)
     add_batch_commands(verbs)
+    add_eval_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
