@@ -65,7 +65,7 @@ class ModelStageSettings(BaseModel):
 
     # Detectors the AttributeExtractor runs; remove one to switch that model off (its rules then
     # report "not evaluated"). Known: text, people.
-    extractor_models: tuple[str, ...] = ("text", "people")
+    extractor_models: tuple[str, ...] = ("text", "nudity")
     scorer_card: str = "card-v1"
     # More QualityScorer deployments, one per card, for experiment variants to route to.
     extra_scorer_cards: tuple[str, ...] = ()

@@ -193,7 +193,7 @@ TEXT_DETECTOR = register(
     )
 )
 
-PEOPLE_DETECTOR = register(
+NUDITY_DETECTOR = register(
     ModelArtifact(
         name="nudenet-320n",
         package="nudenet",

@@ -41,18 +41,18 @@ def _text_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detect
     return TextDetector(_runtime(TEXT_DETECTOR.name, max_batch_size, prefer, cpu_threads))
 
 
-def _people_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
-    from models.artifacts import PEOPLE_DETECTOR
-    from models.detectors.people import PeopleDetector
+def _nudity_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+    from models.artifacts import NUDITY_DETECTOR
+    from models.detectors.nudity import NudityDetector
 
-    return PeopleDetector(_runtime(PEOPLE_DETECTOR.name, max_batch_size, prefer, cpu_threads))
+    return NudityDetector(_runtime(NUDITY_DETECTOR.name, max_batch_size, prefer, cpu_threads))
 
 
 # name -> factory(max_batch_size, prefer, cpu_threads). One place lists what the extractor can
 # run.
 EXTRACTOR_MODELS: dict[str, Callable[[int, str, int], Detector]] = {
     "text": _text_detector,
-    "people": _people_detector,
+    "nudity": _nudity_detector,
 }
 
 

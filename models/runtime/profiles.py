@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from models.artifacts import PEOPLE_DETECTOR, TEXT_DETECTOR, ModelArtifact
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, ModelArtifact
 
 Shape = tuple[int, ...]
 # One non-batch dimension: fixed (int) or a (min, opt, max) range for dynamic dimensions.
@@ -79,7 +79,7 @@ Profile = Mapping[str, ShapeRange]  # input tensor name -> its range
 # 320 canvas. The text detector sees whole frames of at most 640 px (models.preprocess), on a
 # canvas of multiples of 32 chosen by the detector, so its spatial dims stay dynamic in 32..640.
 _ENGINE_SAMPLE_SHAPES: dict[str, SampleShape] = {
-    PEOPLE_DETECTOR.name: (3, 320, 320),
+    NUDITY_DETECTOR.name: (3, 320, 320),
     TEXT_DETECTOR.name: (3, (32, 640, 640), (32, 640, 640)),
 }
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from curator.models_cli import EXIT_OK, EXIT_UNSUPPORTED, add_models_commands
-from models.artifacts import PEOPLE_DETECTOR, TEXT_DETECTOR, all_artifacts
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, all_artifacts
 from models.runtime.engine_cache import EngineCache, EngineKey
 from models.runtime.profiles import profile_for
 
@@ -26,17 +26,17 @@ def test_list_shows_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     for artifact in all_artifacts():
         assert artifact.name in out and artifact.wheel_spec in out and artifact.sha256[:16] in out
-    assert str(PEOPLE_DETECTOR.local_path) in out  # fetched by `make install`
+    assert str(NUDITY_DETECTOR.local_path) in out  # fetched by `make install`
     assert "AGPL-3.0" in out
     assert f"TensorRT engines in {tmp_path}: none" in out
 
 
 def test_list_shows_cached_engines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    key = EngineKey.create(onnx_sha256=PEOPLE_DETECTOR.sha256, gpu_name="NVIDIA L4",
+    key = EngineKey.create(onnx_sha256=NUDITY_DETECTOR.sha256, gpu_name="NVIDIA L4",
                            compute_capability="8.9", tensorrt_version="10.13.3.9",
                            precision="fp16",
                            profile=profile_for("images", (1, 8, 8), (3, 320, 320)))
-    EngineCache(tmp_path).store(key, PEOPLE_DETECTOR.name, b"plan", built_precision="fp16",
+    EngineCache(tmp_path).store(key, NUDITY_DETECTOR.name, b"plan", built_precision="fp16",
                                 build_time_s=30, builder={})
     (tmp_path / "orphan.engine").write_bytes(b"plan")
     assert run(["models", "list", "--engine-dir", str(tmp_path)]) == EXIT_OK

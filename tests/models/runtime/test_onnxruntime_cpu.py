@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.artifacts import PEOPLE_DETECTOR, TEXT_DETECTOR
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
 from tests.models.runtime.inputs import people_batch, text_batch
 
@@ -17,7 +17,7 @@ def text_runtime() -> OnnxRuntimeCpu:
 
 @pytest.fixture(scope="module")
 def people_runtime() -> OnnxRuntimeCpu:
-    return OnnxRuntimeCpu(PEOPLE_DETECTOR.name, PEOPLE_DETECTOR.path(), intra_op_threads=2)
+    return OnnxRuntimeCpu(NUDITY_DETECTOR.name, NUDITY_DETECTOR.path(), intra_op_threads=2)
 
 
 @pytest.mark.parametrize(("height", "width"), [(96, 128), (256, 320)], ids=["small", "wide"])

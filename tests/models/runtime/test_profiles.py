@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.artifacts import BRISQUE_SVR, PEOPLE_DETECTOR, TEXT_DETECTOR
+from models.artifacts import BRISQUE_SVR, NUDITY_DETECTOR, TEXT_DETECTOR
 from models.runtime.profiles import (
     DEFAULT_BATCH_PROFILE,
     ProfileError,
@@ -54,7 +54,7 @@ def test_contains() -> None:
 
 
 def test_registered_engine_shapes() -> None:
-    assert default_sample_shape(PEOPLE_DETECTOR) == (3, 320, 320)
+    assert default_sample_shape(NUDITY_DETECTOR) == (3, 320, 320)
     assert default_sample_shape(TEXT_DETECTOR) == (3, (32, 640, 640), (32, 640, 640))
     assert default_sample_shape(BRISQUE_SVR) is None
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.artifacts import PEOPLE_DETECTOR, TEXT_DETECTOR
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR
 from models.runtime import select, tensorrt_build
 from models.runtime.base import InferenceRuntime, RuntimeInfo
 from models.runtime.deferred import WithNote
@@ -37,11 +37,11 @@ def test_falls_back_to_onnxruntime_cpu(
     prefer: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="models.runtime")
-    runtime = create_runtime(PEOPLE_DETECTOR, prefer=prefer,  # type: ignore[arg-type]
+    runtime = create_runtime(NUDITY_DETECTOR, prefer=prefer,  # type: ignore[arg-type]
                              engine_dir=tmp_path)
     info = runtime.info
     assert (info.model, info.runtime, info.device, info.precision) == (
-        PEOPLE_DETECTOR.name, "onnxruntime", "cpu", "fp32")
+        NUDITY_DETECTOR.name, "onnxruntime", "cpu", "fp32")
     assert "CPUExecutionProvider" in info.detail
     if prefer != "onnxruntime":
         assert "no CUDA GPU visible" in info.detail
@@ -80,7 +80,7 @@ def test_tensorrt_setup_error_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_pa
         raise RuntimeError("libnvinfer exploded")
 
     monkeypatch.setattr(select, "TensorRtEngineSource", broken)
-    runtime = create_runtime(PEOPLE_DETECTOR, engine_dir=tmp_path)
+    runtime = create_runtime(NUDITY_DETECTOR, engine_dir=tmp_path)
     assert runtime.info.runtime == "onnxruntime"
     assert "libnvinfer exploded" in runtime.info.detail
 
@@ -94,7 +94,7 @@ class FakeSource:
     """Stands in for TensorRtEngineSource: a cache that hits or misses, a build that fails."""
 
     def __init__(self, *_: object, cached: object = None, **__: object) -> None:
-        self.model_name = PEOPLE_DETECTOR.name
+        self.model_name = NUDITY_DETECTOR.name
         self.plan = FakePlan()
         self.gpu = FAKE_GPU
         self.miss_reason = "missing: no engine cached"
@@ -110,7 +110,7 @@ class FakeSource:
 
 
 class FakeTensorRt:
-    info = RuntimeInfo(PEOPLE_DETECTOR.name, "tensorrt", FAKE_GPU.label, "fp16", "cached")
+    info = RuntimeInfo(NUDITY_DETECTOR.name, "tensorrt", FAKE_GPU.label, "fp16", "cached")
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"output0": np.zeros((len(inputs["images"]), 22, 2100), np.float32)}
@@ -123,7 +123,7 @@ def test_cached_engine_is_used_without_building(
     monkeypatch.setattr(select, "tensorrt_version", lambda: "10.13.3.9")
     monkeypatch.setattr(select, "TensorRtEngineSource",
                         lambda *a, **k: FakeSource(cached=FakeTensorRt()))
-    runtime = create_runtime(PEOPLE_DETECTOR, engine_dir=tmp_path)
+    runtime = create_runtime(NUDITY_DETECTOR, engine_dir=tmp_path)
     assert isinstance(runtime, FakeTensorRt)
 
 
@@ -141,7 +141,7 @@ def test_uncached_engine_builds_on_first_use_then_falls_back(
     monkeypatch.setattr(select, "tensorrt_version", lambda: "10.13.3.9")
     monkeypatch.setattr(select, "TensorRtEngineSource", make_source)
     with caplog.at_level(logging.WARNING):
-        runtime = create_runtime(PEOPLE_DETECTOR, engine_dir=tmp_path)
+        runtime = create_runtime(NUDITY_DETECTOR, engine_dir=tmp_path)
     assert isinstance(runtime, BuildOnFirstUse)
     assert sources[0].builds == 0, "nothing is built while the replica starts"
     assert runtime.info.runtime == "tensorrt" and "builds on first use" in runtime.info.detail
@@ -174,7 +174,7 @@ def test_onnxruntime_answers_until_the_engine_is_built() -> None:
 
     def fallback(reason: str) -> InferenceRuntime:
         fallback_reasons.append(reason)
-        return WithNote(OnnxRuntimeCpu(PEOPLE_DETECTOR.name, PEOPLE_DETECTOR.path()), reason)
+        return WithNote(OnnxRuntimeCpu(NUDITY_DETECTOR.name, NUDITY_DETECTOR.path()), reason)
 
     runtime = BuildOnFirstUse(source, fallback)  # type: ignore[arg-type]
     interim = runtime.run({"images": people_batch(1)})
@@ -191,11 +191,11 @@ def test_onnxruntime_answers_until_the_engine_is_built() -> None:
 
 def test_bad_arguments_fail_fast(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="prefer"):
-        create_runtime(PEOPLE_DETECTOR, prefer="fastest", engine_dir=tmp_path)  # type: ignore[arg-type]
+        create_runtime(NUDITY_DETECTOR, prefer="fastest", engine_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="precision"):
-        create_runtime(PEOPLE_DETECTOR, precision="int8", engine_dir=tmp_path)  # type: ignore[arg-type]
+        create_runtime(NUDITY_DETECTOR, precision="int8", engine_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        create_runtime(PEOPLE_DETECTOR, batch_profile=(1, 32, 16), engine_dir=tmp_path)
+        create_runtime(NUDITY_DETECTOR, batch_profile=(1, 32, 16), engine_dir=tmp_path)
 
 
 def test_describe_backends_reports_what_is_here() -> None:

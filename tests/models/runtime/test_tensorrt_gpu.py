@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from curator.models_cli import add_models_commands
-from models.artifacts import PEOPLE_DETECTOR, TEXT_DETECTOR, ModelArtifact
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, ModelArtifact
 from models.runtime.base import InferenceRuntime, RuntimeInputError
 from models.runtime.engine_cache import CacheStatus, EngineCache, sha256_bytes
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
@@ -40,14 +40,14 @@ class Case:
     tolerances: dict[str, dict[str, float]]
 
     def slices(self, output: np.ndarray) -> dict[str, np.ndarray]:
-        if self.artifact is PEOPLE_DETECTOR:
+        if self.artifact is NUDITY_DETECTOR:
             return {"boxes": output[:, :4], "scores": output[:, 4:]}
         return {"probability": output}
 
 
 CASES = {
     "people": Case(
-        PEOPLE_DETECTOR, (3, 320, 320), lambda n: {"images": people_batch(n)},
+        NUDITY_DETECTOR, (3, 320, 320), lambda n: {"images": people_batch(n)},
         # boxes in 320-px canvas units, scores 0..1; TF32 makes fp32 engines differ slightly
         {"fp32": {"boxes": 0.5, "scores": 0.01}, "fp16": {"boxes": 2.0, "scores": 0.03}},
     ),
@@ -194,12 +194,12 @@ def test_build_engines_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     parser = argparse.ArgumentParser(prog="curator")
     add_models_commands(parser.add_subparsers(dest="verb", required=True))
     argv = ["models", "build-engines", "--engine-dir", str(tmp_path), "--max-batch", "2",
-            "--model", PEOPLE_DETECTOR.name]
+            "--model", NUDITY_DETECTOR.name]
     for _ in range(2):  # the second run finds the engine cached
         args = parser.parse_args(argv)
         assert args.run(args) == 0
     out = capsys.readouterr().out
-    assert out.count(PEOPLE_DETECTOR.name) == 2
+    assert out.count(NUDITY_DETECTOR.name) == 2
     assert len(list(tmp_path.glob("*.engine"))) == 1
     assert len(list(tmp_path.glob("*.engine.json"))) == 1
     assert len(list(tmp_path.glob("timing-*.cache"))) == 1

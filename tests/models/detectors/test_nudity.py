@@ -1,11 +1,10 @@
-"""models.detectors.people and .yolo: letterbox, decode and NMS on hand-built head outputs, then
-the real NudeNet model on synthetic packshots and, where present, real product photos."""
+"""models.detectors.nudity and .yolo: letterbox, decode and NMS on hand-built head outputs, then
+the real NudeNet model on synthetic packshots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,13 +12,13 @@ import pytest
 
 from curator import synthetic
 from models import vocabulary
-from models.artifacts import PEOPLE_DETECTOR
+from models.artifacts import NUDITY_DETECTOR
 from models.detectors import yolo
 from models.detectors.base import Detections
-from models.detectors.people import (
+from models.detectors.nudity import (
     CLASS_NAMES,
-    PeopleDetector,
-    PeopleDetectorSettings,
+    NudityDetector,
+    NudityDetectorSettings,
     check_class_names,
 )
 from models.preprocess import ModelInputs, Preprocessor
@@ -28,10 +27,7 @@ from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
 
 CANVAS = 320
 ANCHORS = 2100  # 40² + 20² + 10² anchors of a 320 px YOLOv8 input
-PEOPLE_NAMES = {
-    name for name, attribute in vocabulary.VOCABULARY.items() if name.startswith("people.")
-}
-EVAL_DIR = Path("/work/shared/eval/images")
+NUDITY_NAMES = {"people.nudity", "people.nudity_score"}
 ID = {name: index for index, name in enumerate(CLASS_NAMES)}
 Anchor = tuple[str, float, tuple[float, float, float, float]]  # class, score, cx cy w h (px)
 
@@ -66,9 +62,9 @@ class ScriptedRuntime:
         return {"output0": np.stack(self.outputs[: tensor.shape[0]])}
 
 
-def scripted(*outputs: np.ndarray, **settings: Any) -> tuple[PeopleDetector, ScriptedRuntime]:
+def scripted(*outputs: np.ndarray, **settings: Any) -> tuple[NudityDetector, ScriptedRuntime]:
     runtime = ScriptedRuntime(outputs)
-    detector = PeopleDetector(runtime, PeopleDetectorSettings(**settings), class_names=CLASS_NAMES)
+    detector = NudityDetector(runtime, NudityDetectorSettings(**settings), class_names=CLASS_NAMES)
     return detector, runtime
 
 
@@ -205,52 +201,38 @@ def test_detector_reports_boxes_in_frame_units(shape: tuple[int, int]) -> None:
     truth = np.array([0.25, 0.1, 0.5, 0.4])
     placement = yolo.Letterbox.fit(*shape, CANVAS)
     x0, y0, x1, y1 = placement.from_frame_units(truth)
-    raw = head_output([("FACE_MALE", 0.8, ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))])
+    raw = head_output([("BUTTOCKS_EXPOSED", 0.8,
+                        ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))])
     detector, _ = scripted(raw)
     (result,) = detector.detect([frame(shape[1], shape[0])])
     (box,) = result.boxes
-    assert (box.kind, box.label, box.score) == ("person", "FACE_MALE", pytest.approx(0.8))
+    assert (box.kind, box.label, box.score) == ("nudity", "BUTTOCKS_EXPOSED", pytest.approx(0.8))
     assert box.box == pytest.approx(tuple(truth), abs=1e-5)
-
-
-def test_one_face_read_as_both_genders_counts_once() -> None:
-    raw = head_output([
-        ("FACE_FEMALE", 0.61, (100, 80, 40, 50)),
-        ("FACE_MALE", 0.58, (101, 80, 40, 50)),
-        ("FACE_MALE", 0.70, (250, 80, 40, 50)),  # a second person
-    ])
-    detector, _ = scripted(raw)
-    (result,) = detector.detect([frame()])
-    assert result.attributes["people.face_count"] == 2
-    assert sorted(b.label for b in result.boxes) == ["FACE_FEMALE", "FACE_MALE"]
 
 
 @pytest.mark.parametrize(
     ("anchors", "expected"),
     [
-        ([], {"people.person": False, "people.face_count": 0, "people.nudity": False,
-              "people.nudity_score": 0.0}),
+        ([], {"people.nudity": False, "people.nudity_score": 0.0}),
         ([("FEMALE_BREAST_EXPOSED", 0.55, (100, 100, 30, 30)),
           ("BUTTOCKS_EXPOSED", 0.8, (200, 200, 60, 40))],
-         {"people.person": True, "people.nudity": True, "people.nudity_score": 0.8}),
+         {"people.nudity": True, "people.nudity_score": 0.8}),
         ([("MALE_BREAST_EXPOSED", 0.9, (100, 100, 30, 30))],
-         {"people.person": True, "people.nudity": False, "people.nudity_score": 0.0}),
+         {"people.nudity": False, "people.nudity_score": 0.0}),
         ([("ANUS_EXPOSED", 0.45, (100, 100, 30, 30))],  # under the explicit bar
-         {"people.person": False, "people.nudity": False, "people.nudity_score": 0.0}),
-        ([("BUTTOCKS_COVERED", 0.61, (100, 100, 30, 30))],  # a gym ball's score
-         {"people.person": False, "people.nudity": False}),
-        ([("BUTTOCKS_COVERED", 0.75, (100, 100, 30, 30))],
-         {"people.person": True, "people.nudity": False, "people.face_count": 0}),
+         {"people.nudity": False, "people.nudity_score": 0.0}),
+        ([("BUTTOCKS_COVERED", 0.95, (100, 100, 30, 30)),
+          ("FACE_FEMALE", 0.9, (100, 40, 30, 30))],  # a dressed model
+         {"people.nudity": False, "people.nudity_score": 0.0}),
     ],
-    ids=["nothing", "explicit", "male-chest-is-not-nudity", "weak-explicit", "weak-covered",
-         "covered"],
+    ids=["nothing", "explicit", "male-chest-is-not-nudity", "weak-explicit", "dressed"],
 )
 def test_attributes_follow_the_class_families(
     anchors: list[Anchor], expected: dict[str, vocabulary.AttributeValue]
 ) -> None:
     detector, _ = scripted(head_output(anchors))
     (result,) = detector.detect([frame()])
-    assert set(result.attributes) == PEOPLE_NAMES
+    assert set(result.attributes) == NUDITY_NAMES
     for name, value in result.attributes.items():
         vocabulary.check_value(name, value)
     for name, value in expected.items():
@@ -280,7 +262,7 @@ def test_an_output_of_the_wrong_shape_is_refused() -> None:
 
 
 def test_class_table_matches_the_model_metadata() -> None:
-    assert yolo.read_class_names(PEOPLE_DETECTOR.path()) == CLASS_NAMES
+    assert yolo.read_class_names(NUDITY_DETECTOR.path()) == CLASS_NAMES
 
 
 @pytest.mark.parametrize(
@@ -296,36 +278,32 @@ def test_a_different_class_table_is_refused(names: tuple[str, ...]) -> None:
     with pytest.raises(yolo.ModelMetadataError, match="class table"):
         check_class_names(names)
     with pytest.raises(yolo.ModelMetadataError):
-        PeopleDetector(ScriptedRuntime([]), class_names=names)
+        NudityDetector(ScriptedRuntime([]), class_names=names)
 
 
 @pytest.mark.parametrize(
     "settings",
-    [{"face_min_score": 0.0}, {"covered_min_score": 1.5}, {"nms_iou": -0.1},
+    [{"explicit_min_score": 0.0}, {"explicit_min_score": 1.5}, {"nms_iou": -0.1},
      {"max_boxes_per_image": 0}, {"input_size_px": 300}],
     ids=["zero-threshold", "above-one", "negative-iou", "no-boxes", "not-stride-multiple"],
 )
 def test_unsafe_settings_fail_fast(settings: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        PeopleDetectorSettings(**settings)
+        NudityDetectorSettings(**settings)
 
 
 # --- the real model ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def detector() -> PeopleDetector:
-    runtime = OnnxRuntimeCpu(PEOPLE_DETECTOR.name, PEOPLE_DETECTOR.path(), intra_op_threads=2)
-    return PeopleDetector(runtime)
+def detector() -> NudityDetector:
+    runtime = OnnxRuntimeCpu(NUDITY_DETECTOR.name, NUDITY_DETECTOR.path(), intra_op_threads=2)
+    return NudityDetector(runtime)
 
 
 @cache
 def model_inputs(source: str) -> ModelInputs:
-    """`source`: a synthetic scene name, or a file name in the eval folder."""
-    if source in PACKSHOTS:
-        data = synthetic.to_jpeg_bytes(PACKSHOTS[source]())
-    else:
-        data = (EVAL_DIR / source).read_bytes()
+    data = synthetic.to_jpeg_bytes(PACKSHOTS[source]())
     return Preprocessor().run(data, image_id=source).model_inputs
 
 
@@ -340,72 +318,14 @@ PACKSHOTS = {
 
 
 @pytest.mark.parametrize("scene", sorted(PACKSHOTS))
-def test_plain_packshots_show_nobody(detector: PeopleDetector, scene: str) -> None:
+def test_plain_packshots_show_nobody(detector: NudityDetector, scene: str) -> None:
     (result,) = detector.detect([model_inputs(scene)])
-    assert result.attributes == {"people.person": False, "people.face_count": 0,
-                                 "people.nudity": False, "people.nudity_score": 0.0}
+    assert result.attributes == {"people.nudity": False, "people.nudity_score": 0.0}
     assert result.boxes == []
 
 
-def eval_or_skip(name: str) -> str:
-    if not (EVAL_DIR / name).is_file():
-        pytest.skip(f"{EVAL_DIR / name} not present")
-    return name
-
-
-# Chosen by looking at the photos. Models facing the camera (face_count 1), a model seen from the
-# back, and headless trouser shots where the waistband shows skin.
-PREFIX = "magento__pub_media_catalog_product_"
-# name: the highest the face's centre may sit, in frame units (0 = top edge).
-MODELS_FACING = {
-    f"{PREFIX}m_h_mh01-black_main.jpg": 0.3, f"{PREFIX}m_h_mh01-orange_main.jpg": 0.3,
-    f"{PREFIX}m_s_ms01-blue_main.jpg": 0.3, f"{PREFIX}m_s_ms01-yellow_main.jpg": 0.3,
-    f"{PREFIX}w_s_ws03-green_main.jpg": 0.3, f"{PREFIX}w_s_ws03-red_main.jpg": 0.3,
-    "magento__pub_media_wysiwyg_womens_womens-erin.jpg": 0.6,  # a head-and-shoulders portrait
-}
-MODELS_FACELESS = [f"{PREFIX}w_s_ws03-red_back.jpg", f"{PREFIX}w_p_wp04-black_main.jpg",
-                   f"{PREFIX}w_p_wp04-white_main.jpg"]
-CLEAR_PACKSHOTS = [
-    "opencart__upload_image_catalog_demo_canon_eos_5d_1.jpg",
-    "opencart__upload_image_catalog_demo_macbook_pro_2.jpg",
-    "opencart__upload_image_catalog_demo_nikon_d300_1.jpg",
-    "awsabo__samples_B074M5HPBD_dcace9b5.jpg",  # a light bulb
-    "awsabo__samples_B0799CK52K_d80a51d3.jpg",  # a holdall
-    f"{PREFIX}l_u_luma-stability-ball-gray.jpg",  # reads as BUTTOCKS_COVERED 0.6
-    f"{PREFIX}m_g_mg04-bk-0.jpg",  # a watch
-    "tikiclone__apps_web_public_images_products_spu-00f0fc67.png",  # a tablet
-]
-
-
-@pytest.mark.parametrize("name", sorted(MODELS_FACING))
-def test_models_facing_the_camera_are_one_face(detector: PeopleDetector, name: str) -> None:
-    (result,) = detector.detect([model_inputs(eval_or_skip(name))])
-    assert result.attributes["people.person"] is True
-    assert result.attributes["people.face_count"] == 1
-    assert result.attributes["people.nudity"] is False
-    (face,) = [box for box in result.boxes if box.label.startswith("FACE_")]
-    _, top, _, bottom = face.box
-    assert (top + bottom) / 2 < MODELS_FACING[name]
-
-
-@pytest.mark.parametrize("name", MODELS_FACELESS)
-def test_models_without_a_visible_face_are_people(detector: PeopleDetector, name: str) -> None:
-    (result,) = detector.detect([model_inputs(eval_or_skip(name))])
-    assert result.attributes["people.person"] is True
-    assert result.attributes["people.nudity"] is False
-
-
-@pytest.mark.parametrize("name", CLEAR_PACKSHOTS)
-def test_real_packshots_show_nobody(detector: PeopleDetector, name: str) -> None:
-    (result,) = detector.detect([model_inputs(eval_or_skip(name))])
-    assert result.attributes["people.person"] is False
-    assert result.boxes == []
-
-
-def test_an_image_gets_the_same_answer_alone_and_in_any_batch(detector: PeopleDetector) -> None:
+def test_an_image_gets_the_same_answer_alone_and_in_any_batch(detector: NudityDetector) -> None:
     sources = sorted(PACKSHOTS)
-    people = [*sorted(MODELS_FACING)[:2], *MODELS_FACELESS[1:]]
-    sources += [name for name in people if (EVAL_DIR / name).is_file()]
     inputs = [model_inputs(source) for source in sources]
     alone = [detector.detect([one])[0] for one in inputs]
     together = detector.detect(inputs)
