@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from rules.evaluate import ImageVerdict, Violation
-from rules.selection import Candidate, RoleHint, Selection, select_main_image
+from rules.evaluate import ImageVerdict, Violation, strongest_action
+from rules.schema import FixRef
+from rules.selection import Candidate, Distance, RoleHint, Selection, select_main_image
 
 _VIOLATION = {
     "reject": Violation("main.background.white", "block", "reject", "background.white_fraction",
@@ -15,7 +16,7 @@ _VIOLATION = {
     "review": Violation("main.size.zoom", "warn", "review", "file.longest_side", 900, ">=", 1000,
                         "small"),
     "fix": Violation("main.fill.target", "warn", "fix", "composition.fill_ratio", 0.7, ">=", 0.8,
-                     "small in frame"),
+                     "small in frame", fix=FixRef.model_validate("pad_to_fill")),
 }
 
 
@@ -179,8 +180,9 @@ def test_no_compliant_image_picks_the_best_to_review() -> None:
     assert (selection.main_image_id, selection.order) == ("c", ("c", "b", "a"))
     assert not selection.main_image_compliant
     assert selection.reason == (
-        "no image is compliant as main; c needs review as main (main.size.zoom), "
-        "highest quality 0.7 among 2 for review"
+        "no image is compliant as main; c needs review as main (main.size.zoom): the closest to "
+        "compliant, with 1 warning in the picture (a has more blocking problems in the picture: "
+        "1 against 0), highest quality 0.7 among 2 as close"
     )
 
 
@@ -189,8 +191,8 @@ def test_all_rejected() -> None:
     assert selection.main_image_id == "a"
     assert selection.main_image_compliant is False
     assert selection.reason == (
-        "no image is compliant as main; a rejected as main (main.background.white), "
-        "the only one rejected, quality 0.3"
+        "no image is compliant as main; a rejected as main (main.background.white): "
+        "with 1 blocking problem in the picture, quality 0.3"
     )
 
 
@@ -217,3 +219,173 @@ def test_verdict_must_be_as_main() -> None:
     bad = Candidate("a", 0, None, verdict("approve", role="alternate"), 0.5)
     with pytest.raises(ValueError, match="a: selection needs the verdict as main"):
         select_main_image([bad])
+
+
+# --- no compliant image: ranked by distance to compliant ----------------------------------------
+
+SIZE = Violation("image.size.minimum", "warn", "review", "file.longest_side", 400, ">=", 500,
+                 "small file", concerns="file")
+ZOOM = Violation("main.size.zoom", "warn", "review", "file.longest_side", 400, ">=", 1000,
+                 "no zoom", concerns="file")
+FORMAT = Violation("image.format.accepted", "block", "reject", "file.format", "BMP", "in",
+                   ("JPEG", "PNG"), "format", concerns="file")
+PERSON = Violation("main.people.none", "warn", "review", "people.person", True, "==", False,
+                   "person")
+TEXT = Violation("main.text.no_overlay", "block", "reject", "text.overlay", True, "==", False,
+                 "text")
+CROPPED = Violation("main.composition.not_cropped", "block", "review", "composition.fill_ratio",
+                    0.6, ">=", 0.98, "cropped")
+BLUR = Violation("main.sharpness.minimum", "warn", "review", "sharpness.score", 0.2, ">=", 0.5,
+                 "blurred")
+COLOUR_NOTE = Violation("image.color_mode", "info", "approve", "file.color_mode", "L", "in",
+                        ("RGB", "CMYK"), "grey", concerns="file")
+
+
+def failing(image_id: str, position: int, score: float | None, *violations: Violation,
+            hint: RoleHint = None) -> Candidate:
+    verdict = ImageVerdict("p", "v", "main", strongest_action(v.action for v in violations),
+                           violations)
+    return Candidate(image_id, position, hint, verdict, score)
+
+
+def verdict_with(action: str, *violations: Violation) -> ImageVerdict:
+    return ImageVerdict("p", "v", "main", action, violations)  # type: ignore[arg-type]
+
+
+def test_distance_counts_picture_then_file_by_severity() -> None:
+    mixed = failing("a", 0, 0.5, TEXT, PERSON, BLUR, SIZE, FORMAT, COLOUR_NOTE).verdict
+    assert Distance.of(mixed) == Distance(2, (1, 2, 0), (1, 1, 1))
+    # Compliant and fixable images carry no count: quality decides among them.
+    noted = verdict_with("approve", COLOUR_NOTE)
+    assert Distance.of(noted) == Distance(0, (0, 0, 0), (0, 0, 0))
+    assert Distance.of(verdict("fix")) == Distance(1, (0, 0, 0), (0, 0, 0))
+
+
+def test_a_size_warning_alone_beats_a_person_and_text() -> None:
+    selection = select_main_image([
+        failing("person-and-text", 0, 0.95, PERSON, TEXT),
+        failing("person", 1, 0.9, PERSON),
+        failing("small-file", 2, 0.2, SIZE, ZOOM),
+    ])
+    # By verdict tier alone "person" (review, higher quality) would have won.
+    assert selection.order == ("small-file", "person", "person-and-text")
+    assert not selection.main_image_compliant
+    assert selection.reason == (
+        "no image is compliant as main; small-file needs review as main (image.size.minimum, "
+        "main.size.zoom): the closest to compliant, with no problem in the picture, 2 warnings "
+        "with the file (person has more warnings in the picture: 1 against 0), quality 0.2"
+    )
+
+
+def test_a_fixable_image_beats_every_failing_one_however_close() -> None:
+    selection = select_main_image([
+        failing("small-file", 0, 0.9, SIZE),
+        failing("person-and-text", 1, 0.95, PERSON, TEXT),
+        candidate("fixable", 2, "fix", 0.1),
+    ])
+    assert selection.order == ("fixable", "small-file", "person-and-text")
+    assert selection.main_image_compliant  # once fixed
+    assert selection.steps[1:4] == (
+        "fixable: fixable by pad_to_fill: main.fill.target (warning)",
+        "small-file: no problem in the picture; problems with the file: image.size.minimum "
+        "(warning)",
+        "person-and-text: problems in the picture: main.people.none (warning), "
+        "main.text.no_overlay (blocking)",
+    )
+
+
+def test_fewer_blocking_problems_beat_more_then_fewer_warnings() -> None:
+    selection = select_main_image([
+        failing("two-blocks", 0, 0.99, TEXT, _VIOLATION["reject"]),
+        failing("one-block-three-warnings", 1, 0.1, CROPPED, PERSON, BLUR, PERSON),
+        failing("one-block-one-warning", 2, 0.05, TEXT, BLUR),
+    ])
+    assert selection.order == ("one-block-one-warning", "one-block-three-warnings", "two-blocks")
+    assert "(one-block-three-warnings has more warnings in the picture: 3 against 1)" in (
+        selection.reason
+    )
+
+
+def test_problems_with_the_file_weigh_least() -> None:
+    # A blocking file problem (an unsupported format: re-export the photo) weighs less than one
+    # warning about the picture; with the picture's problems equal, fewer file problems win.
+    selection = select_main_image([
+        failing("person", 0, 0.9, PERSON),
+        failing("bmp-file", 1, 0.3, FORMAT, SIZE),
+        failing("person-small-file", 2, 0.99, PERSON, SIZE),
+    ])
+    assert selection.order == ("bmp-file", "person", "person-small-file")
+    assert "person has more warnings in the picture: 1 against 0" in selection.reason
+    assert "with no problem in the picture, 1 blocking problem and 1 warning with the file" in (
+        selection.reason
+    )
+
+
+def test_equally_close_images_rank_by_quality_then_hint_then_position() -> None:
+    selection = select_main_image([
+        failing("a", 0, 0.5, PERSON),
+        failing("b", 1, 0.7, BLUR),
+        failing("c", 2, 0.5, PERSON, hint="main"),
+        failing("d", 3, None, PERSON),
+        failing("e", 4, 0.5, TEXT),
+    ])
+    assert selection.order == ("b", "c", "a", "d", "e")
+    assert selection.reason.endswith(
+        "(e has more blocking problems in the picture: 1 against 0), highest quality 0.7 among "
+        "4 as close"
+    )
+    tied = select_main_image([
+        failing("a", 0, 0.5, PERSON), failing("c", 1, 0.5, BLUR, hint="main"),
+    ])
+    assert tied.reason == (
+        "no image is compliant as main; c needs review as main (main.sharpness.minimum): with 1 "
+        "warning in the picture, quality 0.5, tied with a; chosen because the client marked it "
+        "main"
+    )
+
+
+def test_the_steps_say_what_each_candidate_lacks_and_why_the_main_won() -> None:
+    selection = select_main_image([
+        failing("model-shot", 0, 0.8, PERSON, TEXT),
+        failing("small", 1, 0.4, SIZE),
+    ])
+    assert selection.steps == (
+        "ranked small (for review, quality 0.4), model-shot (rejected, quality 0.8) by how close "
+        "each comes to a compliant main image: fixable first, then the fewest problems in the "
+        "picture (blocking, then warnings, then notes), then the fewest problems with the file (a "
+        "new upload of the same photo solves those), then quality, then the client's hint, then "
+        "position",
+        "small: no problem in the picture; problems with the file: image.size.minimum (warning)",
+        "model-shot: problems in the picture: main.people.none (warning), main.text.no_overlay "
+        "(blocking)",
+        "main image: no image is compliant as main; small needs review as main "
+        "(image.size.minimum): the closest to compliant, with no problem in the picture, 1 "
+        "warning with the file (model-shot has more blocking problems in the picture: 1 against "
+        "0), quality 0.4",
+        "alternates in rank order: model-shot",
+    )
+
+
+def test_a_compliant_image_still_ranks_by_quality_alone() -> None:
+    # Notes do not make a compliant image less compliant, and no problem list is given.
+    selection = select_main_image([
+        Candidate("noted", 0, None, verdict_with("approve", COLOUR_NOTE), 0.9),
+        candidate("clean", 1, "approve", 0.8),
+        failing("small", 2, 0.99, SIZE),
+    ])
+    assert selection.order == ("noted", "clean", "small")
+    assert len(selection.steps) == 3 and selection.steps[1].startswith("main image: noted:")
+
+
+def test_failing_order_is_deterministic_whatever_the_input_order() -> None:
+    candidates = [
+        failing("a", 0, 0.5, PERSON), failing("b", 1, 0.5, SIZE), failing("c", 2, 0.5, TEXT),
+        failing("d", 3, 0.5, PERSON, hint="main"), failing("e", 4, 0.9, SIZE, ZOOM),
+        failing("f", 5, None, SIZE), failing("g", 6, 0.5, PERSON, hint="alternate"),
+    ]
+    expected = ("b", "f", "e", "d", "a", "g", "c")
+    rng = random.Random(11)
+    for _ in range(20):
+        shuffled = list(candidates)
+        rng.shuffle(shuffled)
+        assert select_main_image(shuffled).order == expected
