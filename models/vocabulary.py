@@ -155,12 +155,21 @@ _register(
         "text.overlay_area_fraction", "float", "fraction",
         "Frame area covered by overlay text boxes", 0, 1, stage="extractor",
     ),
-    # people.* — the NudeNet YOLOv8n detector (extractor stage).
+    # people.* — judged from the person boxes of every detector (models/detectors/people.py);
+    # nudity from the NudeNet detector (models/detectors/nudity.py).
     Attribute(
-        "people.person", "bool", "-", "A face or a body part of a person is visible",
+        "people.person", "bool", "-",
+        "A person is visible: a face, a body from any side, a hand, a person on the product",
         stage="extractor",
     ),
     Attribute("people.face_count", "int", "faces", "Faces detected", 0, stage="extractor"),
+    Attribute("people.hand_count", "int", "hands", "Hands detected", 0, stage="extractor"),
+    Attribute("people.body_count", "int", "bodies", "Bodies detected", 0, stage="extractor"),
+    Attribute(
+        "people.on_product", "bool", "-",
+        "Every person seen is printed on or shown by the product (a screen, a cover)",
+        stage="extractor",
+    ),
     Attribute(
         "people.nudity", "bool", "-", "An explicit (exposed) class is detected",
         stage="extractor",

@@ -30,6 +30,7 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "quality.score": 0.75,
     "text.overlay": False,
     "people.person": False,
+    "people.on_product": False,
     "people.nudity": False,
     "quality.technical": 40.0,
 }
@@ -196,8 +197,11 @@ CASES: dict[str, Case] = {
     "no-person": Case("main.people.none", {"people.person": False}, False),
     "person": Case(
         "main.people.none", {"people.person": True}, True, action="review",
-        message="A person (face or body) is visible on the main image; check the category "
-        "allows it",
+        message="A person (face, body or hand) is visible on the main image; show the product "
+        "alone",
+    ),
+    "person-on-the-packaging": Case(
+        "main.people.none", {"people.person": True, "people.on_product": True}, False,
     ),
     "technical-at-floor": Case("main.quality.technical", {"quality.technical": 80.0}, False),
     "technical-poor": Case(

@@ -116,7 +116,8 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "frame.border": False, "composition.fill_ratio": 0.88, "composition.touches_edge": False,
     "composition.item_count": 1, "composition.multiple_items": False,
     "sharpness.score": 0.8, "quality.score": 0.75,
-    "text.overlay": False, "people.person": False, "people.nudity": False,
+    "text.overlay": False, "people.person": False, "people.on_product": False,
+    "people.nudity": False,
     "quality.technical": 40.0,
 }
 

@@ -1,0 +1,82 @@
+"""People, judged once every detector has run: `people.*` from the boxes of the person detectors.
+
+A reviewer answers "person" for any human anywhere in the picture: a face, a body from any side,
+a model cut off by the frame, hands or fingers holding the product, people in a scene, and people
+printed on packaging or shown on a screen. No single model sees all of these, so the detectors
+that find parts of people each add `kind="person"` boxes (faces and hands: MediaPipe's
+BlazeFace and palm detectors, models/detectors/blaze.py; bodies: the COCO object detector,
+models/detectors/objects.py) and this module reads them together:
+
+- `people.person`: any person box at all;
+- `people.face_count`, `people.hand_count`, `people.body_count`: per label;
+- `people.on_product`: every person box lies inside a thing that carries pictures (a screen, a
+  book or box cover: `PICTURE_CARRIERS`), so the people seen are printed on or shown by the
+  product. The detector still reports them as people; the policy decides that such a person is
+  part of the product (rules/policies/base.yaml, main.people.none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models.detectors.base import DetectedBox, FrameBox
+from models.vocabulary import AttributeValue
+
+PERSON_KIND = "person"
+OBJECT_KIND = "object"
+# COCO classes on which a person can be a picture rather than a presence: screens, and printed
+# covers (packaging reads as "book" to COCO models, which have no box class).
+PICTURE_CARRIERS: frozenset[str] = frozenset({"tv", "laptop", "cell phone", "book"})
+
+
+@dataclass(frozen=True)
+class PeopleJudgeSettings:
+    """`inside_share` 0.85: a face on a phone's screen lies wholly inside the phone's box, while a
+    hand holding the phone overlaps it by half or less; the margin absorbs box jitter.
+    `carrier_min_score` 0.35: carriers are only believed when the object detector is fairly sure
+    of them, since a false screen would hide a real person."""
+
+    inside_share: float = 0.85
+    carrier_min_score: float = 0.35
+
+    def __post_init__(self) -> None:
+        for name in ("inside_share", "carrier_min_score"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+
+
+def _area(box: FrameBox) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def share_inside(inner: FrameBox, outer: FrameBox) -> float:
+    """The share of `inner`'s area that lies inside `outer` (0 for an empty inner box)."""
+    area = _area(inner)
+    if area <= 0.0:
+        return 0.0
+    overlap = (max(inner[0], outer[0]), max(inner[1], outer[1]),
+               min(inner[2], outer[2]), min(inner[3], outer[3]))
+    return _area(overlap) / area
+
+
+def judge_people(boxes: Sequence[DetectedBox],
+                 settings: PeopleJudgeSettings = PeopleJudgeSettings()
+                 ) -> dict[str, AttributeValue]:
+    people = [box for box in boxes if box.kind == PERSON_KIND]
+    carriers = [box for box in boxes
+                if box.kind == OBJECT_KIND and box.label in PICTURE_CARRIERS
+                and box.score >= settings.carrier_min_score]
+
+    def on_a_carrier(person: DetectedBox) -> bool:
+        return any(share_inside(person.box, carrier.box) >= settings.inside_share
+                   for carrier in carriers)
+
+    return {
+        "people.person": bool(people),
+        "people.face_count": sum(1 for box in people if box.label == "face"),
+        "people.hand_count": sum(1 for box in people if box.label == "hand"),
+        "people.body_count": sum(1 for box in people if box.label == "body"),
+        "people.on_product": bool(people) and all(on_a_carrier(box) for box in people),
+    }

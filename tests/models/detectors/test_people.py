@@ -1,0 +1,82 @@
+"""models.detectors.people: people.* from the boxes the person and object detectors drew."""
+
+from __future__ import annotations
+
+import pytest
+
+from models import vocabulary
+from models.detectors.base import DetectedBox
+from models.detectors.people import PeopleJudgeSettings, judge_people, share_inside
+
+
+def person(label: str, box: tuple[float, float, float, float], score: float = 0.8) -> DetectedBox:
+    return DetectedBox("person", label, score, box)
+
+
+def thing(label: str, box: tuple[float, float, float, float], score: float = 0.8) -> DetectedBox:
+    return DetectedBox("object", label, score, box)
+
+
+def test_nobody_on_a_packshot_with_text_and_objects() -> None:
+    found = judge_people([thing("bottle", (0.3, 0.1, 0.7, 0.9)),
+                          DetectedBox("text", "on_product", 0.9, (0.4, 0.4, 0.6, 0.5))])
+    assert found == {"people.person": False, "people.face_count": 0, "people.hand_count": 0,
+                     "people.body_count": 0, "people.on_product": False}
+    for name, value in found.items():
+        vocabulary.check_value(name, value)
+
+
+def test_any_part_of_a_person_is_a_person_and_is_counted_by_label() -> None:
+    found = judge_people([
+        person("hand", (0.1, 0.5, 0.3, 0.8)),
+        person("hand", (0.7, 0.5, 0.9, 0.8)),
+        person("face", (0.4, 0.05, 0.55, 0.25)),
+        person("body", (0.3, 0.0, 0.7, 1.0)),
+    ])
+    assert found["people.person"] is True
+    assert (found["people.face_count"], found["people.hand_count"],
+            found["people.body_count"]) == (1, 2, 1)
+    assert found["people.on_product"] is False
+
+
+def test_a_hand_alone_is_a_person() -> None:
+    assert judge_people([person("hand", (0.0, 0.6, 0.2, 1.0))])["people.person"] is True
+
+
+def test_a_face_on_a_phone_screen_is_on_the_product() -> None:
+    phone = thing("cell phone", (0.3, 0.1, 0.7, 0.9))
+    found = judge_people([phone, person("face", (0.4, 0.3, 0.6, 0.5))])
+    assert found["people.person"] is True  # reported as a person; the policy decides
+    assert found["people.on_product"] is True
+
+
+def test_a_hand_holding_the_phone_is_not_on_the_product() -> None:
+    phone = thing("cell phone", (0.3, 0.1, 0.7, 0.9))
+    holding = person("hand", (0.5, 0.6, 0.9, 1.0))  # overlaps the phone by a quarter
+    found = judge_people([phone, person("face", (0.4, 0.3, 0.6, 0.5)), holding])
+    assert found["people.on_product"] is False
+
+
+def test_an_unsure_screen_hides_nobody() -> None:
+    screen = thing("tv", (0.0, 0.0, 1.0, 1.0), score=0.2)
+    assert judge_people([screen, person("face", (0.4, 0.3, 0.6, 0.5))])["people.on_product"] \
+        is False
+
+
+def test_things_that_carry_no_pictures_hide_nobody() -> None:
+    chair = thing("chair", (0.0, 0.0, 1.0, 1.0))
+    assert judge_people([chair, person("body", (0.2, 0.2, 0.8, 0.8))])["people.on_product"] \
+        is False
+
+
+def test_share_inside() -> None:
+    assert share_inside((0.0, 0.0, 0.5, 0.5), (0.0, 0.0, 1.0, 1.0)) == pytest.approx(1.0)
+    assert share_inside((0.0, 0.0, 0.5, 0.5), (0.25, 0.0, 1.0, 1.0)) == pytest.approx(0.5)
+    assert share_inside((0.0, 0.0, 0.5, 0.5), (0.6, 0.6, 1.0, 1.0)) == 0.0
+    assert share_inside((0.2, 0.2, 0.2, 0.5), (0.0, 0.0, 1.0, 1.0)) == 0.0  # empty
+
+
+@pytest.mark.parametrize("settings", [{"inside_share": 0.0}, {"carrier_min_score": 1.5}])
+def test_unsafe_settings_fail_fast(settings: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        PeopleJudgeSettings(**settings)
