@@ -12,6 +12,12 @@ the fixes and measures the fixed image through the same stages; the fix is kept 
 fixed image passes the rules it targeted and fails none the original passed. Otherwise each fix
 rule falls back to its `otherwise` action. The main-image candidates are fixed as main first (a
 fixable image ranks between compliant and failing ones), then the alternates as alternates.
+
+Every fix considered is explained in the image's `fix`, so a seller knows what to do: the fix in
+the image's role, kept or refused, with the rule that stood in the way (the one the fixed image
+would break, or the one it still fails); for an alternate without one, a fix tried as main and
+refused (why it could not be the main image); and a fix a violation calls for but that was not
+attempted because another violation, one no fix resolves, holds the image back.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from curator import schemas
 from curator.errors import CuratorError, ImageError
-from rules import Candidate, ImageVerdict, Policy, PolicySet, evaluate, select_main_image
+from rules import Candidate, ImageVerdict, Policy, PolicySet, Violation, evaluate, select_main_image
 from rules.evaluate import Role
 from rules.schema import FixRef
 
@@ -116,6 +122,7 @@ class FixedFile:
     width: int | None = None
     height: int | None = None
     error: dict[str, Any] | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (fix, why): requested but did not apply
 
 
 def fix_locally(
@@ -124,14 +131,16 @@ def fix_locally(
     """Apply fixes in this process (the Preprocess replica, the CLI), measuring the way
     `preprocessor` does; refusals and undecodable files become an error answer."""
     from models.preprocess import Preprocessor
-    from rules.fixes import apply_fixes
+    from rules.fixes import FixError, apply_fixes
 
     preprocessor = preprocessor or Preprocessor()
     try:
         fixed = apply_fixes(data, fixes, preprocessor.decode_limits, preprocessor.thresholds)
     except CuratorError as exc:  # FixError, ImageError
-        return FixedFile(error=exc.to_dict())
-    return FixedFile(fixed.data, fixed.applied, fixed.width, fixed.height)
+        skipped = exc.skipped if isinstance(exc, FixError) else ()
+        return FixedFile(error=exc.to_dict(), skipped=skipped)
+    return FixedFile(fixed.data, fixed.applied, fixed.width, fixed.height,
+                     skipped=fixed.skipped)
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,7 @@ class FixedMeasurement:
     applied: tuple[str, ...] = ()
     width: int | None = None
     height: int | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (fix, why): requested but did not apply
 
 
 class Fixer(Protocol):
@@ -156,8 +166,13 @@ class FixOutcome:
     accepted: bool
     reason: str
     targeted: tuple[str, ...]  # rule ids the fixes were for
+    role: Role  # the role the image was fixed (or would have been) for
     fixed: FixedMeasurement | None = None
     verdict: ImageVerdict | None = None  # the fixed image's verdict in the same role
+    # Refused: the rule in the way, the one the fixed image would break, else one it still
+    # fails, else (nothing applied) the one it could not resolve; the one no fix resolves when
+    # not attempted.
+    rule_id: str | None = None
 
 
 @dataclass
@@ -271,23 +286,56 @@ async def _try_fixes(policy: Policy, image: _Image, role: Role, fixer: Fixer | N
     verdict = image.verdicts[role]
     targeted = tuple(v.rule_id for v in verdict.violations if v.action == "fix")
     if fixer is None:
-        return FixOutcome(False, "fixes are not applied on this path", targeted)
+        return FixOutcome(False, "fixes are not applied on this path", targeted, role)
     fixed = await fixer(image.measured.image_id, verdict.fixes)
     if fixed.measured.attributes is None:
         error = (fixed.measured.error or {}).get("message", "the fix failed")
-        return FixOutcome(False, f"could not fix: {error}", targeted, fixed)
+        return FixOutcome(False, f"could not fix: {error}", targeted, role, fixed,
+                          rule_id=targeted[0])
     after = evaluate(policy, fixed.measured.attributes, role)
-    still = [v.rule_id for v in after.violations if v.rule_id in targeted]
+    still = [v for v in after.violations if v.rule_id in targeted]
     before = {v.rule_id for v in verdict.violations}
-    new = [v.rule_id for v in after.violations if v.rule_id not in before]
-    if still:
-        return FixOutcome(False, f"the fixed image still fails {', '.join(still)}", targeted,
-                          fixed, after)
-    if new:
-        return FixOutcome(False, f"the fixed image would break {', '.join(new)}", targeted,
-                          fixed, after)
+    new = [v for v in after.violations if v.rule_id not in before]
+    if still or new:
+        # The rule it would break comes first: that is what the seller cannot get round by
+        # accepting the fix, and what the reason's message then describes.
+        blocking = (new + still)[0]
+        problems = [f"still fails {_ids(still)}"] if still else []
+        problems += [f"would break {_ids(new)}"] if new else []
+        return FixOutcome(
+            False, f"the fixed image {' and '.join(problems)}: {blocking.message}", targeted,
+            role, fixed, after, rule_id=blocking.rule_id,
+        )
     return FixOutcome(True, f"{' + '.join(fixed.applied) or 're-encoding'} resolves "
-                      f"{', '.join(targeted)}", targeted, fixed, after)
+                      f"{', '.join(targeted)}", targeted, role, fixed, after)
+
+
+def _ids(violations: Sequence[Violation]) -> str:
+    return ", ".join(v.rule_id for v in violations)
+
+
+def _considered_fix(image: _Image, role: Role) -> FixOutcome | None:
+    """The fix to explain in the image's answer in `role` (module doc): the one tried in its
+    role; for an alternate, else one tried as main and refused; else one not attempted in its
+    role. A fix tried as main and kept is not shown on an alternate: it is not the image to use."""
+    outcome = image.fixes.get(role)
+    if outcome is not None:
+        return outcome
+    as_main = image.fixes.get("main")
+    if role == "alternate" and as_main is not None and not as_main.accepted:
+        return as_main
+    verdict = image.verdicts[role]
+    if not verdict.fixes or verdict.fixable:
+        return None
+    # Fix rules are violated, but so is a rule no fix resolves: fixing cannot make it compliant.
+    holding = [v for v in verdict.violations if v.action not in ("fix", "approve")]
+    return FixOutcome(
+        False,
+        f"not attempted: {_ids(holding)} also {'holds' if len(holding) == 1 else 'hold'} the "
+        "image back and no fix resolves that, so the fixed image would not be compliant either",
+        tuple(v.rule_id for v in verdict.violations if v.action == "fix"), role,
+        rule_id=holding[0].rule_id,
+    )
 
 
 def _effective(image: _Image, role: Role) -> ImageVerdict:
@@ -326,7 +374,7 @@ def _image_answer(
     score = measured.attributes.get("quality.score")
     verdict = _effective(image, role)
     as_main = _effective(image, "main")
-    outcome = image.fixes.get(role)
+    outcome = _considered_fix(image, role)
     return schemas.ImageAssessment(
         image_id=measured.image_id,
         status="ok",
@@ -359,6 +407,12 @@ def _fix_answer(outcome: FixOutcome, include_image: bool) -> schemas.FixResult:
         resolved=list(outcome.targeted) if outcome.accepted else [],
         accepted=outcome.accepted,
         reason=outcome.reason,
+        evaluated_as=outcome.role,
+        targeted=list(outcome.targeted),
+        rule_id=outcome.rule_id,
+        not_applied=[
+            schemas.FixNotApplied(fix=name, reason=why) for name, why in fixed.skipped
+        ] if fixed else [],
         verdict=_verdict(outcome.verdict) if outcome.verdict is not None else None,
         image=(
             base64.b64encode(fixed.data).decode("ascii")

@@ -85,14 +85,39 @@ class Detection(BaseModel):
     box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 in frame units")
 
 
+class FixNotApplied(BaseModel):
+    fix: str
+    reason: str = Field(description="Why it did not change the image: nothing to do, or refused")
+
+
 class FixResult(BaseModel):
     applied: list[str] = Field(description="Fixes that changed the image, in the order applied")
-    resolved: list[str] = Field(description="Rule ids the fixed image now passes")
-    accepted: bool = Field(description="The fixed image resolves them and breaks no other rule")
-    reason: str
+    resolved: list[str] = Field(description="Rule ids the fixed image now passes (when accepted)")
+    accepted: bool = Field(
+        description="The fixed image resolves them and breaks no other rule. False: the fix was "
+        "refused (it would break a rule, did not resolve one, or could not apply) or not "
+        "attempted (another violation that no fix resolves holds the image back); the original "
+        "stands and `reason` says what to do"
+    )
+    reason: str = Field(description="Why the fix was kept, refused or not attempted, in words")
+    evaluated_as: Role | None = Field(
+        None, description="The role the fix was for; main on an alternate: the fix that was "
+        "tried to make it the main image, and refused"
+    )
+    targeted: list[str] = Field(default_factory=list, description="Rule ids the fix was for")
+    rule_id: str | None = Field(
+        None, description="When not accepted: the rule in the way: the one the fixed image would "
+        "break, else one it still fails or could not resolve, or (not attempted) the one no fix "
+        "resolves"
+    )
+    not_applied: list[FixNotApplied] = Field(
+        default_factory=list, description="Requested fixes that did not change the image, and why"
+    )
     verdict: Verdict | None = Field(None, description="The fixed image's verdict")
-    image: str | None = Field(None, description="The fixed image, base64 JPEG")
-    width: int | None = None
+    image: str | None = Field(
+        None, description="The fixed image, base64 JPEG (only when accepted)"
+    )
+    width: int | None = Field(None, description="Of the fixed image, when one was made")
     height: int | None = None
 
 
@@ -109,7 +134,8 @@ class ImageAssessment(BaseModel):
     )
     error: ErrorBody | None = None
     fix: FixResult | None = Field(
-        None, description="With action fix: the fixed image to use instead of the original"
+        None, description="The fix considered for the image: with action fix, the fixed image to "
+        "use instead of the original; with accepted false, why none is offered"
     )
     duplicate_of: str | None = Field(None, description="Dropped as a near-duplicate of this image")
     detections: list[Detection] | None = None

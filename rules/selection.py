@@ -206,7 +206,7 @@ def _problems(verdict: ImageVerdict) -> str:
         return "compliant"
     if verdict.fixable:
         fixes = ", ".join(f.name for f in verdict.fixes)
-        return f"fixable by {fixes}: {_listed(held)}"
+        return f"fixable{' by ' + fixes if fixes else ''}: {_listed(held)}"
     picture = [v for v in verdict.violations if v.concerns == "content"]
     file = [v for v in verdict.violations if v.concerns == "file"]
     problems = (f"problems in the picture: {_listed(picture)}" if picture

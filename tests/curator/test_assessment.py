@@ -51,9 +51,11 @@ class TechnicalStages:
         fixed = fix_locally(self.files[image_id], [(f.name, dict(f.with_)) for f in fixes],
                             self.preprocessor)
         if fixed.data is None:
-            return FixedMeasurement(MeasuredImage(image_id, error=fixed.error))
+            return FixedMeasurement(MeasuredImage(image_id, error=fixed.error),
+                                    skipped=fixed.skipped)
         measured = measure_locally(fixed.data, image_id, self.preprocessor)
-        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
+        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height,
+                                fixed.skipped)
 
 
 @pytest.fixture
@@ -161,7 +163,11 @@ def test_a_fix_that_cannot_resolve_falls_back_to_its_otherwise(stages: Technical
     response = assess(stages, {"small": FIX_CASES["pad-small-product"][0]}, assessor=assessor)
     (image,) = response.images
     assert image.fix is not None and not image.fix.accepted
-    assert image.fix.reason == "the fixed image still fails main.fill.minimum"
+    assert image.fix.reason == (
+        "the fixed image still fails main.fill.minimum: The product spans only 85% of the frame; "
+        "at least 90% is required (the marketplace asks for about 85%)"
+    )
+    assert image.fix.rule_id == "main.fill.minimum" and image.fix.evaluated_as == "main"
     assert image.fix.image is None  # a refused fix is not offered
     assert image.action == "reject"  # main.fill.minimum: otherwise reject
     actions = {v.rule_id: v.severity for v in image.verdict.violations}  # type: ignore[union-attr]
@@ -193,7 +199,85 @@ def test_a_refused_fix_falls_back(stages: TechnicalStages) -> None:
     assert stages.fix_calls == [("cut", ("pad_to_fill",))]
     assert image.fix is not None and not image.fix.accepted
     assert image.fix.reason.startswith("could not fix: pad_to_fill: ")
+    # Nothing applied: the rule in the way is the one the fix could not resolve.
+    assert image.fix.rule_id == "main.fill.target"
+    assert [(n.fix, n.reason.split(":")[0]) for n in image.fix.not_applied] == [
+        ("pad_to_fill", "the product touches the image edge")]
     assert image.action == "review"
+
+
+def test_a_crop_below_the_size_rule_is_refused_and_explained(stages: TechnicalStages) -> None:
+    # 1200 px, the product spanning half of it: cropping to an 85% fill leaves about 700 px,
+    # under the 1000 px zoom rule the original passed. Beside it, a well-filled 450 px photo
+    # whose only problems are about the file.
+    crop = jpeg(size=(1200, 1200), fill=0.5, seed=4)
+    files = {"crop": crop, "small-file": jpeg(size=(450, 450), fill=0.86, seed=5)}
+    response = assess(stages, files)
+    assert stages.fix_calls == [("crop", ("pad_to_fill",))]
+    # The refused fix leaves crop with a blocking problem in the picture: the small file wins.
+    assert response.selection.main_image_id == "small-file"
+    assert "crop: problems in the picture: main.fill.minimum (blocking), main.fill.target " \
+        "(warning)" in response.selection.steps
+    assert "(crop has more blocking problems in the picture: 1 against 0)" in (
+        response.selection.reason)
+    image = by_id(response)["crop"]
+    assert image.action == "approve"  # as an alternate it is fine
+    fix = image.fix  # ... and its answer says why it could not be the main image
+    assert fix is not None and not fix.accepted and fix.image is None
+    assert fix.evaluated_as == "main"
+    assert fix.rule_id == "main.size.zoom"
+    assert fix.reason.startswith("the fixed image would break main.size.zoom: Longest side is ")
+    assert fix.width is not None and fix.width < 1000 and fix.applied == ["pad_to_fill"]
+    assert fix.targeted == ["main.fill.minimum", "main.fill.target"] and fix.resolved == []
+    # Alone, the same image is the main one: rejected for its fill, with the same explanation.
+    (alone,) = assess(TechnicalStages(), {"crop": crop}).images
+    assert alone.action == "reject" and alone.fix is not None
+    assert (alone.fix.accepted, alone.fix.rule_id) == (False, "main.size.zoom")
+
+
+def test_a_fix_held_back_by_another_rule_is_not_attempted_and_says_so(
+    stages: TechnicalStages,
+) -> None:
+    # 800 px: under the zoom rule, which no fix resolves (fixes never upscale), so padding the
+    # small product could not make it a compliant main image and is not tried.
+    response = assess(stages, {"small": jpeg(size=(800, 800), fill=0.5, seed=16)})
+    (image,) = response.images
+    assert stages.fix_calls == []
+    assert image.action == "review"
+    assert image.fix is not None and not image.fix.accepted
+    assert image.fix.rule_id == "main.size.zoom" and image.fix.evaluated_as == "main"
+    assert image.fix.reason.startswith("not attempted: main.size.zoom also holds the image back")
+    assert image.fix.targeted == ["main.fill.minimum", "main.fill.target"]
+    assert image.fix.applied == [] and image.fix.verdict is None
+
+
+WHITEN_AND_FILL = FILL_ONLY + """\
+  - id: main.background.pure_white
+    description: white
+    applies_to: main
+    require: {attribute: background.pure_white_fraction, op: ">=", value: 0.90}
+    severity: warn
+    action: fix
+    fix: whiten_background
+"""
+
+
+def test_a_fix_that_could_not_apply_beside_one_that_did_is_named(
+    stages: TechnicalStages,
+) -> None:
+    # Off-white and cut off at the right edge: whitening applies, padding refuses, so the fixed
+    # image still fails the fill rule, and the answer says why padding did nothing.
+    cut = jpeg(size=(1200, 1200), fill=0.7, centre=(0.9, 0.5), background=(249, 249, 249),
+               seed=9)
+    assessor = ListingAssessor(policy_set_from_texts({"p.yaml": WHITEN_AND_FILL}))
+    (image,) = assess(stages, {"cut": cut}, assessor=assessor).images
+    fix = image.fix
+    assert fix is not None and not fix.accepted
+    assert fix.applied == ["whiten_background"]
+    assert fix.rule_id == "main.fill.target"
+    assert fix.reason.startswith("the fixed image still fails main.fill.target: ")
+    assert [n.fix for n in fix.not_applied] == ["pad_to_fill"]
+    assert "touches the image edge" in fix.not_applied[0].reason
 
 
 def test_fixable_ranks_between_compliant_and_failing(stages: TechnicalStages) -> None:
