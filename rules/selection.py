@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rules.evaluate import ImageVerdict, Violation
-from rules.schema import SelectionSettings, Severity
+from rules.schema import Concern, SelectionSettings, Severity
 
 RoleHint = Literal["main", "alternate"] | None
 
@@ -99,7 +99,7 @@ class Distance:
         return (self.tier, *self.picture, *self.file)
 
 
-def _by_severity(verdict: ImageVerdict, concerns: str) -> tuple[int, int, int]:
+def _by_severity(verdict: ImageVerdict, concerns: Concern) -> tuple[int, int, int]:
     about = [v.severity for v in verdict.violations if v.concerns == concerns]
     blocks, warnings, notes = (about.count(severity) for severity in _SEVERITIES)
     return blocks, warnings, notes
