@@ -154,6 +154,16 @@ class FixedMeasurement:
     height: int | None = None
     skipped: tuple[tuple[str, str], ...] = ()  # (fix, why): requested but did not apply
 
+    @classmethod
+    def of(cls, fixed: FixedFile, measured: MeasuredImage) -> FixedMeasurement:
+        """The fixed file and the measurement of its data."""
+        return cls(measured, fixed.data, fixed.applied, fixed.width, fixed.height, fixed.skipped)
+
+    @classmethod
+    def failed(cls, image_id: str, fixed: FixedFile) -> FixedMeasurement:
+        """A fix that produced no file: its error, and the fixes that did not apply."""
+        return cls(MeasuredImage(image_id=image_id, error=fixed.error), skipped=fixed.skipped)
+
 
 class Fixer(Protocol):
     """Applies fixes to one image of the listing and measures the result through the stages."""

@@ -97,9 +97,8 @@ class LocalPipeline:
             fixed = fix_locally(originals[image_id], [(f.name, dict(f.with_)) for f in fixes],
                                 self.preprocessor)
             if fixed.error is not None or fixed.data is None:
-                return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
+                return FixedMeasurement.failed(image_id, fixed)
             (measured,) = self.run([(image_id, fixed.data)])
-            return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width,
-                                    fixed.height)
+            return FixedMeasurement.of(fixed, measured)
 
         return fix

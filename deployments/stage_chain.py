@@ -90,11 +90,9 @@ class StageChain:
         except Exception:
             logger.exception("fixing image %s failed", image_id)
             return FixedMeasurement(stage_failed(image_id))
-        if fixed.error is not None:
-            return FixedMeasurement(MeasuredImage(image_id=image_id, error=fixed.error))
-        assert fixed.data is not None
-        measured = await self.measure(image_id, fixed.data, card)
-        return FixedMeasurement(measured, fixed.data, fixed.applied, fixed.width, fixed.height)
+        if fixed.error is not None or fixed.data is None:
+            return FixedMeasurement.failed(image_id, fixed)
+        return FixedMeasurement.of(fixed, await self.measure(image_id, fixed.data, card))
 
     async def backends(self) -> dict[str, str]:
         """What each stage runs on, as the replicas report it (GET /v1/version)."""
