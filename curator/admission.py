@@ -2,21 +2,44 @@
 
 Without a bound, load past capacity only lengthens the queues: every listing waits behind all
 the others and latency grows without limit (Little's law), although throughput does not. With
-one, the listings that would have queued past the latency target get a fast 429 and a
-Retry-After instead, and those admitted keep their latency.
+one, the listings that would have queued get a fast 429 and a Retry-After instead, and those
+admitted keep their latency.
 
 The limit is not a fixed number, because capacity is not: it grows with the model replicas the
-autoscaler adds and shrinks on a busy host. It adapts like TCP congestion control (AIMD):
+autoscaler adds and shrinks on a busy host. Nor can it aim at an absolute latency alone: a host
+whose single image already takes 430 ms would shed its second client against a 500 ms target,
+and one that answers in 40 ms would let 12x its no-load latency queue up before shedding. So the
+limit follows the *gradient*, the ratio of recent latency to the no-load latency this replica
+has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
 
-- a listing answered within `latency_target_ms` while the limit was at least half in use
-  raises the limit, by one per listing until the first slow answer ("slow start": about x1.5
-  per round trip, so a fresh replica finds a large cluster's capacity in a few), then by
-  1/limit per listing (about one per two round trips);
-- a slower answer, again with the limit at least half in use, cuts it, at most once per round
-  trip, in proportion to how far it overshot (k times the target: to 1/k of the limit), by
-  `backoff_ratio` at least and by half at most; the listings admitted before a cut took effect
-  do not cut it again. A slow answer with the limit mostly unused (the first listing after a
-  start, one slow image) says nothing about queues and changes nothing.
+- The no-load latency is learnt per listing size (images in powers of two, because a listing of
+  eight takes longer than one of one with no queue at all): a minimum that any faster answer
+  lowers at once and that rises only slowly (doubling in `baseline_rise_s`), and only from
+  answers admitted with the limit mostly unused, so a host that got slower is re-learnt but
+  sustained queueing is never taken for the new normal.
+- The short window is the median ratio of the last nine answers under load. Up to
+  `1 + (tolerance - 1) / 2` the queues are short and the limit grows: by one per image until the
+  first sign of queueing (slow start, about x1.5 per round trip), then by one per round trip;
+  below nine images, more slowly, since a round trip then gives the median too few answers to
+  see the queue a step made. Between that and `tolerance` it holds. Past `tolerance` it is cut,
+  at most once per round trip, in proportion (tolerance / ratio), by half at most. A median and a
+  tolerance of 2x mean that ordinary variation and one slow image never shed.
+- `latency_target_ms` is the operator's ceiling: a median latency under load above it, with any
+  queue, cuts the limit whatever the tolerance allows (to target / latency, between
+  `backoff_ratio` and half), and the limit never grows above it. A host slower than the ceiling
+  with no queue at all is not cut: refusing its clients would make nothing faster.
+- `min_limit` (2) is a floor: two one-image listings are always admitted, so a second client on
+  an idle host is never refused, however slow the host.
+- After a quiet spell (`quiet_round_trips` with no admission that used half the limit) the limit
+  is unvalidated, as a TCP congestion window is after an application-limited period (RFC 7661):
+  it decays halfway towards the most images that were in flight meanwhile, once per spell, and
+  the no-load latencies are re-learnt from the next answers. A load step therefore meets a limit
+  the host has recently shown it can carry, not one learnt before the autoscaler removed
+  replicas, and slow start finds the rest within a few round trips.
+
+Only answers to listings admitted with the limit at least half in use move the limit: a slow
+answer with the limit mostly unused (the first listing after a start, one slow image) says
+nothing about queues, and a fast one says nothing about capacity.
 
 The limit counts images, not listings, because images are what the stages work on. A listing is
 admitted while the images in flight are below the limit, whatever its own size: it may take them
@@ -24,14 +47,17 @@ past the limit, and the latency it causes feeds back like any other. Requiring r
 whole listing instead would starve listings with many images under sustained load, since the
 one-image listings would always fit first.
 
-Autoscaling still sees demand: at the limit, the stage deployments hold about a latency
-target's worth of queued work, which is above their `target_ongoing_requests` when those are
-set below throughput x target (graphs/serve_config.yaml).
+Autoscaling still sees demand: at the limit, the stage deployments hold about a round trip's
+worth of queued work, which is above their `target_ongoing_requests` when those are set below
+throughput x latency (graphs/serve_config.yaml).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,20 +67,31 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from curator.errors import CuratorError
 
 DEEPEST_CUT = 0.5  # the most one round trip of slow answers can take off the limit
+SHORT_WINDOW = 9  # answers under load whose median is "recent latency"
+MIN_SAMPLES_TO_CUT = 3  # one or two answers are an anecdote, not a queue
 
 
 class AdmissionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    # A listing slower than this (ms, in the ingress) says the queues are too long. The limit
-    # settles where about one listing in ten is slower, so the p99 lands near 1.5-2x this:
-    # half the latency objective (1 s) is the default.
+    # The operator's ceiling (ms, in the ingress): a median listing latency under load above it,
+    # with a queue, cuts the limit whatever the tolerance allows. Half the latency objective
+    # (1 s): the median held here leaves the p99 near 1 s.
     latency_target_ms: float = Field(500.0, gt=0)
+    # Recent latency up to this multiple of the no-load latency is ordinary variation; beyond
+    # it, queueing that the limit cuts.
+    tolerance: float = Field(2.0, gt=1)
     initial_limit: int = Field(16, ge=1)
-    min_limit: int = Field(1, ge=1)
+    # The floor: 2 admits a second one-image listing however slow the host.
+    min_limit: int = Field(2, ge=1)
     max_limit: int = Field(4096, ge=1)
-    backoff_ratio: float = Field(0.75, gt=0, lt=1)
+    backoff_ratio: float = Field(0.75, gt=0, lt=1)  # the mildest cut for the ceiling
+    # Round trips without an admission that used half the limit before it decays (RFC 7661).
+    quiet_round_trips: int = Field(20, ge=1)
+    # Time for the no-load latency to double, from answers with the limit mostly unused that
+    # never come faster (a host that got slower while never quiet).
+    baseline_rise_s: float = Field(300.0, gt=0)
     # Told to refused clients (Retry-After, whole seconds as HTTP requires).
     retry_after_s: int = Field(1, ge=1)
 
@@ -90,6 +127,44 @@ class _Permit:
     saturated: bool  # the limit was in use (half or more) when this listing was admitted
 
 
+def size_class(images: int) -> int:
+    """Listings of 1, 2-3, 4-7, ... images share a no-load latency."""
+    return max(1, images).bit_length()
+
+
+class NoLoadLatency:
+    """The latency a listing of each size class takes with no queue: a minimum that any faster
+    answer lowers, that answers admitted with the limit mostly unused raise slowly (doubling in
+    `rise_s`), and that the next answer sets once marked stale. Answers under load never raise
+    it: their queue is what it measures."""
+
+    def __init__(self, rise_s: float) -> None:
+        self.rise_per_s = math.log(2) / rise_s
+        self._seconds: dict[int, float] = {}
+        self._updated: dict[int, float] = {}
+        self._stale: set[int] = set()
+
+    def get(self, size: int) -> float | None:
+        return self._seconds.get(size)
+
+    def observe(self, size: int, latency_s: float, now: float, under_load: bool) -> None:
+        known = self._seconds.get(size)
+        if known is None or size in self._stale:
+            self._seconds[size] = latency_s
+        elif latency_s < known or not under_load:
+            allowed = known * math.exp(self.rise_per_s * max(0.0, now - self._updated[size]))
+            self._seconds[size] = min(latency_s, allowed)
+        # Time under load does not count towards a rise either.
+        self._updated[size] = now
+        self._stale.discard(size)
+
+    def shortest(self) -> float | None:
+        return min(self._seconds.values(), default=None)
+
+    def mark_stale(self) -> None:
+        self._stale = set(self._seconds)
+
+
 class AdmissionLimiter:
     """Not thread-safe: one per ingress replica, used from its event loop only."""
 
@@ -101,13 +176,20 @@ class AdmissionLimiter:
         self._in_flight = 0
         self._epoch = 0
         self._slow_start = True
+        self._no_load = NoLoadLatency(settings.baseline_rise_s)
+        # Latency and its ratio to the no-load latency, answers under load in this epoch.
+        self._recent: deque[tuple[float, float]] = deque(maxlen=SHORT_WINDOW)
+        self._round_trip_s: float | None = None  # the last median latency seen
+        self._busy_at = clock()  # last admission that used half the limit
+        self._high_water = 0  # most images in flight since then (the quiet spell's use)
         self.admitted = 0
         self.refused = 0
 
     def reconfigure(self, settings: AdmissionSettings) -> None:
-        """New settings from user_config; the limit learnt so far is kept, within the new
-        bounds, and so are the listings in flight."""
+        """New settings from user_config; the limit and the latencies learnt so far are kept,
+        the limit within the new bounds, and so are the listings in flight."""
         self.settings = settings
+        self._no_load.rise_per_s = math.log(2) / settings.baseline_rise_s
         self._limit = min(float(settings.max_limit), max(float(settings.min_limit), self._limit))
 
     @property
@@ -118,14 +200,24 @@ class AdmissionLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def no_load_latency_s(self, images: int = 1) -> float | None:
+        """What a listing of this many images takes with no queue, as learnt so far."""
+        return self._no_load.get(size_class(images))
+
     def try_acquire(self, images: int) -> _Permit | None:
         if not self.settings.enabled:
             return _Permit(images, self._epoch, saturated=False)
+        now = self._clock()
+        self._decay_if_quiet(now)
         if self._in_flight >= self._limit:
             self.refused += 1
             return None
         saturated = self._in_flight + images >= self._limit / 2
         self._in_flight += images
+        if saturated:
+            self._busy_at, self._high_water = now, 0
+        else:
+            self._high_water = max(self._high_water, self._in_flight)
         self.admitted += 1
         return _Permit(images, self._epoch, saturated)
 
@@ -136,24 +228,72 @@ class AdmissionLimiter:
         self._in_flight -= permit.images
         if latency_s is None:
             return
-        settings = self.settings
-        if not permit.saturated:
-            # Admitted with the limit less than half used: whatever its latency, it was not a
-            # queue the limit let grow (a cold start, a slow image), so it moves nothing.
+        size = size_class(permit.images)
+        no_load = self._no_load.get(size)
+        self._no_load.observe(size, latency_s, self._clock(), under_load=permit.saturated)
+        if not permit.saturated or permit.epoch != self._epoch:
+            # Admitted with the limit mostly unused: not a queue the limit let grow (a cold
+            # start, a slow image). Admitted before the last cut: its queue is already paid for.
             return
-        if latency_s * 1000 > settings.latency_target_ms:
-            if permit.epoch == self._epoch:  # once per round trip
-                # Little's law: at a given throughput the wait grows with what is in flight, so
-                # a listing k times over the target asks for 1/k of the limit. Halving at most
-                # keeps one outlier from emptying it; backoff_ratio is the mildest cut.
-                wanted = settings.latency_target_ms / (latency_s * 1000)
-                factor = min(settings.backoff_ratio, max(DEEPEST_CUT, wanted))
-                self._limit = max(float(settings.min_limit), self._limit * factor)
-                self._epoch += 1
-                self._slow_start = False
+        # The first answer of a size says nothing about queueing yet: ratio 1.
+        self._recent.append((latency_s, latency_s / no_load if no_load else 1.0))
+        self._adjust(permit.images)
+
+    def _adjust(self, images: int) -> None:
+        settings = self.settings
+        self._round_trip_s = statistics.median(latency for latency, _ in self._recent)
+        ratio = statistics.median(ratio for _, ratio in self._recent)
+        grow_below = 1 + (settings.tolerance - 1) / 2
+        enough = len(self._recent) >= MIN_SAMPLES_TO_CUT
+        queueing = enough and ratio > settings.tolerance
+        # Over the ceiling with some queue: whatever the tolerance allows. With none, a cut would
+        # shed work the host has room for without making anything faster.
+        over_ceiling = (enough and ratio > grow_below
+                        and self._round_trip_s * 1000 > settings.latency_target_ms)
+        if queueing or over_ceiling:
+            # Little's law: at a given throughput the wait grows with what is in flight, so k
+            # times the acceptable latency asks for 1/k of the limit; halving at most keeps a
+            # burst from emptying it.
+            factor = settings.tolerance / ratio if queueing else 1.0
+            if over_ceiling:
+                wanted = settings.latency_target_ms / (self._round_trip_s * 1000)
+                factor = min(factor, settings.backoff_ratio, wanted)
+            self._set_limit(self._limit * max(DEEPEST_CUT, factor))
+            self._epoch += 1
+            self._recent.clear()
+            self._slow_start = False
+        elif ratio <= grow_below:
+            if self._round_trip_s * 1000 <= settings.latency_target_ms:  # room under the ceiling
+                step = 1.0 if self._slow_start else 1.0 / self._limit
+                # No faster than the short window can see: below SHORT_WINDOW images a round
+                # trip is fewer answers than the median needs to show a new queue.
+                pace = min(1.0, self._limit / SHORT_WINDOW)
+                self._set_limit(self._limit + step * pace * images)
         else:
-            step = 1.0 if self._slow_start else 1.0 / self._limit
-            self._limit = min(float(settings.max_limit), self._limit + step * permit.images)
+            self._slow_start = False  # queueing has begun: probe gently from here
+
+    def _decay_if_quiet(self, now: float) -> None:
+        round_trip = self._round_trip_s or self._no_load.shortest()
+        if round_trip is None:
+            return
+        quiet_s = self.settings.quiet_round_trips * max(round_trip, 0.001)
+        spells = int((now - self._busy_at) / quiet_s)
+        if spells < 1:
+            return
+        # RFC 7661: an unused window is not a validated one. Halve the distance to what was
+        # really in flight, once per quiet spell, and re-learn the no-load latency.
+        target = max(float(self.settings.min_limit), float(self._high_water))
+        if self._limit > target:
+            self._set_limit(target + (self._limit - target) * 0.5 ** spells)
+        self._busy_at += spells * quiet_s
+        self._high_water = 0
+        self._slow_start = True
+        self._recent.clear()
+        self._no_load.mark_stale()
+
+    def _set_limit(self, limit: float) -> None:
+        settings = self.settings
+        self._limit = min(float(settings.max_limit), max(float(settings.min_limit), limit))
 
     @asynccontextmanager
     async def admit(self, images: int) -> AsyncIterator[None]:

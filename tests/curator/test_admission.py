@@ -1,13 +1,27 @@
-"""The ingress's adaptive admission limit (curator.admission), driven by a fake clock."""
+"""The ingress's adaptive admission limit (curator.admission).
+
+The mechanics are tested directly; the behaviour on simulated hosts: a discrete-event model of a
+replica (c workers serving images first come, first served, each image taking its service time
+with some jitter, plus a fixed overhead per listing) under closed-loop clients that retry a 429
+after its Retry-After, all on a simulated clock. Every figure asserted is simulated time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from curator.admission import AdmissionLimiter, AdmissionSettings, Overloaded
+from curator.admission import AdmissionLimiter, AdmissionSettings, Overloaded, size_class
 from curator.errors import CuratorError
 
 
@@ -20,7 +34,262 @@ class Clock:
 
 
 def limiter(**settings: object) -> AdmissionLimiter:
-    return AdmissionLimiter(AdmissionSettings.model_validate(settings))
+    return AdmissionLimiter(AdmissionSettings.model_validate(settings), clock=Clock())
+
+
+# --- the simulated replica ------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """From `start_s` on: `clients` closed-loop clients, on a host with `workers` workers."""
+
+    start_s: float
+    clients: int
+    workers: int
+
+
+@dataclass
+class Answer:
+    sent_s: float
+    latency_s: float
+    images: int
+
+
+@dataclass
+class _Listing:
+    images: int
+    admitted_s: float
+    client: int
+    permit: object
+    left: int
+    slow_factor: float = 1.0
+
+
+@dataclass
+class Simulation:
+    """One ingress replica in front of `workers` identical workers (a model stage's replicas or
+    cores), FIFO per image, driven by closed-loop clients; every time is simulated."""
+
+    phases: list[Phase]
+    service_s: float  # per image, with no queue
+    settings: AdmissionSettings = field(default_factory=AdmissionSettings)
+    jitter: float = 0.2  # service times uniform in service_s * (1 ± jitter)
+    overhead_s: float = 0.02  # per listing, outside the queue (HTTP, preprocessing)
+    images_per_listing: Callable[[random.Random], int] = lambda _: 1
+    slow_listings: dict[int, float] = field(default_factory=dict)  # nth sent: x service time
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        self.now = 0.0
+        self.rng = random.Random(self.seed)
+        self.limiter = AdmissionLimiter(self.settings, clock=lambda: self.now)
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._waiting: deque[_Listing] = deque()
+        self._busy = 0
+        self._workers = 0
+        self._clients = 0
+        self._running: set[int] = set()
+        self._sent = 0
+        self.answers: list[Answer] = []
+        self.refusals: list[float] = []
+        self.limits: list[tuple[float, int]] = []
+
+    def run(self, until_s: float) -> Simulation:
+        for phase in self.phases:
+            self._at(phase.start_s, partial(self._enter, phase))
+        while self._events and self._events[0][0] <= until_s:
+            self.now, _, action = heapq.heappop(self._events)
+            action()
+            self.limits.append((self.now, self.limiter.limit))
+        return self
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (when, next(self._order), action))
+
+    def _enter(self, phase: Phase) -> None:
+        self._clients, self._workers = phase.clients, phase.workers
+        for client in range(phase.clients):
+            if client not in self._running:
+                self._running.add(client)
+                self._send(client, retries=0)
+        self._start_work()
+
+    def _send(self, client: int, retries: int) -> None:
+        if client >= self._clients:  # this client's phase is over
+            self._running.discard(client)
+            return
+        images = self.images_per_listing(self.rng)
+        permit = self.limiter.try_acquire(images)
+        if permit is None:
+            self.refusals.append(self.now)
+            # A well-behaved client: Retry-After, doubled per refusal in a row, jittered.
+            wait = min(8.0, self.settings.retry_after_s * 2 ** retries)
+            self._at(self.now + wait * self.rng.uniform(0.5, 1.5),
+                     lambda: self._send(client, retries + 1))
+            return
+        listing = _Listing(images, self.now, client, permit, images,
+                           self.slow_listings.get(self._sent, 1.0))
+        self._sent += 1
+        self._waiting.extend([listing] * images)
+        self._start_work()
+
+    def _start_work(self) -> None:
+        while self._waiting and self._busy < self._workers:
+            listing = self._waiting.popleft()
+            self._busy += 1
+            took = self.service_s * listing.slow_factor * self.rng.uniform(
+                1 - self.jitter, 1 + self.jitter)
+            self._at(self.now + took, partial(self._image_done, listing))
+
+    def _image_done(self, listing: _Listing) -> None:
+        self._busy -= 1
+        listing.left -= 1
+        if listing.left == 0:
+            self._at(self.now + self.overhead_s, lambda: self._answered(listing))
+        self._start_work()
+
+    def _answered(self, listing: _Listing) -> None:
+        latency = self.now - listing.admitted_s
+        self.limiter.release(listing.permit, latency)  # type: ignore[arg-type]
+        self.answers.append(Answer(listing.admitted_s, latency, listing.images))
+        self._send(listing.client, retries=0)
+
+    # Figures over a window of simulated time.
+
+    def latencies(self, start_s: float, end_s: float) -> np.ndarray:
+        return np.array([a.latency_s for a in self.answers if start_s <= a.sent_s < end_s])
+
+    def shed(self, start_s: float, end_s: float) -> int:
+        return sum(start_s <= t < end_s for t in self.refusals)
+
+    def images_per_s(self, start_s: float, end_s: float) -> float:
+        done = sum(a.images for a in self.answers if start_s <= a.sent_s + a.latency_s < end_s)
+        return done / (end_s - start_s)
+
+    def limit_range(self, start_s: float, end_s: float) -> tuple[int, int]:
+        limits = [limit for t, limit in self.limits if start_s <= t < end_s]
+        return min(limits), max(limits)
+
+
+def p(latencies: np.ndarray, q: float) -> float:
+    return float(np.percentile(latencies, q))
+
+
+def capacity(workers: int, service_s: float) -> float:
+    return workers / service_s
+
+
+# --- behaviour on simulated hosts -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_a_slow_host_never_sheds_two_clients_and_holds_latency_under_load(seed: int) -> None:
+    # The host of issue 11: 430 ms an image, two workers. The old limiter aimed at 500 ms
+    # absolute and shed the second client.
+    sim = Simulation([Phase(0, 1, 2), Phase(60, 2, 2), Phase(120, 16, 2)], 0.43,
+                     seed=seed).run(240)
+    assert sim.shed(0, 120) == 0
+    no_load = p(sim.latencies(0, 60), 50)
+    peak = capacity(2, 0.43)
+    # Sixteen clients: the limit holds the queue near the 500 ms ceiling where an unbounded
+    # one would hold them all (16 / 4.65 per s = 3.4 s), and the workers stay busy.
+    loaded = sim.latencies(150, 240)
+    assert sim.images_per_s(150, 240) >= 0.9 * peak
+    assert p(loaded, 50) <= 0.6
+    assert p(loaded, 99) <= 0.4 * 16 / peak
+    assert sim.limit_range(150, 240)[1] <= 6
+    assert no_load < 0.5  # the figures above are not a host with no ceiling problem
+
+
+def test_without_the_ceiling_the_gradient_alone_holds_latency_near_tolerance() -> None:
+    settings = AdmissionSettings(latency_target_ms=1e6)
+    sim = Simulation([Phase(0, 1, 2), Phase(60, 16, 2)], 0.43, settings).run(180)
+    no_load = p(sim.latencies(0, 60), 50)
+    loaded = sim.latencies(90, 180)
+    assert sim.shed(0, 60) == 0
+    assert sim.images_per_s(90, 180) >= 0.95 * capacity(2, 0.43)
+    assert p(loaded, 50) <= settings.tolerance * 1.1 * no_load
+    assert p(loaded, 99) <= 3.5 * no_load
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_a_fast_host_keeps_its_queues_short_far_below_the_ceiling(seed: int) -> None:
+    # 40 ms an image: an absolute 500 ms target would let 12x the no-load latency queue.
+    sim = Simulation([Phase(0, 1, 2), Phase(30, 2, 2), Phase(60, 64, 2)], 0.04,
+                     seed=seed).run(180)
+    assert sim.shed(0, 60) == 0
+    no_load = p(sim.latencies(0, 30), 50)
+    loaded = sim.latencies(70, 180)
+    assert sim.images_per_s(70, 180) >= 0.95 * capacity(2, 0.04)
+    assert p(loaded, 50) <= 2.2 * no_load
+    assert p(loaded, 99) <= 3 * no_load < 0.5
+
+
+def test_a_sixteen_worker_host_takes_sixteen_clients_and_its_peak() -> None:
+    sim = Simulation([Phase(0, 1, 16), Phase(30, 16, 16), Phase(120, 64, 16)], 0.43).run(240)
+    assert sim.shed(0, 30) == 0
+    # From a limit decayed to what one client used, slow start finds room for sixteen within
+    # a few round trips: a few refusals at the step, then none.
+    answered = len(sim.latencies(30, 120))
+    assert sim.shed(30, 120) <= 0.02 * answered
+    assert sim.shed(45, 120) == 0
+    assert p(sim.latencies(45, 120), 99) <= 0.55  # no queue: service time and jitter
+    assert sim.images_per_s(150, 240) >= 0.85 * capacity(16, 0.43)
+
+
+def _load_step(quiet_round_trips: int) -> Simulation:
+    # Sixty seconds of heavy load on sixteen workers grow the limit; a quiet minute follows, in
+    # which the autoscaler takes fourteen of them away; then the load returns.
+    settings = AdmissionSettings(quiet_round_trips=quiet_round_trips)
+    return Simulation([Phase(0, 64, 16), Phase(60, 1, 2), Phase(180, 64, 2)], 0.1,
+                      settings).run(300)
+
+
+def test_a_load_step_after_a_quiet_spell_meets_a_decayed_limit() -> None:
+    sim = _load_step(quiet_round_trips=20)
+    stale = _load_step(quiet_round_trips=10**6)  # no decay: the limit learnt before the spell
+    assert sim.limit_range(0, 60)[1] >= 20
+    limit_before_step = [limit for t, limit in sim.limits if t < 180][-1]
+    assert limit_before_step <= 4
+    assert [limit for t, limit in stale.limits if t < 180][-1] >= 15
+    # The step's first seconds: a bounded burst of slow answers, far below the stale limit's.
+    step, stale_step = sim.latencies(180, 185), stale.latencies(180, 185)
+    assert step.max() <= 0.6  # five no-load latencies
+    assert step.max() <= 0.6 * stale_step.max()
+    assert (stale_step > 0.6).sum() >= 15
+    # Then it settles at the smaller host's capacity, with short queues.
+    assert sim.images_per_s(200, 300) >= 0.95 * capacity(2, 0.1)
+    assert p(sim.latencies(200, 300), 99) <= 0.4
+
+
+def test_a_slow_single_image_changes_nothing() -> None:
+    # One listing in a steady trickle takes ten times as long (a huge image, a cold cache).
+    quiet = Simulation([Phase(0, 1, 2)], 0.43).run(120)
+    slow = Simulation([Phase(0, 1, 2)], 0.43, slow_listings={100: 10.0}).run(120)
+    slow_answer = max(slow.answers, key=lambda answer: answer.latency_s)
+    assert slow_answer.latency_s > 3.0
+    assert slow.shed(0, 120) == quiet.shed(0, 120) == 0
+    before = [limit for t, limit in slow.limits if t < slow_answer.sent_s]
+    after = [limit for t, limit in slow.limits if t > slow_answer.sent_s + slow_answer.latency_s]
+    assert max(after[:20]) <= max(before[-20:])
+    assert slow.limiter.no_load_latency_s() == pytest.approx(
+        quiet.limiter.no_load_latency_s(), rel=0.15)
+
+
+def test_one_slow_answer_under_load_does_not_cut_the_limit() -> None:
+    # The median of the short window: a single outlier among answers under load is not a queue.
+    admission = limiter(initial_limit=8, latency_target_ms=1000)
+    for latency_s in [0.1] * 6 + [0.9] + [0.1] * 3:
+        permits = [admission.try_acquire(1) for _ in range(4)]
+        for permit in permits:
+            assert permit is not None
+            admission.release(permit, latency_s)
+    assert admission.limit >= 8
+
+
+# --- the mechanics --------------------------------------------------------------------------
 
 
 def test_refuses_once_the_images_in_flight_reach_the_limit() -> None:
@@ -38,7 +307,7 @@ def test_refuses_once_the_images_in_flight_reach_the_limit() -> None:
 
 
 def test_a_listing_with_many_images_is_not_starved_by_small_ones() -> None:
-    admission = limiter(initial_limit=4, latency_target_ms=500)
+    admission = limiter(initial_limit=4)
     small = [admission.try_acquire(1) for _ in range(3)]
     large = admission.try_acquire(10)  # fits as soon as one image of room is left
     assert large is not None and admission.in_flight == 13
@@ -49,58 +318,166 @@ def test_a_listing_with_many_images_is_not_starved_by_small_ones() -> None:
     assert admission.in_flight == 0
 
 
-def _round_trip(admission: AdmissionLimiter, latency_s: float) -> None:
+def _round_trip(admission: AdmissionLimiter, latency_s: float, images: int = 1) -> None:
     """Fill the limit, then answer every listing in `latency_s`."""
-    permits = [admission.try_acquire(1) for _ in range(admission.limit)]
+    permits = [admission.try_acquire(images) for _ in range(-(-admission.limit // images))]
     for permit in permits:
         assert permit is not None
         admission.release(permit, latency_s)
 
 
-def test_slow_answers_cut_the_limit_once_per_round_trip() -> None:
-    admission = limiter(initial_limit=20, latency_target_ms=500, backoff_ratio=0.5)
-    _round_trip(admission, 2.0)  # eleven slow answers with the limit half used or more
-    assert admission.limit == 10
-    _round_trip(admission, 2.0)  # admitted after the cut: their slowness counts again
-    assert admission.limit == 5
-
-
-def test_the_cut_follows_how_far_the_answer_overshot() -> None:
-    # Just over the target: the mild backoff_ratio; five times over: half, the deepest cut, so a
-    # sudden jump in load converges in a few round trips rather than many.
-    for latency_s, expected in ((0.55, 12), (0.8, 10), (2.5, 8)):
-        admission = limiter(initial_limit=16, latency_target_ms=500, backoff_ratio=0.75)
-        _round_trip(admission, latency_s)
-        assert admission.limit == expected, latency_s
-
-
-def test_a_slow_answer_with_the_limit_mostly_unused_changes_nothing() -> None:
-    # The first listing after a start (models warming up), or one slow image: no queue the
-    # limit let grow, so no reason to admit less.
-    admission = limiter(initial_limit=16, latency_target_ms=500)
-    for _ in range(3):
-        permit = admission.try_acquire(2)
-        assert permit is not None
-        admission.release(permit, 5.0)
-    assert admission.limit == 16
-
-
 def test_fast_answers_under_load_grow_the_limit_slow_start_then_additively() -> None:
-    admission = limiter(initial_limit=4, latency_target_ms=500, backoff_ratio=0.5)
+    admission = limiter(initial_limit=10, latency_target_ms=10_000)
     limits = [admission.limit]
+    for _ in range(3):
+        _round_trip(admission, 0.1)
+        limits.append(admission.limit)
+    # Slow start: +1 per answer at the no-load latency admitted with the limit at least half in
+    # use, so each round trip multiplies the limit by about 1.5.
+    assert limits == [10, 16, 25, 38]
+    # Ten times the no-load latency: the deepest cut, once, when the median of the short
+    # window turns (the fifth slow answer of nine; the four before it still grew the limit).
+    _round_trip(admission, 1.0)
+    assert admission.limit == (38 + 4) // 2
+    # Then congestion avoidance: 1/limit per answer from the busier half, about +1 per two
+    # round trips.
+    limits = []
     for _ in range(4):
         _round_trip(admission, 0.1)
         limits.append(admission.limit)
-    # Slow start: +1 per fast answer admitted with the limit at least half in use, so each
-    # round trip multiplies the limit by about 1.5.
-    assert limits == [4, 7, 11, 17, 26]
-    _round_trip(admission, 1.0)
-    assert admission.limit == 13  # one cut by half for the whole round trip of slow answers
-    # Then congestion avoidance: 1/limit per answer from the busier half, about +1 per two
-    # round trips.
-    for expected in (13, 14, 14, 15):
+    assert limits == [21, 22, 22, 23]
+
+
+def test_growth_at_small_limits_waits_for_the_short_window() -> None:
+    # Two images in flight make two answers a round trip; the median needs five to see a queue
+    # that a step made, so even slow start adds one per few answers, not one per answer.
+    admission = limiter(initial_limit=2, min_limit=2, latency_target_ms=10_000)
+    limits = []
+    for _ in range(4):
+        permits = [admission.try_acquire(1) for _ in range(2)]
+        for permit in permits:
+            assert permit is not None
+            admission.release(permit, 0.1)
+        limits.append(admission.limit)
+    assert limits == [2, 2, 3, 3]
+
+
+def test_queueing_past_the_tolerance_cuts_in_proportion_once_per_round_trip() -> None:
+    admission = limiter(initial_limit=40, max_limit=40, latency_target_ms=10_000, tolerance=2)
+    _round_trip(admission, 0.1)  # learns the no-load latency; at max_limit already
+    assert admission.no_load_latency_s() == pytest.approx(0.1)
+    _round_trip(admission, 0.3)  # three times: to 2/3
+    assert admission.limit == 26
+    _round_trip(admission, 0.3)  # admitted after the cut: their latency counts again
+    assert admission.limit == 17
+    _round_trip(admission, 1.0)  # ten times: halved at most
+    assert admission.limit == 8
+
+
+def test_latency_within_the_tolerance_holds_the_limit() -> None:
+    admission = limiter(initial_limit=16, latency_target_ms=10_000, tolerance=2)
+    _round_trip(admission, 0.1)
+    learnt = admission.limit
+    _round_trip(admission, 0.18)  # 1.8x: some queueing, ordinary for a busy host
+    held = admission.limit
+    for _ in range(5):
+        _round_trip(admission, 0.18)
+    assert admission.limit == held >= learnt
+
+
+def test_the_ceiling_cuts_queues_the_tolerance_allows() -> None:
+    admission = limiter(initial_limit=16, max_limit=16, latency_target_ms=500, tolerance=2,
+                        backoff_ratio=0.75)
+    _round_trip(admission, 0.3)
+    _round_trip(admission, 0.55)  # 1.8x the no-load latency: tolerated, but over 500 ms
+    assert admission.limit == 12
+
+
+def test_no_cut_when_the_host_alone_is_slower_than_the_ceiling() -> None:
+    # 600 ms with no queue at all: shedding cannot make that faster, only refuse clients.
+    admission = limiter(initial_limit=8, latency_target_ms=500)
+    for _ in range(5):
+        _round_trip(admission, 0.6)
+    assert admission.limit == 8  # and no growth either: no room under the ceiling
+
+
+def test_each_listing_size_has_its_own_no_load_latency() -> None:
+    admission = limiter(initial_limit=16, max_limit=16, latency_target_ms=10_000)
+    _round_trip(admission, 0.1, images=1)
+    _round_trip(admission, 0.4, images=8)  # eight images take longer with no queue
+    assert admission.no_load_latency_s(8) == pytest.approx(0.4)
+    assert admission.no_load_latency_s(12) == admission.no_load_latency_s(8)  # same class
+    assert [size_class(n) for n in (1, 2, 3, 4, 7, 8)] == [1, 2, 2, 3, 3, 4]
+    for _ in range(5):
+        _round_trip(admission, 0.4, images=8)
+        _round_trip(admission, 0.1, images=1)
+    assert admission.limit == 16  # 4x a one-image listing, yet no queue: no cut
+
+
+def test_a_quiet_spell_decays_the_limit_towards_what_was_used() -> None:
+    clock = Clock()
+    admission = AdmissionLimiter(AdmissionSettings(initial_limit=4, quiet_round_trips=10,
+                                                   latency_target_ms=10_000), clock=clock)
+    for _ in range(6):
         _round_trip(admission, 0.1)
-        assert admission.limit == expected
+    grown = admission.limit
+    assert grown >= 30
+    # A trickle of three listings at a time: the limit mostly unused, for two quiet spells
+    # (10 round trips of 0.1 s each).
+    for _ in range(21):
+        clock.now += 0.1
+        permits = [admission.try_acquire(1) for _ in range(3)]
+        for permit in permits:
+            assert permit is not None
+            admission.release(permit, 0.1)
+    # Halfway towards the three in flight, once per spell.
+    assert admission.limit == int(3 + (grown - 3) / 4)
+    assert admission.limit > 3
+    # And slow start again: the limit regrows at once when the load returns.
+    before = admission.limit
+    _round_trip(admission, 0.1)
+    assert admission.limit > before * 1.3
+
+
+def test_a_stale_no_load_latency_is_relearnt_after_a_quiet_spell() -> None:
+    clock = Clock()
+    admission = AdmissionLimiter(AdmissionSettings(quiet_round_trips=10), clock=clock)
+    _round_trip(admission, 0.1)
+    assert admission.no_load_latency_s() == pytest.approx(0.1)
+    # The host got slower (fewer replicas): 0.25 s with no queue. A minimum would keep 0.1 and
+    # read the new normal as queueing; after a quiet spell the next answer sets it.
+    clock.now += 5.0
+    permit = admission.try_acquire(1)
+    assert permit is not None
+    admission.release(permit, 0.25)
+    assert admission.no_load_latency_s() == pytest.approx(0.25)
+
+
+def test_the_no_load_latency_rises_slowly_and_never_under_load() -> None:
+    clock = Clock()
+    # A tolerance of 4: the limit holds, so the queue below stays a queue. No quiet spells:
+    # they would re-learn it at once (test_a_stale_no_load_latency_is_relearnt...).
+    admission = AdmissionLimiter(AdmissionSettings(initial_limit=16, baseline_rise_s=300,
+                                                   tolerance=4, latency_target_ms=10_000,
+                                                   quiet_round_trips=10**6),
+                                 clock=clock)
+    _round_trip(admission, 0.1)
+    busy = [admission.try_acquire(1) for _ in range(20)]  # the limit stays in use
+    for _ in range(30):  # 30 s of answers at 3x with the limit in use: that is a queue
+        clock.now += 1.0
+        permit = admission.try_acquire(1)
+        assert permit is not None and permit.saturated
+        admission.release(permit, 0.3)
+    assert admission.no_load_latency_s() == pytest.approx(0.1)
+    for held in busy:
+        assert held is not None
+        admission.release(held, None)
+    for _ in range(30):  # 30 s of single listings at 3x: the host itself got slower
+        clock.now += 1.0
+        permit = admission.try_acquire(1)
+        assert permit is not None
+        admission.release(permit, 0.3)
+    assert admission.no_load_latency_s() == pytest.approx(0.1 * 2 ** (30 / 300), rel=1e-6)
 
 
 def test_fast_answers_while_idle_do_not_grow_the_limit() -> None:
@@ -114,16 +491,18 @@ def test_fast_answers_while_idle_do_not_grow_the_limit() -> None:
 
 
 def test_the_limit_stays_within_its_bounds() -> None:
-    admission = limiter(initial_limit=4, min_limit=2, max_limit=6, backoff_ratio=0.1)
-    _round_trip(admission, 99.0)
+    admission = limiter(initial_limit=4, min_limit=2, max_limit=6, latency_target_ms=10_000)
+    _round_trip(admission, 0.1)
+    for _ in range(4):
+        _round_trip(admission, 99.0)
     assert admission.limit == 2
     for _ in range(50):
-        _round_trip(admission, 0.0)
+        _round_trip(admission, 0.1)
     assert admission.limit == 6
 
 
 def test_disabled_admits_everything() -> None:
-    admission = limiter(enabled=False, initial_limit=1)
+    admission = limiter(enabled=False, initial_limit=1, min_limit=1)
     assert all(admission.try_acquire(5) for _ in range(100))
     assert admission.refused == 0
 
@@ -139,10 +518,13 @@ def test_reconfigure_keeps_the_learnt_limit_within_the_new_bounds() -> None:
 
 
 def test_settings_are_checked() -> None:
+    assert AdmissionSettings().min_limit == 2  # a second client is never refused
     with pytest.raises(ValidationError, match="min_limit <= initial_limit <= max_limit"):
         AdmissionSettings(initial_limit=4, min_limit=8)
     with pytest.raises(ValidationError):
         AdmissionSettings(backoff_ratio=1.0)
+    with pytest.raises(ValidationError):
+        AdmissionSettings(tolerance=1.0)
     with pytest.raises(ValidationError):
         AdmissionSettings(surprise=True)  # type: ignore[call-arg]
 
@@ -150,8 +532,7 @@ def test_settings_are_checked() -> None:
 def test_admit_times_the_body_and_raises_a_retryable_429() -> None:
     clock = Clock()
     admission = AdmissionLimiter(
-        AdmissionSettings(initial_limit=1, latency_target_ms=100, backoff_ratio=0.5,
-                          retry_after_s=3),
+        AdmissionSettings(initial_limit=1, min_limit=1, latency_target_ms=100, retry_after_s=3),
         clock=clock,
     )
 
@@ -166,12 +547,15 @@ def test_admit_times_the_body_and_raises_a_retryable_429() -> None:
             assert (error.status, error.code) == (429, "overloaded")
             assert error.headers == {"Retry-After": "3"}
             assert "limit of 1 images" in error.message
-        assert admission.in_flight == 0 and admission.limit == 2  # 50 ms: fast, and saturated
+        # Saturated with no queue: grows, by a ninth at so small a limit (one short window).
+        assert admission.in_flight == 0 and admission.limit == 1
+        assert admission.no_load_latency_s() == pytest.approx(0.05)
 
         with pytest.raises(RuntimeError):
             async with admission.admit(1):
                 clock.now += 10.0
                 raise RuntimeError("stage failed")
-        assert admission.in_flight == 0 and admission.limit == 2  # a failure is no sample
+        assert admission.in_flight == 0 and admission.limit == 1  # a failure is no sample
+        assert admission.no_load_latency_s() == pytest.approx(0.05)
 
     asyncio.run(scenario())
