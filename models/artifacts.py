@@ -209,6 +209,45 @@ NUDITY_DETECTOR = register(
     )
 )
 
+PALM_DETECTOR = register(
+    ModelArtifact(
+        name="mediapipe-palm-detection-full",
+        package="mediapipe",
+        version="0.10.14",
+        member="mediapipe/modules/palm_detection/palm_detection_full.tflite",
+        sha256="82f5242b98723747bc4880dfd1125e1c372b9a7df9ec79b77750dd5dd240bc1a",
+        licence="Apache-2.0 (the wheel, and MediaPipe's model card for the hand models)",
+        description="MediaPipe BlazePalm (full): palm boxes and 7 hand keypoints, one class",
+        input_name="input_1",
+        input_layout="NCHW float32 RGB 0..1, letterboxed square, black padding",
+        input_size=(192, 192),
+        extra={"outputs": "Identity: N x 2016 x 18 (box dx dy w h + 7 keypoints, canvas px); "
+                          "Identity_1: N x 2016 x 1 score logits",
+               "anchors": "SSD, fixed size, strides 8/16/16/16, 2 per layer (models.detectors"
+                          ".blaze)"},
+        made_by="tools/convert_mediapipe_models.py",
+    )
+)
+
+FACE_DETECTOR = register(
+    ModelArtifact(
+        name="mediapipe-face-detection-full-range",
+        package="mediapipe",
+        version="0.10.14",
+        member="mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        sha256="ff95c5e8a06ba15b92c0ec3be20172187d3cd9c5811a03acccf084412392139e",
+        licence="Apache-2.0 (the wheel, and MediaPipe's model card for BlazeFace full range)",
+        description="MediaPipe BlazeFace full range: face boxes and 6 keypoints, one class",
+        input_name="input_1",
+        input_layout="NCHW float32 RGB -1..1, letterboxed square, black padding",
+        input_size=(192, 192),
+        extra={"outputs": "Identity: N x 2304 x 16 (box dx dy w h + 6 keypoints, canvas px); "
+                          "Identity_1: N x 2304 x 1 score logits",
+               "anchors": "SSD, fixed size, stride 4, 1 per cell (models.detectors.blaze)"},
+        made_by="tools/convert_mediapipe_models.py",
+    )
+)
+
 BRISQUE_SVR = register(
     ModelArtifact(
         name="brisque-svr",

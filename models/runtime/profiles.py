@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, ModelArtifact
+from models.artifacts import (
+    FACE_DETECTOR,
+    NUDITY_DETECTOR,
+    PALM_DETECTOR,
+    TEXT_DETECTOR,
+    ModelArtifact,
+)
 
 Shape = tuple[int, ...]
 # One non-batch dimension: fixed (int) or a (min, opt, max) range for dynamic dimensions.
@@ -81,6 +87,9 @@ Profile = Mapping[str, ShapeRange]  # input tensor name -> its range
 _ENGINE_SAMPLE_SHAPES: dict[str, SampleShape] = {
     NUDITY_DETECTOR.name: (3, 320, 320),
     TEXT_DETECTOR.name: (3, (32, 640, 640), (32, 640, 640)),
+    # MediaPipe's palm and full-range face detectors: fixed 192 x 192 canvases (their anchors).
+    PALM_DETECTOR.name: (3, 192, 192),
+    FACE_DETECTOR.name: (3, 192, 192),
 }
 
 
