@@ -52,10 +52,6 @@ SOURCES: dict[str, Source] = {
     "boutique-old": Source("GoogleCloudPlatform/microservices-demo",
                            "f362d2b2a1ba24d16e479dad9fd7098fa05b35eb", "Apache-2.0",
                            "src/frontend/static/img/products"),
-    # Tamagotchi variants from pull request 277 (refs/pull/277/head), never merged.
-    "boutique-pr277": Source("GoogleCloudPlatform/microservices-demo",
-                             "a64b23873b2a247b1ed7869622bd519a4f622511", "Apache-2.0",
-                             "src/frontend/static/img/products"),
     # WooCommerce Blocks' pattern placeholder photos (stock photos shipped in the plugin).
     "wooblocks": Source("woocommerce/woocommerce-blocks",
                         "03c7cfacb225be345ab30240ef483476c080bae8", "GPL-3.0-or-later",
@@ -97,10 +93,6 @@ PICKS: list[Pick] = [
     _pick("boutique-old", "record-player.jpg", "record-player", "electronics"),
     _pick("boutique-old", "terrarium.jpg", "terrarium", "home"),
     _pick("boutique-old", "typewriter.jpg", "typewriter", "collectibles"),
-    _pick("boutique-pr277", "tamagotchi_pink.jpg", "tamagotchi", "collectibles"),
-    _pick("boutique-pr277", "tamagotchi_dark_blue.jpg", "tamagotchi", "collectibles"),
-    _pick("boutique-pr277", "tamagotchi_red.jpg", "tamagotchi", "collectibles"),
-    _pick("boutique-pr277", "tamagotchi_yellow.jpg", "tamagotchi", "collectibles"),
     _pick("wooblocks", "leather-guitar-typewriter-red-gadget-sofa.png", "red-typewriter",
           "collectibles", "wooblocks-red-typewriter"),
     _pick("wooblocks", "music-technology-play-equipment-studio-gadget.png", "headphones",
