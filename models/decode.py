@@ -65,6 +65,9 @@ class DecodedImage:
     animated: bool  # more than one frame; `rgb` is the first
     dpi: float | None  # horizontal dots per inch recorded in the file, if any
     n_bytes: int  # size of the encoded file
+    # Share of pixels the file leaves mostly transparent (alpha < 128), composited on white in
+    # `rgb`: a transparent backdrop looks white here, but it is not a white background.
+    transparent_fraction: float = 0.0
 
     @property
     def height(self) -> int:
@@ -151,7 +154,17 @@ def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
         animated=animated,
         dpi=dpi,
         n_bytes=len(data),
+        transparent_fraction=_transparent_fraction(image),
     )
+
+
+def _transparent_fraction(image: Image.Image) -> float:
+    has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info or (
+        image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA")
+    if not has_alpha:
+        return 0.0
+    alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    return float(np.count_nonzero(alpha < 128)) / alpha.size
 
 
 def _sniff_format(data: bytes) -> str | None:

@@ -139,10 +139,15 @@ class Preprocessor:
             md5 = hashes.pixel_md5(full)
             phash = hashes.perceptual_hash(grey)
 
+        transparent = bool(decoded.transparent_fraction >= th.transparent_min_fraction)
         attributes.update({
             "background.white_fraction": float(white),
             "background.pure_white_fraction": float(pure_white),
-            "background.is_white": bool(white >= th.white_background_min_fraction),
+            "background.transparent": transparent,
+            # A transparent backdrop is composited on white for measuring, but what the file
+            # holds is no background at all: not a white one.
+            "background.is_white": bool(white >= th.white_background_min_fraction
+                                        and not transparent),
             "composition.fill_ratio": float(placement.fill_ratio),
             "composition.fill_area": float(placement.fill_area),
             "composition.touches_edge": bool(placement.touches_edge),

@@ -71,7 +71,12 @@ _register(
         0,
         1,
     ),
-    Attribute("background.is_white", "bool", "-", "white_fraction >= 0.95"),
+    Attribute(
+        "background.transparent", "bool", "-",
+        "The file leaves the backdrop transparent (at least 1% of the frame)",
+    ),
+    Attribute("background.is_white", "bool", "-",
+              "white_fraction >= 0.95 and the backdrop is not transparent"),
     # composition.* — the product mask is everything that is not background.
     Attribute(
         "composition.fill_ratio",

@@ -379,8 +379,10 @@ for _definition in (
         DownscaleParams, ("file.longest_side",), downscale,
     ),
     FixDefinition(
-        "convert_to_srgb_jpeg", "Re-encode as a baseline sRGB JPEG (CMYK, 16-bit, WEBP, palette)",
-        ConvertToSrgbJpegParams, ("file.format", "file.color_mode"), convert_to_srgb_jpeg,
+        "convert_to_srgb_jpeg",
+        "Re-encode as a baseline sRGB JPEG (CMYK, 16-bit, WEBP, palette; transparency on white)",
+        ConvertToSrgbJpegParams, ("file.format", "file.color_mode", "background.transparent"),
+        convert_to_srgb_jpeg,
     ),
 ):
     _register(_definition)

@@ -27,6 +27,9 @@ class MeasurementThresholds:
     near_white_min_level: int = 245
     # background.is_white: share of background pixels that are near-white, at least this fraction.
     white_background_min_fraction: float = 0.95
+    # background.transparent: share of the frame the file leaves transparent, at least this.
+    # 1% ignores anti-aliased corners and a stray clear pixel; a cut-out product leaves far more.
+    transparent_min_fraction: float = 0.01
 
     # --- background / product mask ----------------------------------------------------------------
     # Width of the outer ring the background colour is estimated from, as a fraction of the

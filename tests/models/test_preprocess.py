@@ -173,13 +173,20 @@ def test_duplicates_share_hashes() -> None:
     assert bin(int(as_png["hash.phash"], 16) ^ int(as_jpeg["hash.phash"], 16)).count("1") <= 4
 
 
-def test_transparent_png_is_a_product_on_white() -> None:
+def test_transparent_png_is_measured_on_white_but_has_no_white_background() -> None:
     data = synthetic.to_png_bytes(synthetic.transparent_product(size=(600, 600), fill=0.8))
     attributes = PREPROCESSOR.run(data).attributes
     assert attributes["file.color_mode"] == "RGBA"
-    assert attributes["background.is_white"] is True
+    assert attributes["background.transparent"] is True
+    assert attributes["background.is_white"] is False
     assert attributes["background.pure_white_fraction"] > 0.99
     assert attributes["composition.fill_ratio"] == pytest.approx(0.8, abs=0.03)
+
+
+def test_an_opaque_png_has_no_transparent_backdrop() -> None:
+    attributes = PREPROCESSOR.run(synthetic.to_png_bytes(SCENES["white"]())).attributes
+    assert attributes["background.transparent"] is False
+    assert attributes["background.is_white"] is True
 
 
 def test_animated_gif_is_flagged() -> None:

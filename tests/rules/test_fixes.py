@@ -171,8 +171,14 @@ CASES: dict[str, Case] = {
     ),
     "convert-palette-png": Case(
         lambda: synthetic.to_palette_png_bytes(synthetic.transparent_product(size=(800, 800))),
-        (("convert_to_srgb_jpeg", {}),), ("image.color_mode",),
+        (("convert_to_srgb_jpeg", {}),), ("image.color_mode", "main.background.opaque"),
         {"file.format": "JPEG", "file.color_mode": "RGB"},
+    ),
+    # A cut-out product: flattened on white, it is the white packshot it was meant to be.
+    "convert-transparent-png": Case(
+        lambda: synthetic.to_png_bytes(synthetic.transparent_product(size=(800, 800))),
+        (("convert_to_srgb_jpeg", {}),), ("main.background.opaque",),
+        {"file.format": "JPEG", "background.transparent": False, "background.is_white": True},
     ),
     "convert-webp": Case(
         lambda: _webp(synthetic.render_product(size=(800, 800))),

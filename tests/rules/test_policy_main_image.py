@@ -31,6 +31,7 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "text.overlay": False,
     "people.person": False,
     "people.on_product": False,
+    "background.transparent": False,
     "people.nudity": False,
     "quality.technical": 40.0,
 }
@@ -48,6 +49,11 @@ class Case:
 
 CASES: dict[str, Case] = {
     # background
+    "opaque": Case("main.background.opaque", {"background.transparent": False}, False),
+    "transparent": Case(
+        "main.background.opaque", {"background.transparent": True}, True, action="fix",
+        message="The background is transparent; the main image needs a white (RGB 255,255,255) one",
+    ),
     "white-at-threshold": Case("main.background.white", {"background.white_fraction": 0.97}, False),
     "white-below": Case(
         "main.background.white", {"background.white_fraction": 0.969}, True, action="reject",

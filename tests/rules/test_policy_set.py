@@ -117,7 +117,7 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "composition.item_count": 1, "composition.multiple_items": False,
     "sharpness.score": 0.8, "quality.score": 0.75,
     "text.overlay": False, "people.person": False, "people.on_product": False,
-    "people.nudity": False,
+    "people.nudity": False, "background.transparent": False,
     "quality.technical": 40.0,
 }
 
