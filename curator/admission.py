@@ -28,8 +28,9 @@ has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
   queue, cuts the limit whatever the tolerance allows (to target / latency, between
   `backoff_ratio` and half), and the limit never grows above it. A host slower than the ceiling
   with no queue at all is not cut: refusing its clients would make nothing faster.
-- `min_limit` (2) is a floor: two one-image listings are always admitted, so a second client on
-  an idle host is never refused, however slow the host.
+- `min_limit` (2) is a floor: the limit never drops below it, and fewer listings than it in
+  flight always admit one more, whatever their size, so a second client is never refused,
+  however slow the host.
 - After a quiet spell (`quiet_round_trips` with no admission that used half the limit) the limit
   is unvalidated, as a TCP congestion window is after an application-limited period (RFC 7661):
   it decays halfway towards the most images that were in flight meanwhile, once per spell, and
@@ -83,7 +84,8 @@ class AdmissionSettings(BaseModel):
     # it, queueing that the limit cuts.
     tolerance: float = Field(2.0, gt=1)
     initial_limit: int = Field(16, ge=1)
-    # The floor: 2 admits a second one-image listing however slow the host.
+    # The floor, in images for the limit and in listings for admission: with 2, a second
+    # listing is admitted whatever its size and however slow the host.
     min_limit: int = Field(2, ge=1)
     max_limit: int = Field(4096, ge=1)
     backoff_ratio: float = Field(0.75, gt=0, lt=1)  # the mildest cut for the ceiling
@@ -174,6 +176,7 @@ class AdmissionLimiter:
         self._clock = clock
         self._limit = float(settings.initial_limit)
         self._in_flight = 0
+        self._listings = 0
         self._epoch = 0
         self._slow_start = True
         self._no_load = NoLoadLatency(settings.baseline_rise_s)
@@ -209,11 +212,12 @@ class AdmissionLimiter:
             return _Permit(images, self._epoch, saturated=False)
         now = self._clock()
         self._decay_if_quiet(now)
-        if self._in_flight >= self._limit:
+        if self._in_flight >= self._limit and self._listings >= self.settings.min_limit:
             self.refused += 1
             return None
         saturated = self._in_flight + images >= self._limit / 2
         self._in_flight += images
+        self._listings += 1
         if saturated:
             self._busy_at, self._high_water = now, 0
         else:
@@ -226,6 +230,7 @@ class AdmissionLimiter:
         if not self.settings.enabled:
             return
         self._in_flight -= permit.images
+        self._listings -= 1
         if latency_s is None:
             return
         size = size_class(permit.images)

@@ -203,6 +203,20 @@ def test_a_slow_host_never_sheds_two_clients_and_holds_latency_under_load(seed: 
     assert no_load < 0.5  # the figures above are not a host with no ceiling problem
 
 
+def test_two_clients_are_never_shed_whatever_their_listing_sizes() -> None:
+    # Listings of 1 to 8 images on the slow host: an eight-image listing alone fills more than
+    # the limit an overloaded host keeps, yet a second client still gets in.
+    def sizes(rng: random.Random) -> int:
+        return rng.choice([1, 1, 1, 2, 3, 5, 8])
+
+    sim = Simulation([Phase(0, 1, 2), Phase(60, 2, 2), Phase(120, 16, 2), Phase(240, 2, 2)],
+                     0.43, images_per_listing=sizes).run(360)
+    assert sim.shed(0, 120) == 0
+    assert sim.shed(120, 240) > 0  # sixteen clients are shed, down to the floor
+    assert sim.shed(250, 360) == 0
+    assert sim.limit_range(200, 240)[0] == AdmissionSettings().min_limit
+
+
 def test_without_the_ceiling_the_gradient_alone_holds_latency_near_tolerance() -> None:
     settings = AdmissionSettings(latency_target_ms=1e6)
     sim = Simulation([Phase(0, 1, 2), Phase(60, 16, 2)], 0.43, settings).run(180)
@@ -303,6 +317,16 @@ def test_refuses_once_the_images_in_flight_reach_the_limit() -> None:
     assert (admission.admitted, admission.refused) == (3, 1)
     admission.release(big, None)  # a failed listing frees its images, and is no sample
     assert admission.in_flight == 3 and admission.limit == 4
+    assert admission.try_acquire(1) is not None
+
+
+def test_below_min_limit_listings_one_more_is_admitted_whatever_its_size() -> None:
+    admission = limiter(initial_limit=2, min_limit=2)
+    first = admission.try_acquire(8)
+    second = admission.try_acquire(8)  # 8 images in flight, limit 2: yet only one listing
+    assert first is not None and second is not None
+    assert admission.try_acquire(1) is None
+    admission.release(first, None)
     assert admission.try_acquire(1) is not None
 
 
