@@ -112,7 +112,7 @@ def test_person_and_object_thresholds_apply_per_class() -> None:
 # --- the real model on real photos ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["wb04-blue_back", "mh01-gray_back"])
+@pytest.mark.parametrize("name", ["wb04-blue_back", "mj02-green_back"])
 def test_a_model_seen_from_behind_is_a_body(detector: objects.ObjectDetector, name: str) -> None:
     (found,) = detector.detect([photo(name)])
     (body,) = people(found.boxes)
@@ -135,16 +135,16 @@ def test_a_hand_holding_a_gift_card_is_found_where_it_is(
     assert hand.box[0] > 0.3 and centre(hand)[0] > 0.55
 
 
-def test_a_person_in_a_beach_scene_is_found_where_she_sits(
+def test_a_person_in_a_beach_scene_is_found_where_she_stands(
     detector: objects.ObjectDetector,
 ) -> None:
-    (found,) = detector.detect([photo("home-main")])  # a wide banner; she sits left of centre
+    (found,) = detector.detect([photo("womens-main")])  # a wide banner; she stands left of centre
     (body,) = people(found.boxes)
     assert 0.1 < centre(body)[0] < 0.5
     assert body.box[2] - body.box[0] < 0.45
 
 
-@pytest.mark.parametrize("name", ["mg03-br-0", "mb04-black-0", "ug06-lb-0", "luma-yoga-kit-2"])
+@pytest.mark.parametrize("name", ["mg03-br-0", "mb04-black-0", "ug06-lb-0", "luma-yoga-brick"])
 def test_a_packshot_has_nobody(detector: objects.ObjectDetector, name: str) -> None:
     (found,) = detector.detect([photo(name)])
     assert people(found.boxes) == []
@@ -159,7 +159,7 @@ def test_a_watch_face_is_a_clock_box_on_the_dial(detector: objects.ObjectDetecto
 
 
 def test_a_batch_answers_as_its_images_do_alone(detector: objects.ObjectDetector) -> None:
-    names = ["wb04-blue_back", "giftcard-mailed", "mg03-br-0", "home-main", "wg09-gr-0"]
+    names = ["wb04-blue_back", "giftcard-mailed", "mg03-br-0", "womens-main", "wg09-gr-0"]
     batch = detector.detect([photo(name) for name in names])
     for name, together in zip(names, batch, strict=True):
         (alone,) = detector.detect([photo(name)])
