@@ -28,6 +28,8 @@ def render_text(result: Result) -> str:
     ]
     if result["models"]:
         lines += ["", *render_models(result["models"])]
+    if result.get("devset"):
+        lines += ["", *render_devset(result["devset"])]
     for graph in result["graphs"].values():
         lines += ["", *render_graph(graph, result["settings"])]
     if len(result["graphs"]) > 1:
@@ -37,6 +39,24 @@ def render_text(result: Result) -> str:
         lines += ["", *render_batch(result["batch"],
                                     full["inprocess"]["images_per_s"] if full else None)]
     return "\n".join(lines)
+
+
+def render_devset(devset: Result) -> list[str]:
+    """Agreement with the reviewer's labels, as `curator eval` prints it, and its targets."""
+    lines = [
+        f"=== DEV SET (curator eval: {devset['images']} labelled images, {devset['groups']} "
+        f"groups; extractor {','.join(devset['extractor_models'])}) ===",
+        f"  {'label':22} {'precision':>9} {'recall':>7} {'F1':>6}   TP   FP   FN   TN",
+    ]
+    for label, score in devset["labels"].items():
+        lines.append(
+            f"  {label:22} {_fmt(score['precision'], 2):>9} {_fmt(score['recall'], 2):>7} "
+            f"{_fmt(score['f1'], 2):>6} {score['tp']:4} {score['fp']:4} {score['fn']:4} "
+            f"{score['tn']:4}")
+    lines.append(f"  macro F1 {devset['macro_f1']:.3f}; selection: a compliant main image in "
+                 f"{devset['selection']['hits']} of {devset['selection']['groups']} groups")
+    lines += [_target_line(check) for check in devset["targets"]]
+    return lines
 
 
 def render_batch(batch: Result, inprocess_images_per_s: float | None) -> list[str]:
@@ -308,16 +328,17 @@ def _headline_lines(graph: Result) -> list[str]:
             f"{summary['max']}" for stage, summary in batching["stages"].items())
         lines.append(f"  formed batches at the peak level ({batching['load']}): {stages}")
     lines += ["", f"Targets ({graph['graph']} graph, this 2-core host):"]
-    for check in head["targets"]:
-        verdict = "PASS" if check["passed"] else "MISS"
-        digits = {"ratio": 3, "ms": 0, "images": 2}.get(check["unit"], 0)
-        where = f" [{check['where']}]" if check["where"] else ""
-        lines.append(
-            f"  {verdict}  {check['target']}{where}: {_fmt(check['value'], digits)} "
-            f"{check['unit']} (target {check['comparison']} {check['limit']:g}; margin "
-            f"{_fmt(check['margin'], digits)})"
-        )
+    lines += [_target_line(check) for check in head["targets"]]
     return lines
+
+
+def _target_line(check: Result) -> str:
+    verdict = "PASS" if check["passed"] else "MISS"
+    digits = {"ratio": 3, "ms": 0, "images": 2}.get(check["unit"], 3)
+    where = f" [{check['where']}]" if check["where"] else ""
+    return (f"  {verdict}  {check['target']}{where}: {_fmt(check['value'], digits)} "
+            f"{check['unit']} (target {check['comparison']} {check['limit']:g}; margin "
+            f"{_fmt(check['margin'], digits)})")
 
 
 def render_side_by_side(graphs: Result) -> list[str]:

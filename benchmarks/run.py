@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--models-only", action="store_true",
         help="only the per-model figures (no Ray, no HTTP)")
     add("--skip-models", action="store_true", help="no per-model figures")
+    add("--skip-devset", action="store_true",
+        help="no dev-set phase (`curator eval` over benchmarks/devset and its targets; "
+             "--quick skips it too)")
     add("--model-batches", default="1,8,32", help="batch sizes per model (default 1,8,32)")
     add("--model-min-s", type=float, default=2.0,
         help="measured seconds per model and batch, at least 3 calls (default 2)")
@@ -163,6 +166,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 torch_threads=args.inprocess_torch_threads,
                                 min_s=args.model_min_s).to_dict()
         phases["models"] = round(time.monotonic() - started, 1)
+    devset = None
+    if not args.skip_devset and not args.quick:
+        from benchmarks.devset_quality import measure_devset
+
+        devset = measure_devset(application_args(args.config))
+        phases["devset"] = devset["wall_s"]
     graphs: dict[str, Any] = {}
     if not args.models_only:
         payloads = [Payload.build(image.image_id, image.b64) for image in images]
@@ -195,6 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "machine": machine,
         "models": models,
+        "devset": devset,
         "graphs": graphs,
         "batch": batch,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -231,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render.render_text(result))
         print(f"\nwrote {', '.join(str(path) for path in written)} "
               f"({result['wall_s']:.0f} s in all)")
-    missed = any(not check["passed"] for graph in result["graphs"].values()
-                 for check in graph["headline"]["targets"])
+    checks = [check for graph in result["graphs"].values()
+              for check in graph["headline"]["targets"]]
+    checks += result["devset"]["targets"] if result["devset"] else []
+    missed = any(not check["passed"] for check in checks)
     return 1 if missed and args.fail_on_miss else 0
 
 

@@ -175,3 +175,24 @@ def headline(
         "batching_under_load": batching,
         "targets": targets,
     }
+
+
+# --- Agreement with the reviewer on the dev set (issue 10) -----------------------------------
+DEVSET_MACRO_F1 = Target("macro F1 over the six labels, dev set", 0.90, True, "F1")
+DEVSET_PERSON_RECALL = Target("person recall, dev set", 0.90, True, "recall")
+DEVSET_PERSON_PRECISION = Target("person precision, dev set", 0.90, True, "precision")
+DEVSET_SELECTION = Target("main image compliant, dev-set groups that have one", 0.90, True,
+                          "share")
+
+
+def devset_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """`figures`: `EvaluationReport.to_dict()` of `curator eval` over the whole dev set."""
+    person = figures["labels"]["person"]
+    selection = figures["selection"]
+    return [
+        DEVSET_MACRO_F1.check(figures["macro_f1"], f"{figures['images']} images"),
+        DEVSET_PERSON_RECALL.check(person["recall"]),
+        DEVSET_PERSON_PRECISION.check(person["precision"]),
+        DEVSET_SELECTION.check(selection["hit_rate"],
+                               f"{selection['hits']} of {selection['groups']} groups"),
+    ]

@@ -11,6 +11,7 @@ from benchmarks.targets import (
     EFFICIENCY,
     P50_AT_C1,
     TAIL_OPEN,
+    devset_targets,
     headline,
     highest_load_near_peak,
     littles_law_ms,
@@ -118,3 +119,18 @@ def test_level_warmup_fills_the_queue(concurrency: int, throughput: float,
     from benchmarks.sweep import level_warmup_s
 
     assert level_warmup_s(concurrency, 2.0, throughput) == expected
+
+
+def test_devset_targets_check_macro_f1_person_and_selection() -> None:
+    figures = {
+        "images": 282, "macro_f1": 0.91,
+        "labels": {"person": {"recall": 0.89, "precision": 0.95}},
+        "selection": {"groups": 57, "hits": 52, "hit_rate": 52 / 57},
+    }
+    checks = {check["target"]: check for check in devset_targets(figures)}
+    assert [check["passed"] for check in checks.values()] == [True, False, True, True]
+    assert checks["person recall, dev set"]["margin"] == pytest.approx(-0.01)
+    assert checks["main image compliant, dev-set groups that have one"]["where"] == \
+        "52 of 57 groups"
+    figures["labels"]["person"]["precision"] = None  # nobody predicted: precision undefined
+    assert not devset_targets(figures)[2]["passed"]
