@@ -44,6 +44,15 @@ class ItemSettings:
     text_object_min_cover: float = 0.5
     # An object smaller than this share of the largest object is a fragment (a cable end, a tag).
     fragment_max_relative_area: float = 0.12
+    # A cast shadow floating under the product (cut-out packshots re-shadowed on white) is an
+    # object on the background too. It is flat (height at most this share of its width) ...
+    shadow_max_aspect: float = 0.35
+    # ... lies below the middle of the largest object ...
+    # ... and is soft: the 95th percentile of its grey gradient (levels per px, on the model
+    # copy) stays under this, where a product's outline is a sharp step of 30 levels and more.
+    shadow_max_edge_levels: float = 12.0
+    # ... and colourless: mean HSV saturation (0..255) in its box under this.
+    shadow_max_saturation: float = 40.0
     # COCO detections count from this score (0..1) up; the detector's own bar may be lower.
     object_min_score: float = 0.45
     # ... and from this share of the frame up (small detections are parts and reflections).
@@ -86,7 +95,7 @@ def judge_items(
     objects = distinct_objects(
         [box for box in boxes if box.kind == "object"], settings
     )
-    separated = items_on_background(inputs.items, text, settings)
+    separated = items_on_background(inputs.items, text, settings, inputs.rgb)
     # Several distinct everyday objects beat a single silhouette: views that touch, a prop
     # leaning on the product. Fewer (the detector knows only 80 kinds) leave the silhouettes.
     count = max(len(separated), len(objects))
@@ -99,11 +108,13 @@ def judge_items(
 
 
 def items_on_background(
-    regions: Sequence[ItemRegion], text: Sequence[FrameBox], settings: ItemSettings
+    regions: Sequence[ItemRegion], text: Sequence[FrameBox], settings: ItemSettings,
+    rgb: np.ndarray | None = None,
 ) -> list[ItemRegion]:
     """The separated objects that are items: the largest (the product, whatever the text
     detector reads on it: rows of small objects can look like lines of text), and every other
-    that is neither mostly text nor a fragment of the largest."""
+    that is neither mostly text, nor a fragment of the largest, nor (given the frame) the
+    shadow it casts."""
     if not regions:
         return []
     largest, *others = sorted(regions, key=lambda region: -region.area)
@@ -111,7 +122,29 @@ def items_on_background(
         region for region in others
         if covered_share(region.box, text) < settings.text_object_min_cover
         and region.area >= settings.fragment_max_relative_area * largest.area
+        and not (rgb is not None and is_cast_shadow(region, largest, rgb, settings))
     ]
+
+
+def is_cast_shadow(region: ItemRegion, largest: ItemRegion, rgb: np.ndarray,
+                   settings: ItemSettings) -> bool:
+    """A flat, soft, colourless object below the middle of the product: its shadow."""
+    x0, y0, x1, y1 = region.box
+    if (y1 - y0) * rgb.shape[0] > settings.shadow_max_aspect * (x1 - x0) * rgb.shape[1]:
+        return False
+    if y0 < (largest.box[1] + largest.box[3]) / 2:
+        return False
+    height, width = rgb.shape[:2]
+    crop = rgb[int(y0 * height):max(int(y0 * height) + 1, round(y1 * height)),
+               int(x0 * width):max(int(x0 * width) + 1, round(x1 * width))]
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return False
+    saturation = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)[..., 1].mean()
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3),
+                        cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8  # levels per px
+    return bool(saturation < settings.shadow_max_saturation
+                and np.percentile(gradient, 95) < settings.shadow_max_edge_levels)
 
 
 def distinct_objects(objects: Sequence[DetectedBox], settings: ItemSettings) -> list[DetectedBox]:

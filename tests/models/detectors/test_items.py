@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from curator import synthetic
 from models.detectors.base import DetectedBox
@@ -62,6 +62,27 @@ def test_a_text_block_beside_the_product_is_not_an_item() -> None:
     found = judge_items(inputs, [text])
     assert found["composition.items"] == 1  # ... but one of them is text
     assert judge_items(inputs, [])["composition.items"] == 2  # without the text box it counts
+
+
+def _floating_product(under: str) -> Image.Image:
+    """A cut-out product with something below it: its soft shadow, or a second, sharp thing."""
+    image = synthetic.render_product((800, 800), fill=0.55, centre=(0.5, 0.4))
+    layer = Image.new("L", image.size, 0)
+    if under == "shadow":
+        ImageDraw.Draw(layer).ellipse((220, 660, 580, 720), fill=110)
+        shade = np.asarray(layer.filter(ImageFilter.GaussianBlur(14)), np.float32)[..., None]
+        pixels = np.asarray(image, np.float32) * (1 - shade / 255 * 0.45)
+        return Image.fromarray(pixels.astype(np.uint8))
+    ImageDraw.Draw(image).rectangle((250, 650, 550, 740), fill=(200, 40, 40))  # a red box
+    return image
+
+
+def test_a_shadow_cast_under_the_product_is_not_an_item() -> None:
+    shadow = _inputs(_floating_product("shadow"))
+    assert len(shadow.items) == 2  # the background separates the shadow ...
+    assert judge_items(shadow, [])["composition.items"] == 1  # ... but it is no item
+    second_thing = _inputs(_floating_product("red box"))
+    assert judge_items(second_thing, [])["composition.items"] == 2
 
 
 def test_a_fragment_of_the_product_is_not_an_item() -> None:
