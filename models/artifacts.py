@@ -61,6 +61,10 @@ class ModelArtifact:
     # in models/weights/README.md) because the tools it needs (TensorFlow, a calibration run)
     # have no place in an install; `package`, `version` and `member` still name its source.
     made_by: str = ""
+    # Name of the registered INT8 sibling of this FP32 model (same inputs and outputs), which
+    # ONNX Runtime on the CPU runs instead where the host has INT8 dot products
+    # (models.runtime.select); "" when there is none.
+    int8: str = ""
 
     @property
     def bundled(self) -> bool:
@@ -112,6 +116,11 @@ def get(name: str) -> ModelArtifact:
 
 def all_artifacts() -> list[ModelArtifact]:
     return _REGISTRY.values()
+
+
+def int8_variant(artifact: ModelArtifact) -> ModelArtifact | None:
+    """The INT8 sibling `artifact` declares, if any (its file may still be missing)."""
+    return get(artifact.int8) if artifact.int8 else None
 
 
 def sha256_of(path: Path) -> str:
@@ -190,6 +199,26 @@ TEXT_DETECTOR = register(
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+        int8="ppocr-v6-det-small-int8",
+    )
+)
+
+TEXT_DETECTOR_INT8 = register(
+    ModelArtifact(
+        name="ppocr-v6-det-small-int8",
+        package="rapidocr",
+        version="3.10.0",
+        member="rapidocr/models/PP-OCRv6_det_small.onnx",
+        sha256="d78664acbea0fbf735ff60237f505fde394bfcd0b12cb4d77bd784e2fd2e570c",
+        licence="Apache-2.0",
+        description="PP-OCRv6 small text detector, static QDQ INT8 (per-channel QInt8 weights, "
+                    "QUInt8 activations, FP32 head); what ONNX Runtime on a VNNI/AMX CPU runs",
+        input_name="x",
+        input_layout="NCHW float32 RGB, H and W multiples of 32",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+        made_by="tools/quantize_text_detector.py",
     )
 )
 
