@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models.runtime.base import RuntimeInfo
+from models.runtime.base import Precision, RuntimeInfo
 
 
 class OnnxRuntimeCpu:
-    def __init__(self, model_name: str, onnx_path: Path, intra_op_threads: int = 0) -> None:
+    def __init__(self, model_name: str, onnx_path: Path, intra_op_threads: int = 0,
+                 precision: Precision = "fp32", note: str = "") -> None:
+        """`precision`: what the file at `onnx_path` computes in (an INT8 QDQ model: "int8");
+        `note`: why this file was chosen, appended to `info.detail`."""
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if intra_op_threads:
@@ -25,8 +28,9 @@ class OnnxRuntimeCpu:
             str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._output_names = [output.name for output in self._session.get_outputs()]
-        self._info = RuntimeInfo(model_name, "onnxruntime", "cpu", "fp32",
-                                 detail=f"onnxruntime {ort.__version__} CPUExecutionProvider")
+        detail = f"onnxruntime {ort.__version__} CPUExecutionProvider"
+        self._info = RuntimeInfo(model_name, "onnxruntime", "cpu", precision,
+                                 detail=f"{detail}; {note}" if note else detail)
 
     @property
     def info(self) -> RuntimeInfo:

@@ -6,12 +6,17 @@ engine in `create_runtime`: a cached engine loads in seconds; without one the ru
 returned unbuilt (`deferred.BuildOnFirstUse`, logged loudly) and builds in the background from
 its first use, with ONNX Runtime answering meanwhile and for good if the build fails. Run
 `curator models build-engines` ahead of a deployment so that never happens.
+
+On the CPU, a model with an INT8 sibling (`ModelArtifact.int8`) runs as INT8 where the host has
+INT8 dot products (VNNI or AMX, `cpu_features`) and as FP32 elsewhere, unless the operator asks
+for one (`cpu_precision`). GPU runtimes always get the FP32 file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +24,9 @@ from typing import Any, Literal
 import onnxruntime as ort
 import torch
 
-from models.artifacts import CACHE_DIR, ModelArtifact
-from models.runtime.base import InferenceRuntime
+from models.artifacts import CACHE_DIR, ModelArtifact, int8_variant
+from models.runtime.base import InferenceRuntime, Precision
+from models.runtime.cpu_features import CpuFeatures, cpu_features
 from models.runtime.deferred import BuildOnFirstUse, WithNote, log_choice
 from models.runtime.engine_cache import EngineCache
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
@@ -44,14 +50,16 @@ from models.runtime.tensorrt_build import (
 from models.runtime.torch_device import GpuIdentity, gpu_identity, torch_device
 
 __all__ = [
-    "BuildOnFirstUse", "create_runtime", "default_engine_dir", "describe_backends",
-    "torch_device",
+    "BuildOnFirstUse", "choose_cpu_model", "create_runtime", "default_engine_dir",
+    "describe_backends", "torch_device",
 ]
 
 logger = logging.getLogger(__name__)
 
 Prefer = Literal["auto", "tensorrt", "onnxruntime"]
 RequestedPrecision = Literal["fp16", "fp32"]
+# What ONNX Runtime on the CPU runs: "auto" = the INT8 sibling where the CPU has VNNI or AMX.
+CpuPrecision = Literal["auto", "fp32", "int8"]
 
 
 def default_engine_dir() -> Path:
@@ -69,6 +77,7 @@ def create_runtime(
     precision: RequestedPrecision = "fp16",
     engine_dir: Path | None = None,
     intra_op_threads: int = 0,
+    cpu_precision: CpuPrecision = "auto",
 ) -> InferenceRuntime:
     """The runtime for one ONNX artifact.
 
@@ -78,11 +87,15 @@ def create_runtime(
     prefer: "auto" = TensorRT, else ONNX Runtime CUDA, else CPU; "tensorrt" is the same but
         warns when it cannot be had; "onnxruntime" = ONNX Runtime only (its TensorRT EP first
         when available, which builds during session creation unless its cache holds the engine).
+    precision: what TensorRT (and ORT's TensorRT EP) build in, on a GPU.
+    cpu_precision: what ONNX Runtime on the CPU runs (`choose_cpu_model`).
     """
     if prefer not in ("auto", "tensorrt", "onnxruntime"):
         raise ValueError(f"prefer must be auto, tensorrt or onnxruntime, not {prefer!r}")
     if precision not in ("fp16", "fp32"):
         raise ValueError(f"precision must be fp16 or fp32, not {precision!r}")
+    if cpu_precision not in ("auto", "fp32", "int8"):
+        raise ValueError(f"cpu_precision must be auto, fp32 or int8, not {cpu_precision!r}")
     ShapeRange((batch_profile[0],), (batch_profile[1],), (batch_profile[2],))  # fail fast
     onnx_path = artifact.path()
     directory = engine_dir if engine_dir is not None else default_engine_dir()
@@ -91,12 +104,14 @@ def create_runtime(
 
     def onnxruntime_fallback(reason: str) -> InferenceRuntime:
         return _onnxruntime(artifact, onnx_path, gpu=gpu, profile=None, precision=precision,
-                            engine_dir=directory, intra_op_threads=intra_op_threads, note=reason)
+                            engine_dir=directory, intra_op_threads=intra_op_threads,
+                            cpu_precision=cpu_precision, note=reason)
 
     if prefer == "onnxruntime":
         runtime = _onnxruntime(artifact, onnx_path, gpu=gpu, profile=profile,
                                precision=precision, engine_dir=directory,
-                               intra_op_threads=intra_op_threads, note="")
+                               intra_op_threads=intra_op_threads, cpu_precision=cpu_precision,
+                               note="")
         return log_choice(runtime)
 
     reason = _tensorrt_unavailable(gpu, profile_problem)
@@ -150,6 +165,7 @@ def _onnxruntime(
     precision: RequestedPrecision,
     engine_dir: Path,
     intra_op_threads: int,
+    cpu_precision: CpuPrecision,
     note: str,
 ) -> InferenceRuntime:
     runtime: InferenceRuntime | None = None
@@ -169,8 +185,46 @@ def _onnxruntime(
             logger.exception("%s: onnxruntime on the GPU failed; using the CPU", artifact.name)
             note = f"{note}; onnxruntime GPU failed: {error}".lstrip("; ")
     if runtime is None:
-        runtime = OnnxRuntimeCpu(artifact.name, onnx_path, intra_op_threads=intra_op_threads)
+        choice = choose_cpu_model(artifact, cpu_precision, cpu_features())
+        runtime = OnnxRuntimeCpu(artifact.name, choice.path, intra_op_threads=intra_op_threads,
+                                 precision=choice.precision, note=choice.reason)
     return WithNote(runtime, note) if note else runtime
+
+
+@dataclass(frozen=True)
+class CpuModelChoice:
+    path: Path  # the ONNX file ONNX Runtime on the CPU loads
+    precision: Precision
+    reason: str  # for the log and RuntimeInfo.detail
+
+
+def choose_cpu_model(
+    artifact: ModelArtifact, requested: CpuPrecision, features: CpuFeatures
+) -> CpuModelChoice:
+    """FP32 or the INT8 sibling of `artifact`, for ONNX Runtime on a CPU with `features`.
+
+    "auto" takes INT8 only with INT8 dot products (VNNI, AMX): without them ORT's INT8 convs
+    gain little and the FP32 file loses nothing. "int8" takes it on any CPU (the operator
+    measured); "fp32" never. A missing INT8 file falls back to FP32 with a warning.
+    """
+    sibling = int8_variant(artifact)
+    fp32 = CpuModelChoice(artifact.path(), "fp32", "")
+    if requested == "fp32":
+        return CpuModelChoice(fp32.path, "fp32", "cpu_precision=fp32")
+    if sibling is None:
+        if requested == "int8":
+            logger.warning("%s: cpu_precision=int8 but it has no INT8 model; running FP32",
+                           artifact.name)
+            return CpuModelChoice(fp32.path, "fp32", "no INT8 model")
+        return fp32
+    if requested == "auto" and not features.int8_dot_product:
+        return CpuModelChoice(fp32.path, "fp32", "FP32: this CPU has no VNNI or AMX")
+    if not sibling.local_path.is_file():
+        logger.warning("%s: INT8 model %s missing at %s; running FP32", artifact.name,
+                       sibling.name, sibling.local_path)
+        return CpuModelChoice(fp32.path, "fp32", f"INT8 model {sibling.name} missing")
+    why = "VNNI/AMX" if requested == "auto" else "cpu_precision=int8"
+    return CpuModelChoice(sibling.path(), "int8", f"INT8 ({why}): {sibling.local_path.name}")
 
 
 @lru_cache(maxsize=1)
@@ -194,6 +248,7 @@ def _backends() -> dict[str, Any]:
         "fp16_onnx_converters": list(available_fp16_converters()),
         "onnxruntime": ort.__version__,
         "onnxruntime_providers": list(ort.get_available_providers()),
+        "cpu": cpu_features().describe(),
         "engine_dir": str(default_engine_dir()),
     }
 

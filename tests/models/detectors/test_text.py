@@ -105,15 +105,22 @@ def test_covered_fraction_counts_overlaps_once() -> None:
 # --- with the model ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def detector() -> TextDetector:
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def detector(request: pytest.FixtureRequest) -> TextDetector:
+    """The FP32 model and its INT8 sibling (models.runtime.select picks one per host): every
+    test with the model holds for both."""
+    from models.runtime.cpu_features import cpu_features
     from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
+    from models.runtime.select import choose_cpu_model
 
     try:
-        path = TEXT_DETECTOR.path()
+        choice = choose_cpu_model(TEXT_DETECTOR, request.param, cpu_features())
     except ArtifactError as error:
         pytest.skip(str(error))
-    return TextDetector(OnnxRuntimeCpu(TEXT_DETECTOR.name, path))
+    if choice.precision != request.param:
+        pytest.skip(f"no {request.param} text detector: {choice.reason}")
+    return TextDetector(OnnxRuntimeCpu(TEXT_DETECTOR.name, choice.path,
+                                       precision=choice.precision))
 
 
 @cache
@@ -136,20 +143,21 @@ def _scenes(kind: str) -> list[text_scenes.TextScene]:
     return scenes
 
 
-_RESULTS: dict[str, list[Detections]] = {}
+_RESULTS: dict[tuple[str, str], list[Detections]] = {}  # (precision, kind) -> results
 
 
 def _detect_all(detector: TextDetector, kind: str) -> list[tuple[text_scenes.TextScene,
                                                                  Detections]]:
     """Each scene set detected once per session, in batches of BATCH."""
     scenes = _scenes(kind)
-    if kind not in _RESULTS:
+    key = (detector.runtime_info.precision, kind)
+    if key not in _RESULTS:
         inputs = [_model_inputs(scene.name) for scene in scenes]
         results: list[Detections] = []
         for start in range(0, len(inputs), BATCH):
             results.extend(detector.detect(inputs[start : start + BATCH]))
-        _RESULTS[kind] = results
-    return list(zip(scenes, _RESULTS[kind], strict=True))
+        _RESULTS[key] = results
+    return list(zip(scenes, _RESULTS[key], strict=True))
 
 
 def _ink_covered(ink: np.ndarray, result: Detections, label: str | None = None) -> float:

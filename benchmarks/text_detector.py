@@ -1,0 +1,351 @@
+"""The text detector's variants on this CPU: speed and recall, in one run, against FP32 on one
+thread at the 640 canvas.
+
+    .venv/bin/python -m benchmarks.text_detector [--quick] [--json PATH]
+
+Variants: the FP32 model at ONNX Runtime's three graph optimisation levels, the INT8 QDQ model
+(models/weights/ppocr-v6-det-small-int8.onnx), and both at a 480 canvas. Each is timed at batch 1
+and 8 with 1 and 2 intra-op threads (no spinning, as the service's sessions run), on the model
+inputs of the benchmark images, letterboxed as the detector does: per image, process CPU ms and
+wall ms, median and p90 over calls. Ratios are CPU ms (median) of FP32 / 1 thread / 640 / batch 1
+over the variant's.
+
+Recall, per variant, through the whole detector (`TextDetector`, post-processing included):
+- against labels: the share of text stamps whose ink is at least half inside the boxes, on the
+  generated scenes of the text-recall test (tests/models/detectors/text_scenes.py);
+- against FP32: the share of FP32's boxes (640 canvas) that the variant finds again (IoU >= 0.5),
+  on those scenes and the benchmark's product images.
+Start-up: seconds to create a session from the shipped file and from an ORT-optimised copy saved
+offline (`SessionOptions.optimized_model_filepath`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from models.artifacts import TEXT_DETECTOR, ModelArtifact
+from models.detectors.base import Detections, FrameBox
+from models.detectors.text import TextDetector, letterbox, normalise
+from models.detectors.text_settings import TextDetectorSettings
+from models.preprocess import ModelInputs, Preprocessor
+from models.runtime.base import RuntimeInfo
+from models.runtime.cpu_features import cpu_features
+
+logger = logging.getLogger(__name__)
+
+LEVELS = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+MATCH_IOU = 0.5  # a variant box finds an FP32 box again when they overlap at least this much
+INK_FOUND = 0.5  # a stamp is found when at least this share of its ink lies inside boxes
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    artifact: ModelArtifact
+    level: str  # key of LEVELS
+    canvas_px: int
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.artifact.name.endswith("-int8") else "fp32"
+
+
+def variants() -> list[Variant]:
+    from models.artifacts import int8_variant
+
+    int8 = int8_variant(TEXT_DETECTOR)
+    found = [
+        Variant("fp32-640", TEXT_DETECTOR, "all", 640),
+        Variant("fp32-640-extended", TEXT_DETECTOR, "extended", 640),
+        Variant("fp32-640-basic", TEXT_DETECTOR, "basic", 640),
+        Variant("fp32-480", TEXT_DETECTOR, "all", 480),
+    ]
+    if int8 is not None:
+        found += [Variant("int8-640", int8, "all", 640), Variant("int8-480", int8, "all", 480)]
+    return found
+
+
+def session(path: Path, level: str, threads: int, save_to: Path | None = None
+            ) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = LEVELS[level]
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
+    return ort.InferenceSession(str(path), sess_options=options,
+                                providers=["CPUExecutionProvider"])
+
+
+class _SessionRuntime:
+    """An InferenceRuntime over a session made here (level and threads of the variant)."""
+
+    def __init__(self, variant: Variant, threads: int) -> None:
+        self._session = session(variant.artifact.path(), variant.level, threads)
+        self._names = [output.name for output in self._session.get_outputs()]
+        self.info = RuntimeInfo(variant.artifact.name, "onnxruntime", "cpu",
+                                "int8" if variant.precision == "int8" else "fp32")
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._names, self._session.run(self._names, inputs), strict=True))
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    name: str
+    inputs: ModelInputs
+    stamps: tuple[np.ndarray, ...]  # H x W bool ink masks of the text drawn on it; () if none
+
+
+def labelled_images(quick: bool = False) -> list[LabelledImage]:
+    """The text-recall test's generated scenes (with their ink) and the benchmark's products."""
+    from benchmarks.images import render_images
+    from curator import synthetic
+    from tests.models.detectors import text_scenes
+
+    preprocessor = Preprocessor()
+    scenes = [text_scenes.overlay_scene(i) for i in range(12 if quick else 36)]
+    scenes += [text_scenes.on_product_scene(i) for i in range(8 if quick else 24)]
+    found = [
+        LabelledImage(scene.name,
+                      preprocessor.run(synthetic.to_jpeg_bytes(scene.image)).model_inputs,
+                      tuple(stamp.ink for stamp in scene.stamps))
+        for scene in scenes
+    ]
+    found += [LabelledImage(image.image_id, preprocessor.run(image.jpeg).model_inputs, ())
+              for image in render_images(4 if quick else 16)]
+    return found
+
+
+def canvases(images: Sequence[LabelledImage], canvas_px: int) -> np.ndarray:
+    """N x 3 x S x S model inputs, letterboxed and normalised as the detector does."""
+    raw = np.empty((len(images), canvas_px, canvas_px, 3), dtype=np.uint8)
+    for image, canvas in zip(images, raw, strict=True):
+        letterbox(image.inputs.rgb, canvas)
+    return normalise(raw)
+
+
+# --- speed -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    variant: str
+    threads: int
+    batch: int
+    calls: int
+    cpu_ms: dict[str, float]  # per image: p50, p90
+    wall_ms: dict[str, float]
+    ratio: float | None = None  # reference CPU ms p50 / this CPU ms p50
+
+
+def time_variant(variant: Variant, threads: int, batch: int, inputs: np.ndarray,
+                 min_calls: int, min_s: float) -> Timing:
+    runtime = _SessionRuntime(variant, threads)
+    feeds = [inputs[start:start + batch] for start in range(0, len(inputs) - batch + 1, batch)]
+    runtime.run({"x": feeds[0]})  # the first call at a shape allocates
+    cpu: list[float] = []
+    wall: list[float] = []
+    began = time.perf_counter()
+    while len(cpu) < min_calls or time.perf_counter() - began < min_s:
+        feed = feeds[len(cpu) % len(feeds)]
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        runtime.run({"x": feed})
+        cpu.append((time.process_time() - cpu_start) * 1000 / batch)
+        wall.append((time.perf_counter() - wall_start) * 1000 / batch)
+        if len(cpu) >= 10 * min_calls:
+            break
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {"p50": float(np.median(values)), "p90": float(np.percentile(values, 90))}
+
+    return Timing(variant.name, threads, batch, len(cpu), summary(cpu), summary(wall))
+
+
+# --- recall ------------------------------------------------------------------------------------
+
+
+def iou(a: FrameBox, b: FrameBox) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def recall_against(reference: Sequence[Detections], other: Sequence[Detections]) -> float:
+    """Share of the reference's boxes that `other` finds again (IoU >= MATCH_IOU), all images."""
+    total = matched = 0
+    for mine, theirs in zip(reference, other, strict=True):
+        for box in mine.boxes:
+            total += 1
+            matched += any(iou(box.box, candidate.box) >= MATCH_IOU for candidate in theirs.boxes)
+    return matched / total if total else 1.0
+
+
+def ink_found(ink: np.ndarray, result: Detections) -> bool:
+    height, width = ink.shape
+    covered = np.zeros_like(ink)
+    for box in result.boxes:
+        x0, y0, x1, y1 = box.box
+        covered[int(y0 * height):int(np.ceil(y1 * height)),
+                int(x0 * width):int(np.ceil(x1 * width))] = True
+    inked = max(1, int(np.count_nonzero(ink)))
+    return int(np.count_nonzero(covered & ink)) >= INK_FOUND * inked
+
+
+def label_recall(images: Sequence[LabelledImage], results: Sequence[Detections]) -> float:
+    """Share of the drawn texts found (at least INK_FOUND of their ink inside boxes)."""
+    outcomes = [ink_found(ink, result) for image, result in zip(images, results, strict=True)
+                for ink in image.stamps]
+    return float(np.mean(outcomes)) if outcomes else 1.0
+
+
+def detect_all(detector: TextDetector, images: Sequence[LabelledImage], batch: int = 8
+               ) -> list[Detections]:
+    results: list[Detections] = []
+    for start in range(0, len(images), batch):
+        results.extend(detector.detect([image.inputs for image in images[start:start + batch]]))
+    return results
+
+
+@dataclass
+class Recall:
+    variant: str
+    against_labels: float
+    against_fp32: float  # share of FP32 640's boxes found again
+    fp32_against_variant: float  # share of the variant's boxes FP32 640 has too
+
+
+# --- start-up ------------------------------------------------------------------------------------
+
+
+def startup_seconds(path: Path, repeats: int = 3) -> dict[str, float]:
+    """Median seconds to create a session: from `path` at ORT_ENABLE_ALL, and from an
+    ORT_ENABLE_ALL-optimised copy saved offline, loaded with optimisations off."""
+
+    def create(model: Path, level: str, save_to: Path | None = None) -> float:
+        start = time.perf_counter()
+        session(model, level, 1, save_to)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as scratch:
+        optimised = Path(scratch) / "optimised.onnx"
+        create(path, "all", optimised)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+        def create_optimised() -> float:
+            start = time.perf_counter()
+            ort.InferenceSession(str(optimised), sess_options=options,
+                                 providers=["CPUExecutionProvider"])
+            return time.perf_counter() - start
+
+        shipped = float(np.median([create(path, "all") for _ in range(repeats)]))
+        offline = float(np.median([create_optimised() for _ in range(repeats)]))
+    return {"shipped_s": shipped, "offline_optimised_s": offline}
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    features = cpu_features()
+    images = labelled_images(quick)
+    found = variants()
+    logger.info("%d images, variants %s", len(images), [variant.name for variant in found])
+    min_calls, min_s = (2, 0.5) if quick else (4, 2.0)
+    timings: list[Timing] = []
+    for variant in found:
+        inputs = canvases(images[:16], variant.canvas_px)
+        for threads in (1, 2):
+            for batch in (1, 8):
+                timings.append(time_variant(variant, threads, batch, inputs, min_calls, min_s))
+                logger.info("timed %s", timings[-1])
+    reference = next(t for t in timings if (t.variant, t.threads, t.batch) == ("fp32-640", 1, 1))
+    for timing in timings:
+        timing.ratio = reference.cpu_ms["p50"] / timing.cpu_ms["p50"]
+
+    results = {
+        variant.name: detect_all(TextDetector(_SessionRuntime(variant, 2),
+                                              TextDetectorSettings(canvas_px=variant.canvas_px)),
+                                 images)
+        for variant in found
+    }
+    recalls = [Recall(name, label_recall(images, result),
+                      recall_against(results["fp32-640"], result),
+                      recall_against(result, results["fp32-640"]))
+               for name, result in results.items()]
+    startup = {variant.name: startup_seconds(variant.artifact.path())
+               for variant in found if variant.level == "all" and variant.canvas_px == 640}
+    return {
+        "cpu": {"model": features.model, "describe": features.describe(),
+                "flags": sorted(features.flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni",
+                                                  "amx_int8"})},
+        "onnxruntime": ort.__version__,
+        "images": len(images),
+        "stamps": sum(len(image.stamps) for image in images),
+        "reference": "fp32-640, 1 thread, batch 1 (CPU ms per image, median)",
+        "timings": [asdict(timing) for timing in timings],
+        "recall": [asdict(recall) for recall in recalls],
+        "startup": startup,
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [f"text detector on {result['cpu']['describe']}",
+             f"onnxruntime {result['onnxruntime']}; {result['images']} images, "
+             f"{result['stamps']} labelled texts; ratio = {result['reference']} / variant's",
+             f"{'variant':<18} {'thr':>3} {'batch':>5} {'cpu ms p50':>10} {'p90':>7} "
+             f"{'wall p50':>8} {'p90':>7} {'ratio':>6}"]
+    for timing in result["timings"]:
+        lines.append(
+            f"{timing['variant']:<18} {timing['threads']:>3} {timing['batch']:>5} "
+            f"{timing['cpu_ms']['p50']:>10.1f} {timing['cpu_ms']['p90']:>7.1f} "
+            f"{timing['wall_ms']['p50']:>8.1f} {timing['wall_ms']['p90']:>7.1f} "
+            f"{timing['ratio']:>6.2f}")
+    lines.append(f"{'variant':<18} {'recall vs labels':>16} {'vs fp32-640':>11} "
+                 f"{'fp32 finds its boxes':>20}")
+    for recall in result["recall"]:
+        lines.append(f"{recall['variant']:<18} {recall['against_labels']:>16.3f} "
+                     f"{recall['against_fp32']:>11.3f} {recall['fp32_against_variant']:>20.3f}")
+    for name, figures in result["startup"].items():
+        lines.append(f"start-up {name}: session {figures['shipped_s']:.2f} s from the shipped "
+                     f"file, {figures['offline_optimised_s']:.2f} s from an offline-optimised copy")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images and calls")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    result = run(args.quick)
+    print(render(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

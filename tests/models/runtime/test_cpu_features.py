@@ -1,0 +1,139 @@
+"""CPU flags from /proc/cpuinfo text, and the CPU precision each kind of host gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, int8_variant
+from models.runtime import select
+from models.runtime.base import RuntimeInfo
+from models.runtime.cpu_features import CpuFeatures, cpu_features, parse_cpuinfo
+from models.runtime.select import choose_cpu_model, create_runtime
+from models.runtime.torch_device import GpuIdentity
+
+SAPPHIRE_RAPIDS = """\
+processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw avx512_vnni avx_vnni amx_bf16 amx_int8
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw avx512_vnni avx_vnni amx_bf16 amx_int8
+"""
+EPYC_ROME = """\
+processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7R32
+flags\t\t: fpu sse sse2 avx avx2 fma sha_ni
+"""
+CASCADE_LAKE = """\
+model name\t: Intel(R) Xeon(R) Platinum 8275CL CPU @ 3.00GHz
+flags\t\t: avx avx2 avx512f avx512bw avx512_vnni
+"""
+GRAVITON = """\
+processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes sha1 sha2 crc32 atomics asimddp
+"""
+
+VNNI_HOST = parse_cpuinfo(SAPPHIRE_RAPIDS)
+AVX2_HOST = parse_cpuinfo(EPYC_ROME)
+int8_model = int8_variant(TEXT_DETECTOR)
+needs_int8_file = pytest.mark.skipif(
+    int8_model is None or not int8_model.local_path.is_file(), reason="no INT8 text detector")
+
+
+def test_flags_and_model_of_the_first_processor() -> None:
+    assert VNNI_HOST.model == "Intel(R) Xeon(R) Platinum 8480+"
+    assert {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"} <= VNNI_HOST.flags
+    assert VNNI_HOST.describe() == (
+        "Intel(R) Xeon(R) Platinum 8480+; avx2 avx512f avx512_vnni avx_vnni amx_int8")
+    assert AVX2_HOST.describe() == "AMD EPYC 7R32; avx2 -avx512f -avx512_vnni -avx_vnni -amx_int8"
+
+
+@pytest.mark.parametrize(("text", "fast"), [(SAPPHIRE_RAPIDS, True), (CASCADE_LAKE, True),
+                                             (EPYC_ROME, False), (GRAVITON, False), ("", False)],
+                         ids=["amx", "avx512-vnni", "avx2-only", "arm", "empty"])
+def test_int8_dot_product_needs_vnni_or_amx(text: str, fast: bool) -> None:
+    assert parse_cpuinfo(text).int8_dot_product is fast
+
+
+def test_unknown_cpu_reads_as_no_flags() -> None:
+    parsed = parse_cpuinfo(GRAVITON)
+    assert parsed.model == "unknown CPU" and "asimddp" in parsed.flags
+    assert cpu_features().model  # this host's, whatever it is
+
+
+@needs_int8_file
+def test_auto_takes_int8_only_with_vnni() -> None:
+    assert int8_model is not None
+    chosen = choose_cpu_model(TEXT_DETECTOR, "auto", VNNI_HOST)
+    assert (chosen.path, chosen.precision) == (int8_model.path(), "int8")
+    chosen = choose_cpu_model(TEXT_DETECTOR, "auto", AVX2_HOST)
+    assert (chosen.path, chosen.precision) == (TEXT_DETECTOR.path(), "fp32")
+    assert "no VNNI" in chosen.reason
+
+
+@needs_int8_file
+def test_the_operator_overrides_the_host() -> None:
+    assert int8_model is not None
+    assert choose_cpu_model(TEXT_DETECTOR, "int8", AVX2_HOST).path == int8_model.path()
+    assert choose_cpu_model(TEXT_DETECTOR, "fp32", VNNI_HOST).path == TEXT_DETECTOR.path()
+
+
+def test_a_model_without_int8_sibling_stays_fp32() -> None:
+    for requested in ("auto", "int8"):
+        chosen = choose_cpu_model(NUDITY_DETECTOR, requested, VNNI_HOST)  # type: ignore[arg-type]
+        assert (chosen.path, chosen.precision) == (NUDITY_DETECTOR.path(), "fp32")
+
+
+@needs_int8_file
+def test_a_missing_int8_file_falls_back_to_fp32(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    monkeypatch.setattr("models.artifacts.WEIGHTS_DIR", tmp_path)  # where bundled files live
+    chosen = choose_cpu_model(TEXT_DETECTOR, "auto", VNNI_HOST)
+    assert (chosen.path, chosen.precision) == (TEXT_DETECTOR.path(), "fp32")
+    assert "missing" in chosen.reason
+
+
+@needs_int8_file
+@pytest.mark.parametrize(("host", "precision"), [(VNNI_HOST, "int8"), (AVX2_HOST, "fp32")],
+                         ids=["vnni", "avx2"])
+def test_create_runtime_reports_the_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                           host: CpuFeatures, precision: str) -> None:
+    monkeypatch.setattr(select, "gpu_identity", lambda: None)
+    monkeypatch.setattr(select, "cpu_features", lambda: host)
+    runtime = create_runtime(TEXT_DETECTOR, prefer="onnxruntime", engine_dir=tmp_path,
+                             intra_op_threads=1)
+    info = runtime.info
+    assert (info.model, info.runtime, info.device, info.precision) == (
+        TEXT_DETECTOR.name, "onnxruntime", "cpu", precision)
+    assert info.as_dict()["precision"] == precision
+
+
+@needs_int8_file
+def test_gpu_runtimes_keep_the_fp32_file(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    """On a GPU host ORT's CUDA/TensorRT providers get the FP32 ONNX, VNNI or not."""
+    loaded: list[Path] = []
+
+    class RecordingGpuRuntime:
+        def __init__(self, name: str, onnx_path: Path, **_: object) -> None:
+            loaded.append(onnx_path)
+            self.info = RuntimeInfo(name, "onnxruntime", "cuda:0", "fp32")
+
+    monkeypatch.setattr(select, "gpu_identity", lambda: GpuIdentity(0, "NVIDIA Test", "9.0"))
+    monkeypatch.setattr(select, "gpu_providers_available", lambda: True)
+    monkeypatch.setattr(select, "tensorrt_version", lambda: None)
+    monkeypatch.setattr(select, "OnnxRuntimeGpu", RecordingGpuRuntime)
+    monkeypatch.setattr(select, "cpu_features", lambda: VNNI_HOST)
+    create_runtime(TEXT_DETECTOR, prefer="onnxruntime", engine_dir=tmp_path)
+    assert loaded == [TEXT_DETECTOR.path()]
+
+
+def test_cpu_precision_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cpu_precision"):
+        create_runtime(TEXT_DETECTOR, cpu_precision="int4",  # type: ignore[arg-type]
+                       engine_dir=tmp_path)
