@@ -19,11 +19,14 @@ from models.measurements.thresholds import MeasurementThresholds
 def laplacian_variance(
     grey: np.ndarray, mask: np.ndarray | None, thresholds: MeasurementThresholds
 ) -> float:
-    """Variance (grey levels²) of the 3x3 Laplacian of `grey`, rescaled to the fixed scale.
+    """Variance (grey levels²) of the 3x3 Laplacian of `grey`, shrunk to the fixed scale when
+    larger. A smaller box is measured as it is: enlarged it would read soft from the enlargement
+    alone, and a small file is the size rules' business, not a blur.
 
     `mask` (any size, non-zero = product) is resized onto the rescaled image; None: everywhere.
     """
-    scaled = resize_longest_to(grey, thresholds.sharpness_scale_px)
+    scaled = (resize_longest_to(grey, thresholds.sharpness_scale_px)
+              if max(grey.shape[:2]) > thresholds.sharpness_scale_px else grey)
     laplacian = cv2.Laplacian(scaled, cv2.CV_32F, ksize=1)
     if mask is None:
         return float(laplacian.var())

@@ -85,9 +85,10 @@ class MeasurementThresholds:
     clipped_bright_min_luma: int = 250  # levels; luma at or above is clipped to white
 
     # --- sharpness --------------------------------------------------------------------------------
-    # The product box is resized so its longest side is this many px before the Laplacian, so the
-    # variance is comparable across image sizes (closely once the box is shrunk 1.5x or more; a
-    # box enlarged to the scale reads soft, as it will look).
+    # A larger product box is shrunk so its longest side is this many px before the Laplacian, so
+    # the variance is comparable across image sizes (closely once the box is shrunk 1.5x or
+    # more); a smaller one is measured as it is (enlarged, it would read soft from the
+    # enlargement alone).
     sharpness_scale_px: int = 512
     # sharpness.score = var / (var + half_point), var in grey levels². 0.5 at the half point.
     sharpness_half_point: float = 100.0
