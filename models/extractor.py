@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from models.detectors.base import DetectedBox, Detections, Detector
 from models.detectors.items import judge_items
+from models.detectors.people import judge_people
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
 from models.vocabulary import AttributeValue
@@ -48,12 +49,29 @@ def _nudity_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Dete
     return NudityDetector(_runtime(NUDITY_DETECTOR.name, max_batch_size, prefer, cpu_threads))
 
 
+def _object_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+    from models.detectors import objects
+
+    return objects.create(max_batch_size, prefer, cpu_threads)
+
+
+def _face_hand_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+    from models.detectors import blaze
+
+    return blaze.create(max_batch_size, prefer, cpu_threads)
+
+
 # name -> factory(max_batch_size, prefer, cpu_threads). One place lists what the extractor can
 # run.
 EXTRACTOR_MODELS: dict[str, Callable[[int, str, int], Detector]] = {
     "text": _text_detector,
+    "objects": _object_detector,  # COCO objects and bodies
+    "faces_hands": _face_hand_detector,
     "nudity": _nudity_detector,
 }
+# The detectors that draw person boxes: with none of them on, people.* stay unmeasured (their
+# rules report "not evaluated") rather than read as "nobody".
+PERSON_DETECTORS: frozenset[str] = frozenset({"objects", "faces_hands"})
 
 
 def check_model_names(names: Sequence[str]) -> None:
@@ -100,8 +118,11 @@ class AttributeExtractor:
             for extraction, found in zip(merged, detections, strict=True):
                 extraction.attributes.update(found.attributes)
                 extraction.boxes.extend(found.boxes)
-        # Items are judged once every detector has spoken: text boxes tell artwork from items,
-        # object boxes tell touching views apart.
+        # Items and people are judged once every detector has spoken: text boxes tell artwork
+        # from items, object boxes tell touching views apart and screens from people.
+        judges_people = not PERSON_DETECTORS.isdisjoint(self.detectors)
         for inputs, extraction in zip(batch, merged, strict=True):
             extraction.attributes.update(judge_items(inputs, extraction.boxes))
+            if judges_people:
+                extraction.attributes.update(judge_people(extraction.boxes, inputs.items))
         return merged

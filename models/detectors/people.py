@@ -9,10 +9,12 @@ models/detectors/objects.py) and this module reads them together:
 
 - `people.person`: any person box at all;
 - `people.face_count`, `people.hand_count`, `people.body_count`: per label;
-- `people.on_product`: every person box lies inside a thing that carries pictures (a screen, a
-  book or box cover: `PICTURE_CARRIERS`), so the people seen are printed on or shown by the
-  product. The detector still reports them as people; the policy decides that such a person is
-  part of the product (rules/policies/base.yaml, main.people.none).
+- `people.on_product`: every person box lies inside a thing that carries pictures, so the people
+  seen are printed on or shown by the product: a screen or a cover the object detector names
+  (`PICTURE_CARRIERS`), or packaging on a plain backdrop: a separated object that is a whole,
+  solid rectangle (a DVD case, a box) well inside the frame. The detector still reports them as
+  people; the policy decides that such a person is part of the product (rules/policies/base.yaml,
+  main.people.none).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.detectors.base import DetectedBox, FrameBox
+from models.preprocess import ItemRegion
 from models.vocabulary import AttributeValue
 
 PERSON_KIND = "person"
@@ -39,9 +42,15 @@ class PeopleJudgeSettings:
 
     inside_share: float = 0.85
     carrier_min_score: float = 0.35
+    # Packaging: a separated object whose pixels fill at least this share of its box (a DVD
+    # case 0.95; a model's silhouette on white 0.4-0.7) ...
+    package_min_solidity: float = 0.85
+    # ... lying at least this far (frame units) from every edge: whole, not a close-up of a body.
+    package_min_margin: float = 0.01
 
     def __post_init__(self) -> None:
-        for name in ("inside_share", "carrier_min_score"):
+        for name in ("inside_share", "carrier_min_score", "package_min_solidity",
+                     "package_min_margin"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -61,16 +70,26 @@ def share_inside(inner: FrameBox, outer: FrameBox) -> float:
     return _area(overlap) / area
 
 
-def judge_people(boxes: Sequence[DetectedBox],
+def is_package(region: ItemRegion, settings: PeopleJudgeSettings) -> bool:
+    x0, y0, x1, y1 = region.box
+    margin = settings.package_min_margin
+    whole = x0 >= margin and y0 >= margin and x1 <= 1 - margin and y1 <= 1 - margin
+    return whole and _area(region.box) > 0 and \
+        region.area / _area(region.box) >= settings.package_min_solidity
+
+
+def judge_people(boxes: Sequence[DetectedBox], items: Sequence[ItemRegion] = (),
                  settings: PeopleJudgeSettings = PeopleJudgeSettings()
                  ) -> dict[str, AttributeValue]:
+    """`items`: the objects the background separates (ModelInputs.items), for packaging."""
     people = [box for box in boxes if box.kind == PERSON_KIND]
-    carriers = [box for box in boxes
+    carriers = [box.box for box in boxes
                 if box.kind == OBJECT_KIND and box.label in PICTURE_CARRIERS
                 and box.score >= settings.carrier_min_score]
+    carriers += [region.box for region in items if is_package(region, settings)]
 
     def on_a_carrier(person: DetectedBox) -> bool:
-        return any(share_inside(person.box, carrier.box) >= settings.inside_share
+        return any(share_inside(person.box, carrier) >= settings.inside_share
                    for carrier in carriers)
 
     return {

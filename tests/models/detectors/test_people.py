@@ -7,6 +7,7 @@ import pytest
 from models import vocabulary
 from models.detectors.base import DetectedBox
 from models.detectors.people import PeopleJudgeSettings, judge_people, share_inside
+from models.preprocess import ItemRegion
 
 
 def person(label: str, box: tuple[float, float, float, float], score: float = 0.8) -> DetectedBox:
@@ -57,6 +58,25 @@ def test_a_hand_holding_the_phone_is_not_on_the_product() -> None:
     assert found["people.on_product"] is False
 
 
+def test_a_person_printed_on_a_box_on_white_is_on_the_product() -> None:
+    dvd = ItemRegion((0.25, 0.1, 0.75, 0.9), area=0.5 * 0.8 * 0.96)  # a solid rectangle
+    face = person("face", (0.4, 0.3, 0.55, 0.45))
+    assert judge_people([face], [dvd])["people.on_product"] is True
+
+
+def test_a_model_on_white_is_not_packaging() -> None:
+    silhouette = ItemRegion((0.3, 0.05, 0.7, 0.98), area=0.4 * 0.93 * 0.55)
+    found = judge_people([person("face", (0.45, 0.08, 0.55, 0.18)),
+                          person("body", (0.3, 0.05, 0.7, 0.98))], [silhouette])
+    assert found["people.on_product"] is False
+
+
+def test_a_close_up_filling_the_frame_is_not_packaging() -> None:
+    torso = ItemRegion((0.0, 0.0, 1.0, 1.0), area=0.95)  # solid, but cut by every edge
+    assert judge_people([person("body", (0.1, 0.0, 0.9, 1.0))], [torso])["people.on_product"] \
+        is False
+
+
 def test_an_unsure_screen_hides_nobody() -> None:
     screen = thing("tv", (0.0, 0.0, 1.0, 1.0), score=0.2)
     assert judge_people([screen, person("face", (0.4, 0.3, 0.6, 0.5))])["people.on_product"] \
@@ -76,7 +96,8 @@ def test_share_inside() -> None:
     assert share_inside((0.2, 0.2, 0.2, 0.5), (0.0, 0.0, 1.0, 1.0)) == 0.0  # empty
 
 
-@pytest.mark.parametrize("settings", [{"inside_share": 0.0}, {"carrier_min_score": 1.5}])
+@pytest.mark.parametrize("settings", [{"inside_share": 0.0}, {"carrier_min_score": 1.5},
+                                      {"package_min_solidity": 2.0}])
 def test_unsafe_settings_fail_fast(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PeopleJudgeSettings(**settings)
