@@ -16,7 +16,8 @@ extractor's detectors and combines, per image:
 
 A multipack photographed as the one unit that is sold is one object on the background and one
 COCO box (or several that overlap), so it stays one item. People are not items: a model wearing the
-product is the product's presentation, and the people detector and the policy handle people.
+product is the product's presentation, and the people detector and the policy handle people;
+but several distinct bodies (models side by side, each in a colour variant) show several units.
 """
 
 from __future__ import annotations
@@ -95,10 +96,14 @@ def judge_items(
     objects = distinct_objects(
         [box for box in boxes if box.kind == "object"], settings
     )
+    bodies = distinct_objects(
+        [box for box in boxes if (box.kind, box.label) == ("person", "body")], settings
+    )
     separated = items_on_background(inputs.items, text, settings, inputs.rgb)
     # Several distinct everyday objects beat a single silhouette: views that touch, a prop
     # leaning on the product. Fewer (the detector knows only 80 kinds) leave the silhouettes.
-    count = max(len(separated), len(objects))
+    # One model wears the product; two or more side by side show units or variants.
+    count = max(len(separated), len(objects), len(bodies) if len(bodies) > 1 else 0)
     collage = seam_count(inputs.rgb, settings) > 0
     return {
         "composition.items": count,

@@ -85,6 +85,15 @@ def test_a_shadow_cast_under_the_product_is_not_an_item() -> None:
     assert judge_items(second_thing, [])["composition.items"] == 2
 
 
+def test_one_model_is_the_presentation_several_side_by_side_are_units() -> None:
+    inputs = _inputs(synthetic.render_product(fill=0.8))
+    one = [DetectedBox("person", "body", 0.8, (0.3, 0.05, 0.7, 0.95))]
+    assert judge_items(inputs, one)["composition.items"] == 1
+    three = [DetectedBox("person", "body", 0.8, (x, 0.05, x + 0.3, 0.95)) for x in (0.0, 0.35, 0.7)]
+    found = judge_items(inputs, three)
+    assert found["composition.items"] == 3 and found["composition.multiple_items"] is True
+
+
 def test_a_fragment_of_the_product_is_not_an_item() -> None:
     big = ItemRegion((0.1, 0.1, 0.9, 0.9), area=0.5)
     cable_end = ItemRegion((0.92, 0.5, 0.97, 0.55), area=0.02)
