@@ -31,6 +31,9 @@ def add_eval_commands(subparsers: Any) -> None:
                       help="dev set folder with labels/*.csv and images/ (default: %(default)s)")
     verb.add_argument("--group", action="append", default=None, metavar="ID",
                       help="only this product group (repeatable): a slice of the set")
+    verb.add_argument("--extractor-models", default=None, metavar="NAMES",
+                      help="comma-separated detectors to run instead of the default set, to "
+                      "measure what one adds (e.g. text,faces_hands)")
     verb.add_argument("--marketplace", default="US")
     verb.add_argument("--policies", type=Path, default=None, metavar="DIR",
                       help="policy directory (default: the shipped rules/policies)")
@@ -45,6 +48,7 @@ def _eval(args: argparse.Namespace) -> int:
     from curator.eval_report import format_table, write_contact_sheet
     from curator.evaluation import evaluate_devset
     from curator.pipeline import LocalPipeline
+    from curator.settings import ModelStageSettings
     from rules import POLICY_DIR, load_policy_set
 
     try:
@@ -58,7 +62,15 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"curator eval: no such group {', '.join(unknown)}", file=sys.stderr)
             return EXIT_USAGE
         images = [image for image in images if image.group in set(args.group)]
-    report = evaluate_devset(images, LocalPipeline(),
+    stages = ModelStageSettings()
+    if args.extractor_models is not None:
+        try:
+            stages = ModelStageSettings(
+                extractor_models=tuple(n for n in args.extractor_models.split(",") if n))
+        except ValueError as error:
+            print(f"curator eval: --extractor-models: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    report = evaluate_devset(images, LocalPipeline(stages),
                              load_policy_set(args.policies or POLICY_DIR), args.marketplace)
     print(format_table(report))
     shown = write_contact_sheet(report, args.sheet)

@@ -259,6 +259,11 @@ class EvaluationReport:
             "macro_f1": self.macro_f1,
             "selection": {"groups": self.selection_groups, "hits": self.selection_hits,
                           "hit_rate": self.selection_hit_rate},
+            "selection_misses": [
+                {"group": g.group, "main_image": g.main_image,
+                 "compliant_images": list(g.compliant_images), "steps": list(g.steps)}
+                for g in self.groups if g.hit is False
+            ],
             "disagreements": [
                 {"image": r.labelled.image, "labels": r.disagreements,
                  "violations": list(r.violations)}
