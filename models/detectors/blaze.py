@@ -102,8 +102,10 @@ WRIST, MIDDLE_KNUCKLE = 0, 2
 @dataclass(frozen=True)
 class BlazeSettings:
     """Thresholds of the face and hand detector, chosen on the Magento Luma sample catalogue
-    (github:magento/magento2-sample-data, pub/media/catalog/product: 725 photos at <= 640 px;
-    never on the evaluation images), where file names tell packshots (42: bags, watches,
+    (github:magento/magento2-sample-data, pub/media/catalog/product: 725 photos at <= 640 px,
+    among them the independent eval set's 38 Magento photos, counted but not looked at one by
+    one; checked since on the dev set, which holds none of them: see objects.py), where file
+    names tell packshots (42: bags, watches,
     equipment) from apparel on models (420 front views, 148 back views):
 
     `face_min_score` 0.6: MediaPipe's own min_score_thresh for this model; no packshot reaches
