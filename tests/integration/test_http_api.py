@@ -19,7 +19,7 @@ from tests.models.detectors.text_scenes import overlay_scene
 
 pytestmark = pytest.mark.integration
 
-EVAL_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "eval" / "images"
+PEOPLE_PHOTOS = Path(__file__).resolve().parents[1] / "models" / "data" / "people"
 
 
 def b64(data: bytes) -> str:
@@ -53,11 +53,11 @@ def test_health_version_and_docs(service_url: str) -> None:
     assert version["ray_version"].startswith("2.60")
     backends = version["backends"]
     # No GPU here: the runtime choice falls back to ONNX Runtime on the CPU, and says so.
-    assert backends["extractor.text"].startswith("onnxruntime on cpu")
-    assert backends["extractor.people"].startswith("onnxruntime on cpu")
+    for model in ("text", "objects", "faces_hands", "nudity"):
+        assert backends[f"extractor.{model}"].startswith("onnxruntime on cpu"), backends
     assert backends["scorer"] == "torch on cpu (card-v1)"
     assert version["models"] == {"scorer_card": "card-v1", "scorer_cards": "card-v1",
-                                 "extractor": "text,people"}
+                                 "extractor": "text,objects,faces_hands,nudity"}
     spec = requests.get(f"{service_url}/openapi.json", timeout=10).json()
     assert {"/v1/assess", "/v1/assess/upload", "/healthz", "/v1/version",
             "/v1/policies/{category}/{marketplace}"} <= set(spec["paths"])
@@ -310,8 +310,9 @@ def test_unsafe_urls_are_refused(service_url: str, url: str) -> None:
 
 def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: str) -> None:
     """curator_model_runtime: what each model runs on, scraped from Ray's Prometheus endpoint."""
-    wanted = {("AttributeExtractor", "ppocr-v6-det-small"), ("AttributeExtractor", "nudenet-320n"),
-              ("QualityScorer", "brisque")}
+    wanted = {("AttributeExtractor", "nanodet-coco-416"),
+              ("AttributeExtractor", "mediapipe-palm-detection-full"),
+              ("AttributeExtractor", "nudenet-320n"), ("QualityScorer", "brisque")}
     # Replicas report every few seconds; the test runs minutes after they started, so this also
     # checks that the series outlives Ray's gauge expiry without traffic.
     deadline = time.monotonic() + 120
@@ -356,14 +357,27 @@ def test_concurrent_listings_give_identical_answers(service_url: str) -> None:
     assert len({a.json()["decision_id"] for a in answers}) == 16
 
 
-@pytest.mark.skipif(not EVAL_IMAGES.is_dir(), reason="shared eval images not present")
-def test_real_product_photos_are_assessed(service_url: str) -> None:
-    paths = sorted(EVAL_IMAGES.glob("*.jpg"))[:6]
-    images = [{"image_id": f"p{n}", "data": b64(path.read_bytes())} for n, path in enumerate(paths)]
-    answer = assess(service_url, images)
+def test_people_in_real_photos_over_http(service_url: str) -> None:
+    """The person judgement over HTTP on real photos: a model seen from behind, hands holding a
+    bottle with no face in view, and a watch packshot (tests/models/data/people/)."""
+    names = {"back": "magento_wb04-blue_back.jpg", "hands": "magento_gear-equipment.jpg",
+             "watch": "magento_mg03-br-0.jpg"}
+    listing = [{"image_id": key, "data": b64((PEOPLE_PHOTOS / name).read_bytes())}
+               for key, name in names.items()]
+    answer = assess(service_url, listing, category="jewelry")
     assert answer.status_code == 200, answer.text
-    assert all(image["status"] == "ok" for image in answer.json()["images"])
-    assert answer.json()["selection"]["main_image_id"] is not None
+    images = by_id(answer.json())
+    back, hands, watch = images["back"], images["hands"], images["watch"]
+    assert back["attributes"]["people.person"] is True
+    assert back["attributes"]["people.body_count"] >= 1
+    assert any((d["kind"], d["label"]) == ("person", "body") for d in back["detections"])
+    assert hands["attributes"]["people.person"] is True
+    assert hands["attributes"]["people.hand_count"] >= 1
+    assert watch["attributes"]["people.person"] is False
+    assert watch["attributes"]["people.on_product"] is False
+    # Jewelry is shown without a model: the packshot is the main image, people block the rest.
+    assert answer.json()["selection"]["main_image_id"] == "watch"
+    assert "main.people.none" in {v["rule_id"] for v in back["verdict_as_main"]["violations"]}
 
 
 def test_a_fixable_main_image_comes_back_fixed(service_url: str) -> None:
