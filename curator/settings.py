@@ -64,8 +64,9 @@ class ModelStageSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Detectors the AttributeExtractor runs; remove one to switch that model off (its rules then
-    # report "not evaluated"). Known: text, people.
-    extractor_models: tuple[str, ...] = ("text", "nudity")
+    # report "not evaluated"). Known: text, objects (COCO objects and bodies), faces_hands,
+    # nudity (NudeNet: AGPL-3.0 weights; remove it where those may not ship).
+    extractor_models: tuple[str, ...] = ("text", "objects", "faces_hands", "nudity")
     scorer_card: str = "card-v1"
     # More QualityScorer deployments, one per card, for experiment variants to route to.
     extra_scorer_cards: tuple[str, ...] = ()
