@@ -24,6 +24,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	# The text detector's variants (FP32, INT8, 480 canvas) against FP32 on one thread, then the
+	# service; --quick in BENCH_ARGS shortens both.
+	$(BIN)/python -m benchmarks.text_detector --json benchmarks/results/text_detector.json \
+		$(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: $(STAMP)
