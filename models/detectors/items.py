@@ -45,6 +45,9 @@ class ItemSettings:
     text_object_min_cover: float = 0.5
     # An object smaller than this share of the largest object is a fragment (a cable end, a tag).
     fragment_max_relative_area: float = 0.12
+    # An object whose box lies inside the largest object's box at least this much is a part of it
+    # that the segmentation cut loose (a watch face apart from its strap on a grey backdrop).
+    part_max_inside: float = 0.8
     # A cast shadow floating under the product (cut-out packshots re-shadowed on white) is an
     # object on the background too. It is flat (height at most this share of its width) ...
     shadow_max_aspect: float = 0.35
@@ -54,8 +57,32 @@ class ItemSettings:
     shadow_max_edge_levels: float = 12.0
     # ... and colourless: mean HSV saturation (0..255) in its box under this.
     shadow_max_saturation: float = 40.0
+    # A badge (a price circle, a "NEW" sticker) is a separated shape with text inside covering at
+    # least this share of its box ...
+    badge_min_text_cover: float = 0.15
+    # ... painted in one colour: at least this share of its pixels outside the text and off the
+    # background lie within `badge_colour_levels` (RGB distance) of their median colour. Products
+    # with printed labels are many-coloured (a bottle scored 0.06, badges 0.53-0.99).
+    badge_min_uniform_share: float = 0.5
+    badge_colour_levels: float = 40.0
+    # A pair (shoes, gloves) is sold as one unit: two objects of about the same size (the smaller
+    # at least this share of the larger) ...
+    pair_min_area_ratio: float = 0.8
+    # ... each the mirror image of the other: grey correlation of one with the other flipped at
+    # least this (a left and a right shoe scored 0.77-0.82; two colour variants or two views
+    # side by side 0.23-0.42) ...
+    pair_min_mirror_correlation: float = 0.6
+    # ... in the same colours: mean absolute RGB difference to the flipped other at most this
+    # (levels; the pairs scored 21-23, colour variants 65-68).
+    pair_max_colour_levels: float = 35.0
+    # A patch of light or shade on a coloured or dark backdrop (a shadow on the wall, a reflection
+    # on the table) separates too, but holds no outline: the grey standard deviation in its box
+    # stays under this (levels; such patches 1-6, the least varied item in the dev set 22).
+    featureless_max_std: float = 10.0
+    # ... measured on its box widened by this share of its size on each side.
+    featureless_margin: float = 0.1
     # COCO detections count from this score (0..1) up; the detector's own bar may be lower.
-    object_min_score: float = 0.45
+    object_min_score: float = 0.40
     # ... and from this share of the frame up (small detections are parts and reflections).
     object_min_area: float = 0.01
     # Two COCO boxes are one thing when their intersection covers this much of the smaller box.
@@ -78,7 +105,9 @@ class ItemSettings:
 
     def __post_init__(self) -> None:
         for name in ("text_object_min_cover", "fragment_max_relative_area", "object_min_score",
-                     "object_min_area", "object_same_thing_overlap", "seam_min_span",
+                     "object_min_area", "object_same_thing_overlap", "badge_min_text_cover",
+                     "badge_min_uniform_share", "part_max_inside", "pair_min_area_ratio",
+                     "pair_min_mirror_correlation", "seam_min_span",
                      "seam_end_zone", "seam_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -100,6 +129,12 @@ def judge_items(
         [box for box in boxes if (box.kind, box.label) == ("person", "body")], settings
     )
     separated = items_on_background(inputs.items, text, settings, inputs.rgb)
+    # Pieces of one detected thing (a laptop's screen and base, a model's head and arm apart on
+    # a white backdrop) are that thing, once.
+    separated = one_per_thing(separated, [thing.box for thing in [*bodies, *objects]], settings)
+    if len(separated) == 2 and is_mirrored_pair(
+            separated[0], separated[1], inputs.rgb, settings):
+        separated = separated[:1]  # a pair of shoes or gloves is the one unit sold
     # Several distinct everyday objects beat a single silhouette: views that touch, a prop
     # leaning on the product. Fewer (the detector knows only 80 kinds) leave the silhouettes.
     # One model wears the product; two or more side by side show units or variants.
@@ -120,6 +155,10 @@ def items_on_background(
     detector reads on it: rows of small objects can look like lines of text), and every other
     that is neither mostly text, nor a fragment of the largest, nor (given the frame) the
     shadow it casts."""
+    if rgb is not None:
+        background = _frame_ring_colour(rgb)
+        regions = [region for region in regions
+                   if not is_badge(region, text, rgb, background, settings)]
     if not regions:
         return []
     largest, *others = sorted(regions, key=lambda region: -region.area)
@@ -127,8 +166,95 @@ def items_on_background(
         region for region in others
         if covered_share(region.box, text) < settings.text_object_min_cover
         and region.area >= settings.fragment_max_relative_area * largest.area
+        and _overlap_of_smaller(region.box, largest.box) < settings.part_max_inside
         and not (rgb is not None and is_cast_shadow(region, largest, rgb, settings))
+        and not (rgb is not None and is_featureless(region, rgb, settings))
     ]
+
+
+def one_per_thing(regions: Sequence[ItemRegion], things: Sequence[FrameBox],
+                  settings: ItemSettings) -> list[ItemRegion]:
+    """Separated objects inside the box of one detected thing (a person, an everyday object) are
+    that thing seen in pieces: they count once."""
+    kept: list[ItemRegion] = []
+    counted: set[int] = set()
+    for region in regions:
+        inside = next((index for index, thing in enumerate(things)
+                       if _overlap_of_smaller(region.box, thing) >= settings.part_max_inside
+                       and _area(thing) >= _area(region.box)), None)
+        if inside is None:
+            kept.append(region)
+        elif inside not in counted:
+            counted.add(inside)
+            kept.append(region)
+    return kept
+
+
+def is_mirrored_pair(first: ItemRegion, second: ItemRegion, rgb: np.ndarray,
+                     settings: ItemSettings) -> bool:
+    """Two objects of one size, each the other's mirror image: a left and a right, one pair."""
+    if min(first.area, second.area) < settings.pair_min_area_ratio * max(first.area, second.area):
+        return False
+    size = (64, 64)
+    one = cv2.resize(_crop(rgb, first.box), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    other = cv2.resize(_crop(rgb, second.box), size,
+                       interpolation=cv2.INTER_AREA)[:, ::-1].astype(np.float32)
+    if np.abs(one - other).mean() > settings.pair_max_colour_levels:
+        return False
+    grey_one, grey_other = one.mean(axis=2), other.mean(axis=2)
+    grey_one -= grey_one.mean()
+    grey_other -= grey_other.mean()
+    norm = float(np.sqrt((grey_one**2).sum() * (grey_other**2).sum()))
+    correlation = float((grey_one * grey_other).sum()) / norm if norm > 0 else 0.0
+    return correlation >= settings.pair_min_mirror_correlation
+
+
+def is_badge(region: ItemRegion, text: Sequence[FrameBox], rgb: np.ndarray,
+             background: np.ndarray, settings: ItemSettings) -> bool:
+    """A shape of one colour carrying text (a price circle, a sticker): graphics, not an item.
+    It may be the largest shape on a promo template, so it is judged before the product is."""
+    if covered_share(region.box, text) < settings.badge_min_text_cover:
+        return False
+    crop = _crop(rgb, region.box).astype(np.float32)
+    outside_text = np.ones(crop.shape[:2], dtype=bool)
+    x0, y0 = region.box[:2]
+    height, width = rgb.shape[:2]
+    for tx0, ty0, tx1, ty1 in text:
+        rows = slice(max(0, int((ty0 - y0) * height)), max(0, int(np.ceil((ty1 - y0) * height))))
+        columns = slice(max(0, int((tx0 - x0) * width)), max(0, int(np.ceil((tx1 - x0) * width))))
+        outside_text[rows, columns] = False
+    pixels = crop[outside_text]
+    pixels = pixels[np.linalg.norm(pixels - background, axis=1) > settings.badge_colour_levels]
+    if len(pixels) < 16:
+        return False
+    median = np.median(pixels, axis=0)
+    uniform = (np.linalg.norm(pixels - median, axis=1) <= settings.badge_colour_levels).mean()
+    return bool(uniform >= settings.badge_min_uniform_share)
+
+
+def _frame_ring_colour(rgb: np.ndarray, ring_px: int = 4) -> np.ndarray:
+    """Median colour of the frame's outer ring: the backdrop's colour where there is one."""
+    ring = np.concatenate([rgb[:ring_px].reshape(-1, 3), rgb[-ring_px:].reshape(-1, 3),
+                           rgb[:, :ring_px].reshape(-1, 3), rgb[:, -ring_px:].reshape(-1, 3)])
+    return np.median(ring, axis=0).astype(np.float32)
+
+
+def _crop(rgb: np.ndarray, box: FrameBox) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    return rgb[int(y0 * height):max(int(y0 * height) + 1, round(y1 * height)),
+               int(x0 * width):max(int(x0 * width) + 1, round(x1 * width))]
+
+
+def is_featureless(region: ItemRegion, rgb: np.ndarray, settings: ItemSettings) -> bool:
+    """A patch without an outline or any detail inside: light or shade, not a thing. Its box is
+    widened a little so that a plain, solid thing still shows its step against the backdrop."""
+    x0, y0, x1, y1 = region.box
+    pad_x, pad_y = (x1 - x0) * settings.featureless_margin, (y1 - y0) * settings.featureless_margin
+    widened = (max(0.0, x0 - pad_x), max(0.0, y0 - pad_y), min(1.0, x1 + pad_x),
+               min(1.0, y1 + pad_y))
+    grey = cv2.cvtColor(_crop(rgb, widened), cv2.COLOR_RGB2GRAY)
+    return bool(grey.std() < settings.featureless_max_std)
 
 
 def is_cast_shadow(region: ItemRegion, largest: ItemRegion, rgb: np.ndarray,

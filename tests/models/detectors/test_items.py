@@ -94,10 +94,20 @@ def test_one_model_is_the_presentation_several_side_by_side_are_units() -> None:
     assert found["composition.items"] == 3 and found["composition.multiple_items"] is True
 
 
+def _drawn(regions: list[ItemRegion], size: int = 200) -> np.ndarray:
+    """A white frame with each region's box painted dark grey: objects with a visible outline."""
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for region in regions:
+        x0, y0, x1, y1 = (round(value * size) for value in region.box)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(60, 60, 60))
+    return np.asarray(image).copy()
+
+
 def test_a_fragment_of_the_product_is_not_an_item() -> None:
     big = ItemRegion((0.1, 0.1, 0.9, 0.9), area=0.5)
     cable_end = ItemRegion((0.92, 0.5, 0.97, 0.55), area=0.02)
-    inputs = ModelInputs(rgb=np.full((64, 64, 3), 255, np.uint8), product_box=(0.1, 0.1, 0.97, 0.9),
+    inputs = ModelInputs(rgb=_drawn([big, cable_end]), product_box=(0.1, 0.1, 0.97, 0.9),
                          items=(big, cable_end))
     assert judge_items(inputs, [])["composition.items"] == 1
     assert judge_items(inputs, [], ItemSettings(fragment_max_relative_area=0.01))[
@@ -115,7 +125,7 @@ def test_distinct_objects_merge_one_object_read_twice() -> None:
 
 def test_two_views_that_touch_count_through_objects() -> None:
     one_silhouette = ItemRegion((0.05, 0.2, 0.95, 0.8), area=0.4)
-    inputs = ModelInputs(rgb=np.full((64, 64, 3), 255, np.uint8),
+    inputs = ModelInputs(rgb=_drawn([one_silhouette]),
                          product_box=one_silhouette.box, items=(one_silhouette,))
     views = [DetectedBox("object", "backpack", 0.8, (0.05, 0.2, 0.5, 0.8)),
              DetectedBox("object", "backpack", 0.7, (0.5, 0.2, 0.95, 0.8))]
