@@ -6,8 +6,10 @@ too, and several views of one product that touch are one object. So the judgemen
 extractor's detectors and combines, per image:
 
 1. the separate objects on the background (`ModelInputs.items`), less those that are mostly text
-   (artwork, logos, captions: covered by text boxes) and fragments much smaller than the largest
-   object (cable ends, a tag, a crumb);
+   (artwork, logos, captions: covered by text boxes), badges (one colour around text), fragments
+   much smaller than the largest object (cable ends, a tag, a crumb), parts of it cut loose
+   inside its box, patches of light or shade, and with the pieces inside one detected thing
+   (person or object) counted once; two mirror images of one another are a pair, one unit;
 2. everyday objects the COCO detector finds (`DetectedBox(kind="object")`): two or more of them
    that do not overlap are several things even when they touch (two views of one bag, a cup beside
    a kettle); on a busy photo with no separable background they are the only count there is;

@@ -164,3 +164,87 @@ def test_covered_share() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="fragment_max_relative_area"):
         ItemSettings(fragment_max_relative_area=1.5)
+
+
+def _promo_with_badge() -> tuple[Image.Image, DetectedBox]:
+    """A product on a green promo template with a red price circle carrying white text."""
+    image = synthetic.render_product((800, 800), fill=0.5, background=(40, 150, 90),
+                                     centre=(0.4, 0.5))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((580, 560, 760, 740), fill=(220, 40, 50))
+    draw.rectangle((615, 625, 725, 675), fill=(255, 255, 255))  # the price, as a block of text
+    return image, DetectedBox("text", "overlay", 0.9, (610 / 800, 620 / 800, 730 / 800, 680 / 800))
+
+
+def test_a_price_badge_is_not_an_item() -> None:
+    image, price = _promo_with_badge()
+    inputs = _inputs(image)
+    assert len(inputs.items) == 2  # the template separates the product and the badge ...
+    assert judge_items(inputs, [price])["composition.items"] == 1  # ... a badge is graphics
+    # A badge is one colour around its text: the same circle in many colours is a thing.
+    assert judge_items(inputs, [price], ItemSettings(badge_min_uniform_share=1.0))[
+        "composition.items"] == 2
+
+
+def _shoe(draw: ImageDraw.ImageDraw, left: int, mirrored: bool,
+          colour: tuple[int, int, int]) -> None:
+    """An asymmetric shoe-like silhouette, 200 px wide: a tall heel end, a long toe, a patch."""
+    outline = [(0, 0), (70, 0), (70, 120), (200, 150), (200, 200), (0, 200)]
+    patch = [(80, 50), (120, 120)]
+    if mirrored:
+        outline = [(200 - x, y) for x, y in outline]
+        patch = [(200 - 120, 50), (200 - 80, 120)]
+    draw.polygon([(left + x, 300 + y) for x, y in outline], fill=colour)
+    draw.rectangle([(left + x, 300 + y) for x, y in patch], fill=(240, 240, 240))
+    draw.rectangle((left, 480, left + 199, 500), fill=(250, 250, 250))  # the sole
+
+
+def _two_shoes(mirrored: bool, colours: tuple[tuple[int, int, int], ...]) -> Image.Image:
+    image = Image.new("RGB", (800, 800), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    _shoe(draw, 150, mirrored=False, colour=colours[0])
+    _shoe(draw, 450, mirrored=mirrored, colour=colours[-1])
+    return image
+
+
+def test_a_mirrored_pair_is_one_unit_but_two_alike_or_two_colours_are_two() -> None:
+    blue = (30, 90, 220)
+    pair = judge_items(_inputs(_two_shoes(mirrored=True, colours=(blue,))), [])
+    assert pair["composition.items"] == 1
+    same_way = judge_items(_inputs(_two_shoes(mirrored=False, colours=(blue,))), [])
+    assert same_way["composition.items"] == 2  # two left shoes: two units
+    variants = judge_items(_inputs(_two_shoes(mirrored=True, colours=(blue, (200, 40, 40)))), [])
+    assert variants["composition.items"] == 2  # the pair in two colours: two variants
+
+
+def test_a_patch_of_shade_on_a_coloured_backdrop_is_not_an_item() -> None:
+    image = synthetic.render_product((800, 800), fill=0.5, background=(215, 185, 150),
+                                     centre=(0.6, 0.5))
+    layer = Image.new("L", image.size, 0)
+    ImageDraw.Draw(layer).ellipse((20, 300, 200, 520), fill=255)
+    shade = np.asarray(layer.filter(ImageFilter.GaussianBlur(12)), np.float32)[..., None]
+    pixels = np.asarray(image, np.float32) * (1 - shade / 255 * 0.1)  # faint, like real shade
+    inputs = _inputs(Image.fromarray(pixels.astype(np.uint8)))
+    assert len(inputs.items) == 2  # the backdrop separates the shade ...
+    assert judge_items(inputs, [])["composition.items"] == 1  # ... but it holds nothing
+    assert judge_items(inputs, [], ItemSettings(featureless_max_std=0.0))["composition.items"] == 2
+
+
+def test_a_piece_inside_the_products_box_is_part_of_it() -> None:
+    strap = ItemRegion((0.1, 0.1, 0.9, 0.9), area=0.3)
+    face = ItemRegion((0.45, 0.4, 0.65, 0.6), area=0.04)  # cut loose inside the strap's box
+    beside = ItemRegion((0.92, 0.4, 0.99, 0.6), area=0.04)
+    for second, expected in ((face, 1), (beside, 2)):
+        inputs = ModelInputs(rgb=_drawn([strap, second]), product_box=(0.1, 0.1, 0.99, 0.9),
+                             items=(strap, second))
+        assert judge_items(inputs, [])["composition.items"] == expected
+
+
+def test_pieces_inside_one_detected_thing_count_once() -> None:
+    screen = ItemRegion((0.25, 0.2, 0.75, 0.45), area=0.1)
+    base = ItemRegion((0.2, 0.46, 0.8, 0.75), area=0.13)
+    inputs = ModelInputs(rgb=_drawn([screen, base]), product_box=(0.2, 0.2, 0.8, 0.75),
+                         items=(base, screen))
+    assert judge_items(inputs, [])["composition.items"] == 2
+    laptop = DetectedBox("object", "laptop", 0.6, (0.19, 0.18, 0.81, 0.77))
+    assert judge_items(inputs, [laptop])["composition.items"] == 1
