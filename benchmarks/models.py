@@ -139,9 +139,7 @@ def measure_models(
     def batch_of(size: int) -> list[Any]:
         return [ready[index % len(ready)] for index in range(size)]
 
-    extractor = AttributeExtractor.create(
-        stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime
-    )
+    extractor = AttributeExtractor.create(stages.extractor_models, stages.runtime_request())
     onnx_threads = ("the runtime's default intra-op threads (ONNX Runtime: one per physical "
                     f"core, {psutil.cpu_count(logical=False)} here; the replicas' sessions use "
                     "the same default)")

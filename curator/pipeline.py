@@ -72,10 +72,8 @@ class LocalPipeline:
             decode_limits=DecodeLimits(max_bytes=limits.max_image_bytes,
                                        max_pixels=limits.max_image_pixels)
         )
-        self.extractor = AttributeExtractor.create(
-            stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime,
-            cpu_threads=stages.cpu_threads,
-        )
+        self.extractor = AttributeExtractor.create(stages.extractor_models,
+                                                   stages.runtime_request())
         self.scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
 
     def run(self, images: Sequence[tuple[str, bytes]]) -> list[MeasuredImage]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curator.admission import AdmissionSettings
+from models.runtime.request import RuntimeRequest
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
 # Decisions and outboxes of a local deployment; clusters point `store.url` at PostgreSQL.
@@ -77,6 +78,14 @@ class ModelStageSettings(BaseModel):
     # Intra-op threads of each ONNX Runtime CPU session; 0: one per physical core. Replicas
     # that share a host's cores do more per CPU second with fewer (benchmarks/README.md).
     cpu_threads: int = Field(0, ge=0, le=256)
+    # What ONNX Runtime runs on the CPU: "auto" takes a model's INT8 sibling where the host has
+    # VNNI or AMX (several times faster convolutions) and FP32 elsewhere; fp32/int8 force it.
+    cpu_precision: Literal["auto", "fp32", "int8"] = "auto"
+
+    def runtime_request(self) -> RuntimeRequest:
+        """What every model of the stages asks of its runtime (models/runtime/request.py)."""
+        return RuntimeRequest(self.max_batch_size_limit, self.runtime, self.cpu_threads,
+                              self.cpu_precision)
 
     @field_validator("extractor_models")
     @classmethod

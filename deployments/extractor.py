@@ -14,6 +14,7 @@ from curator.pipeline import extract_stage
 from deployments.batching import BatchingConfig
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.extractor import AttributeExtractor as Extractor
+from models.runtime.request import RuntimeRequest
 
 logger = logging.getLogger("ray.serve")
 
@@ -22,11 +23,9 @@ BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class AttributeExtractor:
-    def __init__(self, models: list[str], max_batch_size_limit: int, runtime: str = "auto",
-                 cpu_threads: int = 0) -> None:
-        self._limit = max_batch_size_limit
-        self._extractor = Extractor.create(models, max_batch_size_limit, prefer=runtime,
-                                           cpu_threads=cpu_threads)
+    def __init__(self, models: list[str], request: RuntimeRequest) -> None:
+        self._limit = request.max_batch_size
+        self._extractor = Extractor.create(models, request)
         self._batch_sizes = Histogram(
             "curator_extractor_batch_size",
             description="Images per batch the extractor ran",

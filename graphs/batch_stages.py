@@ -75,10 +75,7 @@ class ExtractAttributes:
     def __init__(self, stages: ModelStageSettings) -> None:
         from models.extractor import AttributeExtractor
 
-        extractor = AttributeExtractor.create(
-            stages.extractor_models, stages.max_batch_size_limit, prefer=stages.runtime,
-            cpu_threads=stages.cpu_threads,
-        )
+        extractor = AttributeExtractor.create(stages.extractor_models, stages.runtime_request())
         self._stage: Stage = lambda items: extract_stage(extractor, items)
 
     def __call__(self, batch: pa.Table) -> pa.Table:

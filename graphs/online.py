@@ -48,8 +48,7 @@ def build_graph(
     if stages is None:
         return ingress.bind(preprocess, None, None, canary, app_args)  # type: ignore[union-attr]
     extractor = AttributeExtractor.bind(  # type: ignore[attr-defined]
-        list(stages.extractor_models), stages.max_batch_size_limit, stages.runtime,
-        stages.cpu_threads,
+        list(stages.extractor_models), stages.runtime_request(),
     )
     # One QualityScorer deployment per card, so experiment variants can route to either.
     scorers = {

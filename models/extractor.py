@@ -14,56 +14,44 @@ from models.detectors.base import DetectedBox, Detections, Detector
 from models.detectors.items import judge_items
 from models.detectors.people import judge_people
 from models.preprocess import ModelInputs
-from models.runtime.base import InferenceRuntime, RuntimeInfo
+from models.runtime.base import RuntimeInfo
+from models.runtime.request import RuntimeRequest
 from models.vocabulary import AttributeValue
 
 logger = logging.getLogger(__name__)
 
 
-def _runtime(artifact_name: str, max_batch_size: int, prefer: str, cpu_threads: int
-             ) -> InferenceRuntime:
-    from models import artifacts
-    from models.runtime.select import create_runtime
-
-    # The engine shape comes from the artifact's registered profile (models/runtime/profiles.py),
-    # the same one `curator models build-engines` uses, so prebuilt engines are found.
-    return create_runtime(
-        artifacts.get(artifact_name),
-        batch_profile=(1, max_batch_size, max_batch_size),
-        prefer=prefer,  # type: ignore[arg-type]
-        intra_op_threads=cpu_threads,
-    )
-
-
-def _text_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+# Each runtime's engine shape comes from the artifact's registered profile
+# (models/runtime/profiles.py), the same one `curator models build-engines` uses, so prebuilt
+# engines are found.
+def _text_detector(request: RuntimeRequest) -> Detector:
     from models.artifacts import TEXT_DETECTOR
     from models.detectors.text import TextDetector
 
-    return TextDetector(_runtime(TEXT_DETECTOR.name, max_batch_size, prefer, cpu_threads))
+    return TextDetector(request.create(TEXT_DETECTOR))
 
 
-def _nudity_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+def _nudity_detector(request: RuntimeRequest) -> Detector:
     from models.artifacts import NUDITY_DETECTOR
     from models.detectors.nudity import NudityDetector
 
-    return NudityDetector(_runtime(NUDITY_DETECTOR.name, max_batch_size, prefer, cpu_threads))
+    return NudityDetector(request.create(NUDITY_DETECTOR))
 
 
-def _object_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+def _object_detector(request: RuntimeRequest) -> Detector:
     from models.detectors import objects
 
-    return objects.create(max_batch_size, prefer, cpu_threads)
+    return objects.create(request)
 
 
-def _face_hand_detector(max_batch_size: int, prefer: str, cpu_threads: int) -> Detector:
+def _face_hand_detector(request: RuntimeRequest) -> Detector:
     from models.detectors import blaze
 
-    return blaze.create(max_batch_size, prefer, cpu_threads)
+    return blaze.create(request)
 
 
-# name -> factory(max_batch_size, prefer, cpu_threads). One place lists what the extractor can
-# run.
-EXTRACTOR_MODELS: dict[str, Callable[[int, str, int], Detector]] = {
+# name -> factory(runtime request). One place lists what the extractor can run.
+EXTRACTOR_MODELS: dict[str, Callable[[RuntimeRequest], Detector]] = {
     "text": _text_detector,
     "objects": _object_detector,  # COCO objects and bodies
     "faces_hands": _face_hand_detector,
@@ -91,13 +79,9 @@ class AttributeExtractor:
         self.detectors = dict(detectors)
 
     @classmethod
-    def create(
-        cls, models: Sequence[str], max_batch_size: int, prefer: str = "auto", cpu_threads: int = 0
-    ) -> AttributeExtractor:
-        """`cpu_threads`: intra-op threads of each ONNX Runtime CPU session (0: one per core)."""
+    def create(cls, models: Sequence[str], request: RuntimeRequest) -> AttributeExtractor:
         check_model_names(models)
-        detectors = {name: EXTRACTOR_MODELS[name](max_batch_size, prefer, cpu_threads)
-                     for name in models}
+        detectors = {name: EXTRACTOR_MODELS[name](request) for name in models}
         for name, detector in detectors.items():
             info = detector.runtime_info
             logger.info("extractor model %s: %s on %s (%s)", name, info.runtime, info.device,

@@ -37,6 +37,7 @@ from models.detectors.base import DetectedBox, Detections
 from models.detectors.yolo import Letterbox, box_iou, letterbox_batch
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
+from models.runtime.request import RuntimeRequest
 
 PERSON_KIND = "person"
 # MediaPipe clips raw score logits to +-100 before the sigmoid (score_clipping_thresh).
@@ -302,15 +303,9 @@ class FaceHandDetector:
         return weighted_nms(candidates, self.settings.nms_iou, self.settings.max_boxes)
 
 
-def create(max_batch_size: int, prefer: str, cpu_threads: int) -> FaceHandDetector:
-    """The detector with its two runtimes, built as models/extractor.py builds every runtime."""
+def create(request: RuntimeRequest) -> FaceHandDetector:
+    """The detector with its two runtimes, both built for `request`."""
     from models import artifacts
-    from models.runtime.select import create_runtime
 
-    def runtime(model: BlazeModel) -> InferenceRuntime:
-        return create_runtime(artifacts.get(model.artifact),
-                              batch_profile=(1, max_batch_size, max_batch_size),
-                              prefer=prefer,  # type: ignore[arg-type]
-                              intra_op_threads=cpu_threads)
-
-    return FaceHandDetector(runtime(PALM), runtime(FACE))
+    return FaceHandDetector(request.create(artifacts.get(PALM.artifact)),
+                            request.create(artifacts.get(FACE.artifact)))

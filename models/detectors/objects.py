@@ -33,6 +33,7 @@ from models.detectors import yolo
 from models.detectors.base import DetectedBox, Detections
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
+from models.runtime.request import RuntimeRequest
 
 logger = logging.getLogger(__name__)
 
@@ -271,14 +272,7 @@ class ObjectDetector:
         return Detections(attributes={}, boxes=boxes)
 
 
-def create(max_batch_size: int, prefer: str, cpu_threads: int) -> ObjectDetector:
-    """The detector on the runtime models.runtime.select picks, built for batches of up to
-    `max_batch_size` (the engine profile registered in models.runtime.profiles)."""
-    from models.runtime.select import create_runtime
-
-    return ObjectDetector(create_runtime(
-        OBJECT_DETECTOR,
-        batch_profile=(1, max_batch_size, max_batch_size),
-        prefer=prefer,  # type: ignore[arg-type]
-        intra_op_threads=cpu_threads,
-    ))
+def create(request: RuntimeRequest) -> ObjectDetector:
+    """The detector on the runtime models.runtime.select picks for `request` (the engine
+    profile registered in models.runtime.profiles)."""
+    return ObjectDetector(request.create(OBJECT_DETECTOR))

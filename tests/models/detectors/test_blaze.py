@@ -19,6 +19,7 @@ from models.detectors.base import DetectedBox, FrameBox
 from models.detectors.yolo import box_iou
 from models.preprocess import ModelInputs
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
+from models.runtime.request import RuntimeRequest
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTOS = DATA / "people"
@@ -176,7 +177,7 @@ def test_settings_are_validated() -> None:
 
 
 def test_create_builds_both_runtimes_on_the_cpu() -> None:
-    detector = blaze.create(max_batch_size=4, prefer="onnxruntime", cpu_threads=1)
+    detector = blaze.create(RuntimeRequest(max_batch_size=4, prefer="onnxruntime", cpu_threads=1))
     info = detector.runtime_info
     assert info.model == PALM_DETECTOR.name
     assert FACE_DETECTOR.name in info.detail
