@@ -168,7 +168,8 @@ class TextDetector:
         boxes = [_frame_box(rect, height, width) for rect in rects]
         placements = (
             place(rects, boxes, inputs.product_box,
-                  surroundings(inputs.rgb, self.settings, inputs.content_box), self.settings)
+                  surroundings(inputs.rgb, self.settings, inputs.content_box), self.settings,
+                  [region.score for region in regions])
             if rects else []
         )
         overlay = [rect for rect, spot in zip(rects, placements, strict=True)

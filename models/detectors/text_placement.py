@@ -3,18 +3,24 @@
 Added graphics (a "BEST SELLER" badge, "50% OFF", a watermark, a caption) sit on the background or
 on a shape of their own; print on the product is surrounded by product. Per box, in this order:
 
+0. faint — the model's score is under `overlay_min_score` -> on_product (added text is crisp;
+   faint answers are stitching, comb teeth, connector holes);
 1. background — at least `overlay_min_background_share` of the band along the box (strips above
    and below the line) is background, by the preprocess stage's own split (the edge-connected
-   region of the background colour) -> overlay;
+   region of the background colour), and each strip has some (text along the product's edge
+   has background on one side only) -> overlay;
 2. banner — the band lies on a separate shape along a frame edge, spanning it -> overlay;
 3. badge — the band lies on a separate shape much smaller than the largest object (banners
    aside) and mostly covered by text -> overlay;
 4. outside product — most of the box lies outside the product box of the preprocess stage
    -> overlay;
-5. otherwise -> on_product.
+5. headline — a long, tall line near the top or bottom edge (a poster's title) -> overlay;
+6. panel — the text lies on a flat patch of one colour that ends close around it, is mostly
+   text and touches the background (a price tag overlapping a packshot's edge) -> overlay;
+7. otherwise -> on_product.
 
-A busy photo has no separable background: there only rule 4 can call text overlay, so a caption
-laid over a lifestyle scene is usually taken for print. Rules may treat lifestyle images apart.
+A busy photo has no separable background: there only rules 4 and 5 can call text overlay, so a
+small caption or callout card laid over a lifestyle scene is usually taken for print.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from models.measurements.background import Segmentation, segment
 from models.measurements.scaling import shrink_by_whole_factor
 
 Label = Literal["overlay", "on_product"]
-Reason = Literal["background", "banner", "badge", "outside_product", "surrounded_by_product"]
+Reason = Literal["background", "banner", "badge", "outside_product", "headline", "panel",
+                 "surrounded_by_product", "faint"]
 FloatBox = tuple[float, float, float, float]
 
 
@@ -47,6 +54,7 @@ class Placement:
 class Surroundings:
     """What text in one frame may lie on, at analysis resolution."""
 
+    rgb: np.ndarray  # the frame at analysis resolution (border painted over), H x W x 3 uint8
     segmentation: Segmentation
     components: np.ndarray  # int32 label per analysis px; 0 = background (or none)
     areas: np.ndarray  # analysis px per component label
@@ -83,7 +91,7 @@ def surroundings(
     candidates[list(banners)] = 0
     main = int(candidates.argmax()) if candidates.max() > 0 else 0
     scale = (analysis.shape[1] / rgb.shape[1], analysis.shape[0] / rgb.shape[0])
-    return Surroundings(split, components, areas, boxes, banners, main, scale)
+    return Surroundings(analysis, split, components, areas, boxes, banners, main, scale)
 
 
 def without_border(rgb: np.ndarray, content_box: FloatBox) -> np.ndarray:
@@ -125,9 +133,10 @@ def _to_analysis(rect: RotatedRect, scale: tuple[float, float]) -> np.ndarray:
 def _band(
     rect: RotatedRect, around: Surroundings, settings: TextDetectorSettings
 ) -> tuple[tuple[slice, slice], np.ndarray]:
-    """(region of interest, 0/1 mask within it) of the band above and below a frame-px text
-    rectangle: two strips along its long sides. Not its ends: print often runs the whole width
-    of a narrow product (a bottle), so what lies beyond the ends of a line says little."""
+    """(region of interest, mask within it) of the band above and below a frame-px text
+    rectangle: two strips along its long sides, numbered 1 and 2 (0: neither). Not its ends:
+    print often runs the whole width of a narrow product (a bottle), so what lies beyond the
+    ends of a line says little."""
     px = 1.0 / min(around.scale)  # frame px per analysis px
     height, width = around.components.shape
     widest = settings.band_max_fraction * max(height, width) * px
@@ -146,6 +155,16 @@ def _band(
     offset = np.asarray([x0, y0], dtype=np.float32)
     cv2.fillPoly(mask, [np.rint(outer_corners - offset).astype(np.int32)], 1)
     cv2.fillPoly(mask, [np.rint(inner_corners - offset).astype(np.int32)], 0)
+    # Number the strips 1 and 2 by the side of the line's long axis they lie on.
+    (cx, cy), _, angle = rect
+    radians = np.deg2rad(angle)
+    along_width = np.asarray([np.cos(radians), np.sin(radians)])
+    across = along_width if grow_across(rect, 1.0, aspect)[1][0] > rect[1][0] else np.asarray(
+        [-along_width[1], along_width[0]])
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    side = ((xs + 0.5 - cx * around.scale[0]) * across[0]
+            + (ys + 0.5 - cy * around.scale[1]) * across[1])
+    mask[(mask > 0) & (side > 0)] = 2
     return (slice(y0, y1), slice(x0, x1)), mask
 
 
@@ -166,9 +185,12 @@ def place(
     product_box: FloatBox,
     around: Surroundings,
     settings: TextDetectorSettings,
+    scores: Sequence[float] | None = None,
 ) -> list[Placement]:
-    """The placement of each text rectangle (frame px) with its box (0..1 frame units)."""
+    """The placement of each text rectangle (frame px) with its box (0..1 frame units) and the
+    model's score for it (1 for each when not given)."""
     shares: list[float] = []
+    lesser_sides: list[float] = []  # the background share of the strip with less of it
     carriers: list[int] = []  # the component each box's band mostly lies on (0: none)
     for rect in rects:
         roi, band = _band(rect, around, settings)
@@ -176,28 +198,55 @@ def place(
         count = int(np.count_nonzero(selected))
         if count == 0:
             shares.append(0.0)
+            lesser_sides.append(0.0)
             carriers.append(0)
             continue
-        background = around.segmentation.background[roi][selected]
-        shares.append(float(np.count_nonzero(background)) / count)
+        background = around.segmentation.background[roi]
+        shares.append(float(np.count_nonzero(background[selected])) / count)
+        strips = [band == side for side in (1, 2)]
+        lesser_sides.append(min(
+            (float(np.count_nonzero(background[strip])) / int(np.count_nonzero(strip))
+             for strip in strips if strip.any()), default=0.0))
         labels = around.components[roi][selected]
         labels = labels[labels > 0]
         carriers.append(int(np.bincount(labels).argmax()) if labels.size else 0)
 
     badges = _badges(rects, carriers, around, settings)
     placements: list[Placement] = []
-    for share, carrier, box in zip(shares, carriers, boxes, strict=True):
-        if around.segmentation.separable and share >= settings.overlay_min_background_share:
-            placements.append(Placement("overlay", "background", share))
+    frame_height = around.components.shape[0] / around.scale[1]
+    frame_width = around.components.shape[1] / around.scale[0]
+    for index, (share, lesser, carrier, box) in enumerate(
+            zip(shares, lesser_sides, carriers, boxes, strict=True)):
+        reason: Reason = "surrounded_by_product"
+        if scores is not None and scores[index] < settings.overlay_min_score:
+            reason = "faint"
+        elif (around.segmentation.separable and share >= settings.overlay_min_background_share
+                and lesser >= settings.overlay_min_side_background_share):
+            reason = "background"
         elif carrier in around.banners:
-            placements.append(Placement("overlay", "banner", share))
+            reason = "banner"
         elif carrier in badges:
-            placements.append(Placement("overlay", "badge", share))
+            reason = "badge"
         elif _outside_fraction(box, product_box) >= settings.overlay_min_outside_product:
-            placements.append(Placement("overlay", "outside_product", share))
-        else:
-            placements.append(Placement("on_product", "surrounded_by_product", share))
+            reason = "outside_product"
+        elif _headline(rects[index], frame_height, frame_width, settings):
+            reason = "headline"
+        elif _on_panel(index, rects, around, settings):
+            reason = "panel"
+        label: Label = "on_product" if reason in ("surrounded_by_product", "faint") else "overlay"
+        placements.append(Placement(label, reason, share))
     return placements
+
+
+def _headline(
+    rect: RotatedRect, frame_height: float, frame_width: float, settings: TextDetectorSettings
+) -> bool:
+    """A long, tall line near the top or bottom edge: a poster's or banner's title."""
+    (_, cy), (width, height), _ = rect
+    edge = min(cy, frame_height - cy)
+    return (max(width, height) >= settings.headline_min_length * frame_width
+            and min(width, height) >= settings.headline_min_height * frame_height
+            and edge <= settings.headline_edge_zone * frame_height)
 
 
 def _badges(
@@ -222,3 +271,57 @@ def _badges(
         if np.count_nonzero(text) >= settings.badge_min_text_cover * text.size:
             badges.add(component)
     return badges
+
+
+def _on_panel(
+    index: int, rects: Sequence[RotatedRect], around: Surroundings, settings: TextDetectorSettings
+) -> bool:
+    """Whether text rectangle `index` (frame px) lies on a panel of its own: a flat patch of one
+    colour (a price tag, a callout card, a shop-name plate) that ends within
+    `panel_max_margin` text heights of the text and that text covers for the most part.
+
+    Print has the product's surface around it, which runs on well past the text (a shirt, a
+    bag, a label); a panel is a graphic added for the text. The patch's colour is the commonest
+    colour inside the text's rectangle, the backdrop between its glyphs."""
+    rect = rects[index]
+    analysis = around.rgb
+    height, width = analysis.shape[:2]
+    corners = _to_analysis(rect, around.scale)
+    text_height = min(rect[1]) * min(around.scale)
+    margin = settings.panel_max_margin * text_height
+    x0 = int(np.clip(np.floor(corners[:, 0].min() - margin), 0, width))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max() + margin) + 1, 0, width))
+    y0 = int(np.clip(np.floor(corners[:, 1].min() - margin), 0, height))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max() + margin) + 1, 0, height))
+    window = analysis[y0:y1, x0:x1].astype(np.int16)
+    offset = np.asarray([x0, y0], dtype=np.float32)
+    text = np.zeros(window.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(text, [np.rint(corners - offset).astype(np.int32)], 1)
+    inside = window[text > 0]
+    if inside.size == 0:
+        return False
+    # The commonest colour, on a coarse grid (JPEG noise and antialiasing spread it).
+    bins = (inside // 32).astype(np.int32)
+    codes = bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2]
+    colour = np.median(inside[codes == np.bincount(codes).argmax()], axis=0)
+    similar = (np.abs(window - colour).max(axis=2) <= settings.panel_colour_tolerance)
+    panel = (similar | (text > 0)).astype(np.uint8)
+    _, labels = cv2.connectedComponents(panel, connectivity=4)
+    own = labels == labels[text > 0][0] if labels[text > 0].size else np.zeros_like(similar)
+    if own[0].any() or own[-1].any() or own[:, 0].any() or own[:, -1].any():
+        return False  # the colour runs on past the window: a surface, not a panel
+    beyond_text = int(np.count_nonzero(own & similar & (text == 0)))
+    if beyond_text < settings.panel_min_margin_share * np.count_nonzero(text):
+        return False  # nothing of that colour around the text: the glyphs' own colour
+    # An added panel lies on the backdrop, at least in part: beside a packshot, or overlapping
+    # its edge. A patch with product all round it is part of the product (a logo, a label).
+    rim = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > own
+    backdrop = around.segmentation.background[y0:y1, x0:x1][rim]
+    if np.count_nonzero(backdrop) < settings.panel_min_background_share * max(backdrop.size, 1):
+        return False
+    covered = np.zeros_like(text)
+    for other in rects:
+        other_corners = _to_analysis(other, around.scale) - offset
+        cv2.fillPoly(covered, [np.rint(other_corners).astype(np.int32)], 1)
+    cover = np.count_nonzero(covered[own]) / np.count_nonzero(own)
+    return bool(cover >= settings.panel_min_text_cover)

@@ -71,6 +71,9 @@ class TextDetectorSettings:
     band_max_fraction: float = 0.04
     # Text is on the background (overlay) when at least this share of its band is background.
     overlay_min_background_share: float = 0.5
+    # ... and each strip at least this share: text along the product's edge (teeth of a comb, a
+    # number on a watch bezel) has background on one side only; a caption has it on both.
+    overlay_min_side_background_share: float = 0.4
     # A banner: a separate shape along a frame edge, spanning at least `banner_min_span` of that
     # edge and at most `banner_max_thickness` of the frame across it (fractions of the frame).
     banner_min_span: float = 0.9
@@ -80,6 +83,26 @@ class TextDetectorSettings:
     # bounding box. A product label covers a small part of its product; a badge is mostly text.
     badge_max_relative_area: float = 0.5
     badge_min_text_cover: float = 0.25
+    # A panel: a flat patch of one colour around the text (within `panel_colour_tolerance`
+    # grey levels on every channel of the commonest colour inside the text's rectangle) that
+    # ends within `panel_max_margin` text heights of it, reaches past the rectangle by at least
+    # `panel_min_margin_share` of its area, and is covered by text boxes for at least
+    # `panel_min_text_cover` of its area.
+    panel_colour_tolerance: int = 24
+    panel_max_margin: float = 2.0
+    panel_min_margin_share: float = 0.15
+    panel_min_text_cover: float = 0.4
+    # ... and at least this share of the ring of pixels around it is background.
+    panel_min_background_share: float = 0.25
+    # A headline on a busy picture: a line at least `headline_min_length` of the frame's width
+    # long and `headline_min_height` of its height tall, centred within `headline_edge_zone` of
+    # the top or bottom edge (poster and banner titles; print is rarely that big that far out).
+    headline_min_length: float = 0.5
+    headline_min_height: float = 0.08
+    headline_edge_zone: float = 0.3
+    # Text is overlay only when the model is at least this sure of it: added text is rendered
+    # crisp; the model's faint answers on stitching, teeth and connector holes are textures.
+    overlay_min_score: float = 0.6
     # Text is overlay when at least this fraction of its box lies outside the product box the
     # preprocess stage found (a caption beside the product on a busy photo).
     overlay_min_outside_product: float = 0.6
@@ -93,6 +116,7 @@ class TextDetectorSettings:
         for name in ("binary_threshold", "box_threshold", "unclip_max_fraction",
                      "max_line_height", "stroke_check_height", "min_edge_density",
                      "band_max_fraction", "overlay_min_background_share",
+                     "overlay_min_side_background_share",
                      "banner_min_span", "banner_max_thickness",
                      "badge_max_relative_area", "badge_min_text_cover",
                      "overlay_min_outside_product"):

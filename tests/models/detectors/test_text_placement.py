@@ -79,3 +79,61 @@ def test_text_on_the_backdrop_inside_a_border_is_overlay() -> None:
     assert (framed.label, framed.reason) == ("overlay", "background")
     (unframed,) = place([rect], [box], product_box, surroundings(rgb, SETTINGS), SETTINGS)
     assert unframed.reason != "background"  # what the frame colour alone would have said
+
+
+def test_text_along_the_products_edge_is_not_on_the_background() -> None:
+    """Background on one side of the line only (the teeth of a comb atop a trimmer): print."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[100:380, 120:280] = (60, 60, 70)
+    placement = _place_one(rgb, ((200.0, 100.0), (100.0, 14.0), 0.0), (0.3, 0.25, 0.7, 0.95))
+    assert placement.label == "on_product"
+
+
+def test_a_faint_answer_is_not_overlay() -> None:
+    rgb = _frame()
+    rect: RotatedRect = ((200.0, 350.0), (120.0, 14.0), 0.0)
+    box = (140 / SIDE, 343 / SIDE, 260 / SIDE, 357 / SIDE)
+    around = surroundings(rgb, SETTINGS)
+    (sure,) = place([rect], [box], (0.0, 0.0, 1.0, 1.0), around, SETTINGS, [0.9])
+    (faint,) = place([rect], [box], (0.0, 0.0, 1.0, 1.0), around, SETTINGS, [0.5])
+    assert (sure.label, faint.label, faint.reason) == ("overlay", "on_product", "faint")
+
+
+@pytest.mark.parametrize("side", [400, 240])
+def test_a_price_tag_overlapping_a_packshot_is_a_panel(side: int) -> None:
+    """A yellow tag laid over the product's corner, joined to it: no separate badge shape, but a
+    flat patch that ends close around its text and touches the backdrop. Small frames too."""
+    k = side / SIDE
+    rgb = np.full((side, side, 3), 255, dtype=np.uint8)
+    rgb[round(60 * k):round(380 * k), round(40 * k):round(330 * k)] = (40, 40, 45)  # product
+    rgb[round(30 * k):round(80 * k), round(250 * k):round(380 * k)] = (250, 210, 20)  # the tag
+    rect: RotatedRect = ((315 * k, 55 * k), (115 * k, 36 * k), 0.0)
+    box = (257 * k / side, 37 * k / side, 373 * k / side, 73 * k / side)
+    product_box = (30 * k / side, 30 * k / side, 380 * k / side, 380 * k / side)
+    (placement,) = place([rect], [box], product_box, surroundings(rgb, SETTINGS), SETTINGS)
+    assert (placement.label, placement.reason) == ("overlay", "panel")
+
+
+def test_a_logo_patch_inside_the_product_is_print() -> None:
+    """The same flat patch with product all round it is a logo or label on the product."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[40:390, 20:380] = (40, 40, 45)
+    rgb[170:220, 130:260] = (250, 210, 20)
+    rect: RotatedRect = ((195.0, 195.0), (115.0, 36.0), 0.0)
+    box = (137 / SIDE, 177 / SIDE, 253 / SIDE, 213 / SIDE)
+    (placement,) = place([rect], [box], (0.05, 0.1, 0.95, 0.975), surroundings(rgb, SETTINGS),
+                         SETTINGS)
+    assert placement.label == "on_product"
+
+
+def test_a_headline_across_a_busy_poster_is_overlay() -> None:
+    """No background separates on a busy photo; a line over half the width, a tenth of the
+    height tall, near the top, is a title laid over it; smaller text in the middle is not."""
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
+    whole = (0.0, 0.0, 1.0, 1.0)
+    title = _place_one(rgb, ((200.0, 50.0), (260.0, 44.0), 0.0), whole)
+    middle = _place_one(rgb, ((200.0, 200.0), (260.0, 44.0), 0.0), whole)
+    small = _place_one(rgb, ((200.0, 50.0), (120.0, 16.0), 0.0), whole)
+    assert (title.label, title.reason) == ("overlay", "headline")
+    assert (middle.label, small.label) == ("on_product", "on_product")
