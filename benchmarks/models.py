@@ -19,7 +19,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -53,6 +53,9 @@ class ModelFigure:
     runtime: str  # runtime, device, precision
     threads: str  # the thread setting the figures were measured with
     batches: list[BatchFigure]
+    # "stage": a model the config runs; "before": the text detector in FP32, as the extractor ran
+    # it before INT8, measured in the same run so the stage's CPU budget compares on one host.
+    role: str = "stage"
 
 
 @dataclass
@@ -156,6 +159,21 @@ def measure_models(
             runtime=f"{info.runtime} on {info.device}, {info.precision}",
             threads=onnx_threads, batches=_with_gains(cells),
         ))
+    text = extractor.detectors.get("text")
+    if text is not None and text.runtime_info.precision != "fp32":
+        reference = AttributeExtractor.create(
+            ["text"], replace(stages.runtime_request(), cpu_precision="fp32"))
+        detector = reference.detectors["text"]
+        cells = [time_calls(partial(detector.detect, [item.model_inputs
+                                                      for item in batch_of(size)]),
+                            size, min_calls, min_s) for size in usable]
+        info = detector.runtime_info
+        figures.append(ModelFigure(
+            model="text detector FP32", artifact=info.model,
+            runtime=f"{info.runtime} on {info.device}, {info.precision}",
+            threads=onnx_threads, batches=_with_gains(cells), role="before",
+        ))
+        del reference
     del extractor
 
     previous_threads = torch.get_num_threads()

@@ -103,7 +103,41 @@ def render_models(models: Result) -> list[str]:
     for model in models["models"]:
         lines.append(f"  {model['model']}: {model['artifact']}, {model['runtime']}; "
                      f"{model['threads']}")
+    lines += extractor_budget_lines(models["models"])
     return lines
+
+
+def _cpu_ms_at_batch_1(model: Result) -> float | None:
+    cell = next((c for c in model["batches"] if c["batch"] == 1), None)
+    if cell is None or cell["ms_per_image"]["p50"] is None:
+        return None
+    return cell["ms_per_image"]["p50"] * cell["cores_busy"]
+
+
+def extractor_budget_lines(models: list[Result]) -> list[str]:
+    """The extractor stage's CPU ms per image at batch 1, now against before (the text detector
+    in FP32 in place of the one the stage runs), both measured in this run."""
+    detectors = [m for m in models if m.get("role", "stage") == "stage"
+                 and m["model"].endswith(" detector")]
+    before = next((m for m in models if m.get("role") == "before"), None)
+    now = [_cpu_ms_at_batch_1(m) for m in detectors]
+    if before is None or None in now:
+        return []
+    text_now = next((m for m in detectors if m["model"] == "text detector"), None)
+    fp32, int8 = _cpu_ms_at_batch_1(before), _cpu_ms_at_batch_1(text_now) if text_now else None
+    if fp32 is None or int8 is None:
+        return []
+    total = sum(ms for ms in now if ms is not None)
+    # Before: the FP32 text detector and NudeNet, the two models the stage ran until now.
+    nudity = next((_cpu_ms_at_batch_1(m) for m in detectors if m["model"] == "nudity detector"),
+                  0.0) or 0.0
+    previous = fp32 + nudity
+    parts = ", ".join(f"{m['model']} {ms:.0f}" for m, ms in zip(detectors, now, strict=True))
+    return [
+        f"  extractor CPU ms per image at batch 1: now {total:.0f} ({parts}); "
+        f"before {previous:.0f} (text FP32 {fp32:.0f} + nudity {nudity:.0f}): "
+        f"{total / previous:.2f}x; text {fp32 / int8:.1f}x cheaper than FP32",
+    ]
 
 
 def render_graph(graph: Result, settings: Result) -> list[str]:
