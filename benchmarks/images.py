@@ -1,7 +1,10 @@
-"""The benchmark's listing images: seeded synthetic product photos, rendered once, kept in memory.
+"""The benchmark's listing images, kept in memory: real product photos from the dev set
+(benchmarks/devset; the default), or seeded synthetic ones.
 
-Half are white-background packshots (what a compliant main image looks like), half are busy
-backgrounds (what the measurements work hardest on). Nothing is written to disk.
+Synthetic: half white-background packshots (what a compliant main image looks like), half busy
+backgrounds (what the measurements work hardest on), rendered once; nothing is written to disk.
+Real: an even spread over the labelled dev set (every category and source, 120-1000 px, JPEG and
+PNG as the sellers' files were), so latencies are those of photos the service will meet.
 """
 
 from __future__ import annotations
@@ -22,12 +25,27 @@ SHAPES: tuple[Literal["box", "bottle", "disc"], ...] = ("box", "bottle", "disc")
 @dataclass(frozen=True)
 class BenchImage:
     image_id: str
-    background: str  # "white" or "busy"
-    jpeg: bytes
+    background: str  # "white" or "busy" (for a dev-set photo: its white_background label)
+    jpeg: bytes  # the encoded file: JPEG, or PNG for some dev-set photos
 
     @property
     def b64(self) -> str:
         return base64.b64encode(self.jpeg).decode("ascii")
+
+
+def devset_images(count: int = 16) -> list[BenchImage]:
+    """`count` dev-set photos spread evenly over the set (sorted by path, so runs compare)."""
+    from curator.evaluation import load_devset
+
+    labelled = load_devset()
+    if not 2 <= count <= len(labelled):
+        raise ValueError(f"need 2..{len(labelled)} dev-set images, not {count}")
+    step = len(labelled) / count
+    chosen = [labelled[int(index * step)] for index in range(count)]
+    return [BenchImage(f"devset-{index:02d}",
+                       "white" if image.labels["white_background"] else "busy",
+                       image.path.read_bytes())
+            for index, image in enumerate(chosen)]
 
 
 def render_images(count: int = 16, size: tuple[int, int] = IMAGE_SIZE_PX) -> list[BenchImage]:

@@ -21,10 +21,12 @@ def render_text(result: Result) -> str:
     lines = [
         f"curator benchmark - {machine['date']}  commit {machine['git_commit'] or '(none)'}"
         f"{' (dirty)' if machine['git_dirty'] else ''}",
-        f"host: {machine['cpu_model']}, {machine['logical_cores']} cores, "
+        f"host: {machine['cpu_model']} ({machine.get('cpu_flags', '')}), "
+        f"{machine['logical_cores']} cores, "
         f"{machine['ram_gib']} GiB; python {machine['python']}, ray {machine['ray']}; "
         f"load avg (1/5/15 min) at start {machine['load_average_at_start']}, at end "
         f"{result['load_average_at_end']}; phases {result['phases_s']} s",
+        f"images: {result['settings']['image']}",
     ]
     if result["models"]:
         lines += ["", *render_models(result["models"])]
@@ -83,8 +85,8 @@ def render_batch(batch: Result, inprocess_images_per_s: float | None) -> list[st
 
 def render_models(models: Result) -> list[str]:
     lines = [
-        f"Per-model figures (this process, model inputs of {models['images']} synthetic "
-        "1000x1000 images, the same batch called repeatedly after one warm-up call; "
+        f"Per-model figures (this process, model inputs of {models['images']} benchmark "
+        "images, the same batch called repeatedly after one warm-up call; "
         f"{models['elapsed_s']:.0f} s):",
         "  model                     batch  calls  ms/img p50  ms/img p95  images/s  cores"
         "  gain vs batch 1",

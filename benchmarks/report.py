@@ -22,8 +22,12 @@ GIB = 2**30
 def machine_info(repo: Path) -> dict[str, Any]:
     import ray
 
+    from models.runtime.cpu_features import cpu_features
+
     return {
         "cpu_model": _cpu_model(),
+        # The ISA flags that decide the runtimes' speed and choice (AVX2, AVX-512, VNNI, AMX).
+        "cpu_flags": cpu_features().describe().split("; ", 1)[-1],
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "ram_gib": round(psutil.virtual_memory().total / GIB, 1),

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks import render, report
 from benchmarks.arrivals import parse_rates
-from benchmarks.images import render_images
+from benchmarks.images import devset_images, render_images
 from benchmarks.service import (
     DEFAULT_SERVE_CONFIG,
     REPO_ROOT,
@@ -73,7 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--model-min-s", type=float, default=2.0,
         help="measured seconds per model and batch, at least 3 calls (default 2)")
     add("--images", type=int, default=16,
-        help="distinct 1000x1000 JPEGs, half white, half busy (default 16)")
+        help="distinct images, one per listing (default 16)")
+    add("--image-set", choices=("devset", "synthetic"), default="devset",
+        help="devset: real product photos spread over benchmarks/devset (default); synthetic: "
+             "1000x1000 JPEGs, half white, half busy")
     add("--inprocess-duration", type=float, default=16.0,
         help="measured in-process seconds per graph, split into rounds (default 16)")
     add("--inprocess-warmup", type=int, default=16)
@@ -157,7 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     phases: dict[str, float] = {}
     machine = report.machine_info(REPO_ROOT)
-    images = render_images(args.images)
+    images = (devset_images(args.images) if args.image_set == "devset"
+              else render_images(args.images))
     models = None
     if not args.skip_models:
         from benchmarks.models import measure_models
@@ -195,7 +199,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "on": args.open_loop_on, "duration_s": args.open_duration,
                           "warmup_s": args.open_warmup},
             "images": args.images,
-            "image": "1000x1000 JPEG q90, one image per listing, half white / half busy",
+            "image": ("dev-set photos (benchmarks/devset), one per listing"
+                      if args.image_set == "devset" else
+                      "1000x1000 JPEG q90, one image per listing, half white / half busy"),
             "inprocess": {"warmup": args.inprocess_warmup, "duration_s": args.inprocess_duration,
                           "rounds": args.inprocess_rounds, "batch": args.inprocess_batch,
                           "torch_threads": args.inprocess_torch_threads},
