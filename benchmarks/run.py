@@ -43,8 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--graph", choices=("full", "technical", "both"), default="both",
         help="which graph to serve and sweep (default both; technical: the serve config with "
              "args.models: null and no model deployments)")
-    add("--levels", default="1,4,16,64",
-        help="closed-loop concurrency levels, comma-separated (default 1,4,16,64)")
+    add("--levels", default="1,2,4,16,64",
+        help="closed-loop concurrency levels, comma-separated (default 1,2,4,16,64)")
     add("--duration", type=float, default=8.0, help="measured seconds per level (default 8)")
     add("--warmup", type=float, default=2.0,
         help="unmeasured seconds at the start of each level (default 2)")

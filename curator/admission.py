@@ -17,13 +17,17 @@ has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
   lowers at once and that rises only slowly (doubling in `baseline_rise_s`), and only from
   answers admitted with the limit mostly unused, so a host that got slower is re-learnt but
   sustained queueing is never taken for the new normal.
-- The short window is the median ratio of the last nine answers under load. Up to
+- The short window is the lower quartile of the ratios of the last nine answers under load.
+  The no-load latency is a minimum, and single answers spread widely above it (on the 2-core
+  host the technical graph's p95 is 3x its p50 with no queue at all), so a median ratio reads
+  spread as queueing; a queue, though, delays even the fastest answers, and their ratio is
+  what rises. Up to
   `1 + (tolerance - 1) / 2` the queues are short and the limit grows: by one per image until the
   first sign of queueing (slow start, about x1.5 per round trip), then by one per round trip;
   below nine images, more slowly, since a round trip then gives the median too few answers to
   see the queue a step made. Between that and `tolerance` it holds. Past `tolerance` it is cut,
-  at most once per round trip, in proportion (tolerance / ratio), by half at most. A median and a
-  tolerance of 2x mean that ordinary variation and one slow image never shed.
+  at most once per round trip, in proportion (tolerance / ratio), by half at most. A quartile and
+  a tolerance of 2x mean that ordinary variation and one slow image never shed.
 - `latency_target_ms` is the operator's ceiling: a median latency under load above it, with any
   queue, cuts the limit whatever the tolerance allows (to target / latency, between
   `backoff_ratio` and half), and the limit never grows above it. A host slower than the ceiling
@@ -247,7 +251,8 @@ class AdmissionLimiter:
     def _adjust(self, images: int) -> None:
         settings = self.settings
         self._round_trip_s = statistics.median(latency for latency, _ in self._recent)
-        ratio = statistics.median(ratio for _, ratio in self._recent)
+        ratios = sorted(ratio for _, ratio in self._recent)
+        ratio = ratios[(len(ratios) - 1) // 4]  # the lower quartile (see the module doc)
         grow_below = 1 + (settings.tolerance - 1) / 2
         enough = len(self._recent) >= MIN_SAMPLES_TO_CUT
         queueing = enough and ratio > settings.tolerance

@@ -197,7 +197,9 @@ def test_a_slow_host_never_sheds_two_clients_and_holds_latency_under_load(seed: 
     # one would hold them all (16 / 4.65 per s = 3.4 s), and the workers stay busy.
     loaded = sim.latencies(150, 240)
     assert sim.images_per_s(150, 240) >= 0.9 * peak
-    assert p(loaded, 50) <= 0.6
+    # (The gradient reads the fastest answers, so it lets the median sit a little over the
+    # ceiling before the ceiling's own median check cuts.)
+    assert p(loaded, 50) <= 0.65
     assert p(loaded, 99) <= 0.4 * 16 / peak
     assert sim.limit_range(150, 240)[1] <= 6
     assert no_load < 0.5  # the figures above are not a host with no ceiling problem
@@ -359,17 +361,17 @@ def test_fast_answers_under_load_grow_the_limit_slow_start_then_additively() -> 
     # Slow start: +1 per answer at the no-load latency admitted with the limit at least half in
     # use, so each round trip multiplies the limit by about 1.5.
     assert limits == [10, 16, 25, 38]
-    # Ten times the no-load latency: the deepest cut, once, when the median of the short
-    # window turns (the fifth slow answer of nine; the four before it still grew the limit).
+    # Ten times the no-load latency: the deepest cut, once, when the lower quartile of the short
+    # window turns (the seventh slow answer of nine; the six before it still grew the limit).
     _round_trip(admission, 1.0)
-    assert admission.limit == (38 + 4) // 2
+    assert admission.limit == (38 + 6) // 2
     # Then congestion avoidance: 1/limit per answer from the busier half, about +1 per two
     # round trips.
     limits = []
     for _ in range(4):
         _round_trip(admission, 0.1)
         limits.append(admission.limit)
-    assert limits == [21, 22, 22, 23]
+    assert limits == [22, 23, 23, 24]
 
 
 def test_growth_at_small_limits_waits_for_the_short_window() -> None:
