@@ -13,11 +13,10 @@ limit follows the *gradient*, the ratio of recent latency to the no-load latency
 has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
 
 - The no-load latency is learnt per listing size (images in powers of two, because a listing of
-  eight takes longer than one of one with no queue at all): a low level that each faster answer
-  pulls a fifth of the way down (so one outlier does not set it) and that rises only slowly
-  (doubling in `baseline_rise_s`), and only from answers admitted with the limit mostly unused,
-  so a host that got slower is re-learnt but sustained queueing is never taken for the new
-  normal.
+  eight takes longer than one of one with no queue at all): a minimum that any faster answer
+  lowers at once and that rises only slowly (doubling in `baseline_rise_s`), and only from
+  answers admitted with the limit mostly unused, so a host that got slower is re-learnt but
+  sustained queueing is never taken for the new normal.
 - The short window is the lower quartile of the ratios of the last nine answers under load.
   The no-load latency is a minimum, and single answers spread widely above it (on the 2-core
   host the technical graph's p95 is 3x its p50 with no queue at all), so a median ratio reads
@@ -73,7 +72,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from curator.errors import CuratorError
 
 DEEPEST_CUT = 0.5  # the most one round trip of slow answers can take off the limit
-FALL_SHARE = 0.2  # how far one faster answer moves the no-load latency towards itself
 SHORT_WINDOW = 9  # answers under load whose median is "recent latency"
 MIN_SAMPLES_TO_CUT = 3  # one or two answers are an anecdote, not a queue
 
@@ -141,10 +139,10 @@ def size_class(images: int) -> int:
 
 
 class NoLoadLatency:
-    """The latency a listing of each size class takes with no queue: a low level that faster
-    answers pull down (a fifth of the way each), that answers admitted with the limit mostly
-    unused raise slowly (doubling in `rise_s`), and that the next answer sets once marked stale.
-    Answers under load never raise it: their queue is what it measures."""
+    """The latency a listing of each size class takes with no queue: a minimum that any faster
+    answer lowers, that answers admitted with the limit mostly unused raise slowly (doubling in
+    `rise_s`), and that the next answer sets once marked stale. Answers under load never raise
+    it: their queue is what it measures."""
 
     def __init__(self, rise_s: float) -> None:
         self.rise_per_s = math.log(2) / rise_s
@@ -159,12 +157,7 @@ class NoLoadLatency:
         known = self._seconds.get(size)
         if known is None or size in self._stale:
             self._seconds[size] = latency_s
-        elif latency_s < known:
-            # Down a fifth of the way per faster answer: a run of them reaches their level in a
-            # few answers, while one outlier (a cache-warm 20 ms among 50 ms answers) does not
-            # set a floor that every ordinary answer would then read as queueing.
-            self._seconds[size] = known + FALL_SHARE * (latency_s - known)
-        elif not under_load:
+        elif latency_s < known or not under_load:
             allowed = known * math.exp(self.rise_per_s * max(0.0, now - self._updated[size]))
             self._seconds[size] = min(latency_s, allowed)
         # Time under load does not count towards a rise either.
