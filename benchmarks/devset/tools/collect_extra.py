@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from fonts import bold_font  # this folder is on sys.path when the script runs
+from PIL import Image, ImageDraw
 
 PART = "extra"
 MAX_SIDE_PX = 800  # inside the dev set's 1000 px limit; keeps the part well under its budget
@@ -164,15 +165,6 @@ def _write_photo(data: bytes, out: Path) -> Image.Image:
 
 # --- derived images -------------------------------------------------------------------------
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for name in ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size)
-
-
 def outline(width: int, colour: tuple[int, int, int]) -> Callable[[Image.Image], Image.Image]:
     """A solid line of `width` px drawn over the picture's outermost pixels."""
     def apply(photo: Image.Image) -> Image.Image:
@@ -234,7 +226,7 @@ def frame_with_badge(photo: Image.Image) -> Image.Image:
     radius = framed.width // 10
     centre = (24 + radius, 24 + radius)
     draw.ellipse([24, 24, 24 + 2 * radius, 24 + 2 * radius], fill=(210, 30, 40))
-    draw.text(centre, "NEW", font=_font(radius * 2 // 3), fill=WHITE, anchor="mm")
+    draw.text(centre, "NEW", font=bold_font(radius * 2 // 3), fill=WHITE, anchor="mm")
     return framed
 
 
@@ -242,8 +234,8 @@ def outline_with_logo(photo: Image.Image) -> Image.Image:
     """A 6 px orange brand outline and a small shop name in the bottom-right corner."""
     framed = outline(6, (240, 120, 20))(photo)
     draw = ImageDraw.Draw(framed)
-    draw.text((framed.width - 20, framed.height - 20), "curio&co", font=_font(framed.width // 18),
-              fill=(240, 120, 20), anchor="rd")
+    draw.text((framed.width - 20, framed.height - 20), "curio&co",
+              font=bold_font(framed.width // 18), fill=(240, 120, 20), anchor="rd")
     return framed
 
 
@@ -252,7 +244,7 @@ def watermark(photo: Image.Image) -> Image.Image:
     base = photo.convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     ImageDraw.Draw(layer).text((base.width // 2, base.height // 2), "© PHOTO STUDIO",
-                               font=_font(base.width // 11), fill=(120, 120, 120, 110),
+                               font=bold_font(base.width // 11), fill=(120, 120, 120, 110),
                                anchor="mm")
     layer = layer.rotate(30, resample=Image.Resampling.BICUBIC, center=(base.width // 2,
                                                                          base.height // 2))
@@ -270,7 +262,7 @@ def price_callout(photo: Image.Image) -> Image.Image:
     draw.polygon([(box[0] + 20, box[3]), (box[0] + 50, box[3]), (box[0] - 10, box[3] + 40)],
                  fill=(255, 214, 0))
     draw.text(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2), "$19.99",
-              font=_font(int(h * 0.08)), fill=(20, 20, 20), anchor="mm")
+              font=bold_font(int(h * 0.08)), fill=(20, 20, 20), anchor="mm")
     return tagged
 
 
@@ -280,8 +272,8 @@ def promo_card(photo: Image.Image) -> Image.Image:
     card = Image.new("RGB", (side + 80, side + 220), (222, 170, 40))
     card.paste(photo.resize((side, side), Image.Resampling.LANCZOS), (40, 40))
     draw = ImageDraw.Draw(card)
-    draw.text((40, side + 70), "VINTAGE CAMERAS", font=_font(44), fill=(30, 30, 30))
-    draw.text((40, side + 130), "up to -30% this week", font=_font(34), fill=WHITE)
+    draw.text((40, side + 70), "VINTAGE CAMERAS", font=bold_font(44), fill=(30, 30, 30))
+    draw.text((40, side + 130), "up to -30% this week", font=bold_font(34), fill=WHITE)
     return card
 
 
@@ -292,7 +284,7 @@ def polaroid_caption(photo: Image.Image) -> Image.Image:
                       (232, 228, 218))
     frame.paste(photo, (margin, margin))
     ImageDraw.Draw(frame).text((frame.width // 2, photo.height + margin + bottom // 2),
-                               "Since 1950", font=_font(48), fill=(60, 50, 40), anchor="mm")
+                               "Since 1950", font=bold_font(48), fill=(60, 50, 40), anchor="mm")
     return frame
 
 

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from fonts import bold_font  # this folder is on sys.path when the script runs
+from PIL import Image, ImageDraw
 
 PART = "shops"
 MAX_SIDE_PX = 800  # within the dev set's 1000 px limit; keeps the part under its 12 MB budget
@@ -341,15 +342,6 @@ def grid(images: list[Image.Image], columns: int, cell: int) -> Image.Image:
     return sheet
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for name in ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size)
-
-
 def promo_card(image: Image.Image, background: tuple[int, int, int], headline: str,
                badge: str) -> Image.Image:
     """A square promo template: product on a coloured card, a headline and a price badge."""
@@ -359,16 +351,16 @@ def promo_card(image: Image.Image, background: tuple[int, int, int], headline: s
     product.thumbnail((int(side * 0.62), int(side * 0.62)), Image.Resampling.LANCZOS)
     card.paste(product, ((side - product.width) // 2, side - product.height - 40), product)
     draw = ImageDraw.Draw(card)
-    draw.text((40, 36), headline, font=_font(64), fill=WHITE)
+    draw.text((40, 36), headline, font=bold_font(64), fill=WHITE)
     draw.ellipse((side - 230, 30, side - 30, 230), fill=(230, 40, 60))
-    draw.text((side - 130, 130), badge, font=_font(52), fill=WHITE, anchor="mm")
+    draw.text((side - 130, 130), badge, font=bold_font(52), fill=WHITE, anchor="mm")
     return card
 
 
 def corner_price(image: Image.Image, price: str) -> Image.Image:
     tagged = on_white(image)
     draw = ImageDraw.Draw(tagged)
-    font = _font(max(14, tagged.width // 12))
+    font = bold_font(max(14, tagged.width // 12))
     box = draw.textbbox((0, 0), price, font=font)
     pad = tagged.width // 40
     x, y = tagged.width - (box[2] - box[0]) - 3 * pad, 2 * pad
@@ -382,7 +374,7 @@ def watermark(image: Image.Image, text: str) -> Image.Image:
     base = on_white(image).convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    font = _font(base.width // 7)
+    font = bold_font(base.width // 7)
     draw.text((base.width // 2, base.height // 2), text, font=font, fill=(120, 120, 120, 110),
               anchor="mm")
     layer = layer.rotate(30, resample=Image.Resampling.BICUBIC)
