@@ -145,7 +145,8 @@ def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
     orientation = _orientation(image)
     if orientation not in (None, 1):
         image = ImageOps.exif_transpose(image)
-    rgb = np.ascontiguousarray(_to_rgb_array(image))
+    pixels, transparent_fraction = _to_rgb_array(image)
+    rgb = np.ascontiguousarray(pixels)
     rgb.flags.writeable = False
     return DecodedImage(
         rgb=rgb,
@@ -154,17 +155,8 @@ def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
         animated=animated,
         dpi=dpi,
         n_bytes=len(data),
-        transparent_fraction=_transparent_fraction(image),
+        transparent_fraction=transparent_fraction,
     )
-
-
-def _transparent_fraction(image: Image.Image) -> float:
-    has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info or (
-        image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA")
-    if not has_alpha:
-        return 0.0
-    alpha = np.asarray(image.convert("RGBA").getchannel("A"))
-    return float(np.count_nonzero(alpha < 128)) / alpha.size
 
 
 def _sniff_format(data: bytes) -> str | None:
@@ -196,37 +188,38 @@ def _dpi(info: Mapping[Any, Any]) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
-def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> contiguous H x W x 3 uint8 sRGB."""
+def _to_rgb_array(image: Image.Image) -> tuple[np.ndarray, float]:
+    """Any Pillow mode -> contiguous H x W x 3 uint8 sRGB, and the share of pixels left mostly
+    transparent (composited on white here)."""
     mode = image.mode
     # np.asarray of a Pillow image is already a fresh, contiguous copy.
     if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
+        return np.asarray(image, dtype=np.uint8), 0.0
     if mode == "CMYK":
-        return np.asarray(_cmyk_to_rgb(image), dtype=np.uint8)
+        return np.asarray(_cmyk_to_rgb(image), dtype=np.uint8), 0.0
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
         grey = _wide_to_uint8(np.asarray(image), mode)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return np.repeat(grey[:, :, None], 3, axis=2), 0.0
     if mode == "P" or mode == "1":
         palette_alpha = image.palette is not None and image.palette.mode == "RGBA"
         has_alpha = mode == "P" and ("transparency" in image.info or palette_alpha)
         image = image.convert("RGBA" if has_alpha else "RGB")
         mode = image.mode
         if mode == "RGB":
-            return np.asarray(image, dtype=np.uint8)
+            return np.asarray(image, dtype=np.uint8), 0.0
     elif mode in ("L", "RGBX"):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8), 0.0
     if mode in _ALPHA_MODES:
-        return _composite_on_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+        return _composited(np.asarray(image.convert("RGBA"), dtype=np.uint8))
     if "transparency" in image.info:
-        return _composite_on_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+        return _composited(np.asarray(image.convert("RGBA"), dtype=np.uint8))
     try:
         converted = image.convert("RGB")
     except ValueError:
         raise ImageError(
             f"colour mode {mode} is not supported", code="unsupported_format"
         ) from None
-    return np.asarray(converted, dtype=np.uint8)
+    return np.asarray(converted, dtype=np.uint8), 0.0
 
 
 def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
@@ -271,6 +264,12 @@ def _stretch(values: np.ndarray) -> np.ndarray:
     if top <= low:
         return np.zeros_like(values)
     return (values - low) / (top - low)
+
+
+def _composited(rgba: np.ndarray) -> tuple[np.ndarray, float]:
+    """`rgba` on white, and the share of its pixels left mostly transparent (alpha < 128)."""
+    return _composite_on_white(rgba), float(np.count_nonzero(rgba[:, :, 3] < 128)) / (
+        rgba.shape[0] * rgba.shape[1])
 
 
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
