@@ -183,3 +183,48 @@ def test_create_builds_both_runtimes_on_the_cpu() -> None:
     assert FACE_DETECTOR.name in info.detail
     (found,) = detector.detect([_photo("magento_mens-category-hoodies.jpg")])
     assert [box.label for box in found.boxes] == ["face"]
+
+
+# --- faces must show skin (dev-set photos, through the real preprocess stage) ------------------
+
+DEVSET = Path(__file__).resolve().parents[3] / "benchmarks" / "devset" / "images"
+
+
+@cache
+def _devset_inputs(name: str) -> ModelInputs:
+    from curator.assessment import measure_locally
+    from models.preprocess import Preprocessor
+
+    measured = measure_locally((DEVSET / name).read_bytes(), name, Preprocessor(),
+                               keep_model_inputs=True)
+    assert measured.model_inputs is not None, measured.error
+    return measured.model_inputs
+
+
+def _faces(detector: blaze.FaceHandDetector, name: str, min_skin: float) -> list[DetectedBox]:
+    checked = blaze.FaceHandDetector(detector._palm, detector._face,
+                                     blaze.BlazeSettings(face_min_skin=min_skin))
+    (found,) = checked.detect([_devset_inputs(name)])
+    return [box for box in found.boxes if box.label == "face"]
+
+
+@pytest.mark.parametrize("name", [
+    "shops/bagisto-beanie.jpg",  # a knitted beanie's folds
+    "magento/foam-roller__promo.jpg",  # a promo tile's round sticker
+])
+def test_a_face_reading_without_skin_is_dropped(detector: blaze.FaceHandDetector,
+                                                name: str) -> None:
+    assert _faces(detector, name, min_skin=0.0)  # the model does answer "face" here
+    assert _faces(detector, name, min_skin=blaze.BlazeSettings().face_min_skin) == []
+
+
+@pytest.mark.parametrize("name", ["magento/mh05-white_main.jpg", "shops/bagisto-p412-2.jpg"])
+def test_real_faces_keep_their_box(detector: blaze.FaceHandDetector, name: str) -> None:
+    assert _faces(detector, name, min_skin=blaze.BlazeSettings().face_min_skin)
+
+
+def test_face_skin_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="face_min_skin"):
+        blaze.BlazeSettings(face_min_skin=-0.1)
+    with pytest.raises(ValueError, match="face_skin_inset"):
+        blaze.BlazeSettings(face_skin_inset=0.5)

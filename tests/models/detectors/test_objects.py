@@ -101,10 +101,19 @@ def test_decode_places_a_box_around_its_cell_centre() -> None:
 
 
 def test_person_and_object_thresholds_apply_per_class() -> None:
-    settings = objects.ObjectDetectorSettings(person_min_score=0.6, object_min_score=0.3)
+    settings = objects.ObjectDetectorSettings(person_min_score=0.6, weak_person_min_score=0.6,
+                                              object_min_score=0.3)
     thresholds = settings.class_min_scores()
     assert thresholds[objects.PERSON_CLASS] == pytest.approx(0.6)
     assert np.allclose(thresholds[1:], 0.3)
+    # Decoding keeps weak people too; keeps_person then asks their boxes for skin.
+    weak = objects.ObjectDetectorSettings(person_min_score=0.6, weak_person_min_score=0.45)
+    assert weak.class_min_scores()[objects.PERSON_CLASS] == pytest.approx(0.45)
+    grey = np.full((10, 10, 3), 128, dtype=np.uint8)
+    assert weak.keeps_person(0.6, grey, (0.0, 0.0, 1.0, 1.0))
+    assert not weak.keeps_person(0.5, grey, (0.0, 0.0, 1.0, 1.0))
+    assert not weak.keeps_person(0.4, np.full_like(grey, (198, 134, 96)), (0.0, 0.0, 1.0, 1.0))
+    assert weak.keeps_person(0.5, np.full_like(grey, (198, 134, 96)), (0.0, 0.0, 1.0, 1.0))
     with pytest.raises(ValueError):
         objects.ObjectDetectorSettings(person_min_score=0.0)
 
@@ -173,3 +182,57 @@ def test_a_batch_answers_as_its_images_do_alone(detector: objects.ObjectDetector
 
 def test_an_empty_batch_runs_nothing(detector: objects.ObjectDetector) -> None:
     assert detector.detect([]) == []
+
+
+# --- weak readings corroborated by skin (dev-set photos, through the real preprocess stage) -----
+
+DEVSET = Path(__file__).resolve().parents[3] / "benchmarks" / "devset" / "images"
+
+
+@cache
+def devset_inputs(name: str) -> ModelInputs:
+    from curator.assessment import measure_locally
+    from models.preprocess import Preprocessor
+
+    measured = measure_locally((DEVSET / name).read_bytes(), name, Preprocessor(),
+                               keep_model_inputs=True)
+    assert measured.model_inputs is not None, measured.error
+    return measured.model_inputs
+
+
+def raw_person_scores(detector: objects.ObjectDetector, name: str) -> list[float]:
+    """Person scores down to the weak floor, before the skin check."""
+    loose = objects.ObjectDetector(detector.runtime, objects.ObjectDetectorSettings(
+        person_min_score=0.40, weak_person_min_skin=0.0))
+    return [box.score for box in people(loose.detect([devset_inputs(name)])[0].boxes)]
+
+
+@pytest.mark.parametrize("name", [
+    "magento/wj04-white_alternate.jpg",  # a cuff with the model's hand
+    "magento/wj08-gray_alternate.jpg",  # a cuff and the model's hand over leggings
+    "shops/bagisto-p29-1.jpg",  # sneakers worn, ankles showing
+])
+def test_a_weak_person_that_shows_skin_is_kept(detector: objects.ObjectDetector,
+                                               name: str) -> None:
+    scores = raw_person_scores(detector, name)
+    assert scores and max(scores) < detector.settings.person_min_score  # weak, not confident
+    assert people(detector.detect([devset_inputs(name)])[0].boxes)
+
+
+@pytest.mark.parametrize("name", [
+    "magento/ug05-gr-0.jpg",  # fitness gear
+    "shops/derived-solidus-hoodie-red-white.jpg",  # a hoodie on a ghost mannequin
+    "shops/spree-ror-baseball.jpg",  # a shirt laid flat
+])
+def test_a_weak_person_without_skin_is_a_garment_or_gear(detector: objects.ObjectDetector,
+                                                         name: str) -> None:
+    scores = raw_person_scores(detector, name)
+    assert scores and max(scores) < detector.settings.person_min_score
+    assert people(detector.detect([devset_inputs(name)])[0].boxes) == []
+
+
+def test_weak_person_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="weak_person_min_skin"):
+        objects.ObjectDetectorSettings(weak_person_min_skin=1.5)
+    with pytest.raises(ValueError, match="weak_person_min_score"):
+        objects.ObjectDetectorSettings(weak_person_min_score=0.0)
