@@ -248,3 +248,15 @@ def test_pieces_inside_one_detected_thing_count_once() -> None:
     assert judge_items(inputs, [])["composition.items"] == 2
     laptop = DetectedBox("object", "laptop", 0.6, (0.19, 0.18, 0.81, 0.77))
     assert judge_items(inputs, [laptop])["composition.items"] == 1
+
+
+def test_street_fixtures_are_misreadings_not_things() -> None:
+    watch = ItemRegion((0.05, 0.05, 0.95, 0.95), area=0.6)
+    inputs = ModelInputs(rgb=_drawn([watch]), product_box=watch.box, items=(watch,))
+    face = DetectedBox("object", "cell phone", 0.64, (0.0, 0.15, 0.55, 0.82))
+    band = DetectedBox("object", "parking meter", 0.49, (0.52, 0.0, 1.0, 0.97))
+    assert [box.label for box in distinct_objects([face, band], SETTINGS)] == ["cell phone"]
+    assert judge_items(inputs, [face, band])["composition.multiple_items"] is False
+    # The same box read as an everyday object is a second thing.
+    cup = DetectedBox("object", "cup", 0.49, band.box)
+    assert judge_items(inputs, [face, cup])["composition.multiple_items"] is True
