@@ -71,6 +71,15 @@ def test_a_model_on_white_is_not_packaging() -> None:
     assert found["people.on_product"] is False
 
 
+def test_a_box_shot_tight_is_packaging_while_it_touches_no_edge() -> None:
+    # A DVD case filling the frame with a few pixels of backdrop above it (magento lt03).
+    tight = ItemRegion((0.017, 0.006, 0.992, 0.976), area=0.975 * 0.97 * 0.95)
+    body = person("body", (0.44, 0.14, 0.93, 0.89))
+    assert judge_people([body], [tight])["people.on_product"] is True
+    touching = ItemRegion((0.017, 0.0, 0.992, 0.976), area=0.975 * 0.976 * 0.95)
+    assert judge_people([body], [touching])["people.on_product"] is False
+
+
 def test_a_close_up_filling_the_frame_is_not_packaging() -> None:
     torso = ItemRegion((0.0, 0.0, 1.0, 1.0), area=0.95)  # solid, but cut by every edge
     assert judge_people([person("body", (0.1, 0.0, 0.9, 1.0))], [torso])["people.on_product"] \
@@ -97,7 +106,8 @@ def test_share_inside() -> None:
 
 
 @pytest.mark.parametrize("settings", [{"inside_share": 0.0}, {"carrier_min_score": 1.5},
-                                      {"package_min_solidity": 2.0}])
+                                      {"package_min_solidity": 2.0},
+                                      {"package_min_margin": -0.1}])
 def test_unsafe_settings_fail_fast(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PeopleJudgeSettings(**settings)
