@@ -151,6 +151,7 @@ class Preprocessor:
             "composition.fill_ratio": float(placement.fill_ratio),
             "composition.fill_area": float(placement.fill_area),
             "composition.touches_edge": bool(placement.touches_edge),
+            "composition.touches_sides": bool(placement.touches_sides),
             "composition.item_count": int(placement.item_count),
             "composition.centre_offset": float(placement.centre_offset),
             "frame.border": border.found,

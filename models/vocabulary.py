@@ -92,6 +92,11 @@ _register(
     Attribute(
         "composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"
     ),
+    Attribute(
+        "composition.touches_sides", "bool", "-",
+        "Product mask reaches the left or right image edge (a close-up, not a model cut off at"
+        " the head or feet)",
+    ),
     Attribute("composition.item_count", "int", "items", "Separate objects on the background", 0),
     # ... and what the extractor makes of them once text and everyday objects are known
     # (models/detectors/items.py).

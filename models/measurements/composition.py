@@ -18,6 +18,7 @@ class Composition:
     fill_ratio: float  # max(box_w / width, box_h / height)
     fill_area: float  # product pixels / frame pixels
     touches_edge: bool  # product mask reaches an edge of the frame
+    touches_sides: bool  # product mask reaches the left or right edge of the frame
     item_count: int  # product components big enough to be items
     centre_offset: float  # distance of the box centre from the frame centre, frame units
 
@@ -27,12 +28,13 @@ def measure_composition(segmentation: Segmentation) -> Composition:
     height, width = product.shape
     box = segmentation.product_box
     if box is None:
-        return Composition(0.0, 0.0, False, 0, 0.0)
+        return Composition(0.0, 0.0, False, False, 0, 0.0)
     x0, y0, x1, y1 = box
     return Composition(
         fill_ratio=min(1.0, max((x1 - x0) / width, (y1 - y0) / height)),
         fill_area=np.count_nonzero(product) / (height * width),
         touches_edge=touches_edge(product),
+        touches_sides=touches_sides(product),
         item_count=len(segmentation.item_boxes),
         centre_offset=centre_offset(box, height, width),
     )
@@ -43,6 +45,13 @@ def touches_edge(product: np.ndarray) -> bool:
     return bool(
         product[0].any() or product[-1].any() or product[:, 0].any() or product[:, -1].any()
     )
+
+
+def touches_sides(product: np.ndarray) -> bool:
+    """True when any product pixel lies on the leftmost or rightmost column. A model wearing a
+    garment is cut off at the head or the feet, the top and bottom edges; a product running off
+    a side is a close-up of a detail or a cropped shot."""
+    return bool(product[:, 0].any() or product[:, -1].any())
 
 
 def centre_offset(box: tuple[int, int, int, int], height: int, width: int) -> float:

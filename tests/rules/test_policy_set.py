@@ -114,6 +114,7 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "file.color_mode": "RGB", "file.aspect_ratio": 0.75,
     "background.white_fraction": 0.995, "background.pure_white_fraction": 0.97,
     "frame.border": False, "composition.fill_ratio": 0.88, "composition.touches_edge": False,
+    "composition.touches_sides": False,
     "composition.item_count": 1, "composition.multiple_items": False,
     "sharpness.score": 0.8, "quality.score": 0.75,
     "text.overlay": False, "people.person": False, "people.on_product": False,
@@ -174,6 +175,16 @@ def violated(category: str, marketplace: str, role: str = "main", **change: Any)
            {"main.people.none": "approve"})
           for market in ("US", "UK", "DE", "JP", "IN")],
         ("apparel", "US", {"composition.touches_edge": True},
+         {"main.composition.not_cropped": "review"}),
+        # ... but a garment running off a side edge is a close-up (a cuff, a pocket), model or
+        # not; a garment alone spanning the frame top to bottom is whole, as in the base policy
+        *[("apparel", market, {"composition.touches_edge": True, "composition.touches_sides": True,
+                               "people.person": True},
+           {"main.people.none": "approve", "main.composition.not_cropped": "review"})
+          for market in ("US", "UK")],
+        ("apparel", "US", {"composition.touches_edge": True, "composition.fill_ratio": 0.99}, {}),
+        ("apparel", "US", {"composition.touches_edge": True, "composition.touches_sides": True,
+                           "composition.fill_ratio": 0.99},
          {"main.composition.not_cropped": "review"}),
         ("kids_apparel", "US", {"composition.touches_edge": True, "people.person": True},
          {"main.people.none": "review"}),
