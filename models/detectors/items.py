@@ -15,6 +15,7 @@ extractor's detectors and combines, per image:
    a kettle); on a busy photo with no separable background they are the only count there is;
 3. collages: a straight seam running across the whole frame between two differently pictured
    panels. Product photographs almost never hold one; a collage or grid of photos always does.
+   Many such lines side by side are the joints of a surface (floor boards, bricks), not seams.
 
 A multipack photographed as the one unit that is sold is one object on the background and one
 COCO box (or several that overlap), so it stays one item. People are not items: a model wearing the
@@ -108,6 +109,15 @@ class ItemSettings:
     seam_end_zone: float = 0.08
     # Seams lie inside the frame: at least this far from either edge (a border is not a seam).
     seam_margin: float = 0.12
+    # Edges this close (px, on the analysis copy) are one line: both sides of a dark joint.
+    seam_line_px: int = 4
+    # A plain strip at most this share of the width between two edges is a gutter: one seam.
+    seam_gutter_max: float = 0.03
+    # A collage row or column holds two or three panels: more straight full-frame lines than this
+    # in one direction are the joints of planks, bricks or tiles, a surface (a man's jeans before
+    # a brick wall: 3 lines, sneakers on floor boards: 3). A strip of four or more busy photos
+    # loses its seams to this; one on a plain backdrop still counts by its separated items.
+    seam_max_parallel: int = 2
     # Each side of a seam must be pictured: its grey standard deviation at least this (levels),
     # so an object's straight side against a plain backdrop is not a seam.
     seam_panel_min_std: float = 10.0
@@ -116,11 +126,14 @@ class ItemSettings:
         for name in ("text_object_min_cover", "fragment_max_relative_area", "object_min_score",
                      "object_min_area", "object_same_thing_overlap", "badge_min_text_cover",
                      "badge_min_uniform_share", "part_max_inside", "pair_min_area_ratio",
-                     "pair_min_mirror_correlation", "seam_min_span",
+                     "pair_min_mirror_correlation", "seam_min_span", "seam_gutter_max",
                      "seam_end_zone", "seam_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {value}")
+        if self.seam_line_px < 1 or self.seam_max_parallel < 1:
+            raise ValueError("seam_line_px and seam_max_parallel must be >= 1, got "
+                             f"{self.seam_line_px}, {self.seam_max_parallel}")
         if self.seam_analysis_px < 32:
             raise ValueError(f"seam_analysis_px must be >= 32, got {self.seam_analysis_px}")
 
@@ -341,10 +354,14 @@ def _vertical_seams(grey: np.ndarray, settings: ItemSettings) -> int:
     span = step.mean(axis=0)  # per column x = 1 .. width-2
     zone = max(1, round(settings.seam_end_zone * height))
     reaches_ends = (step[:zone].mean(axis=0) >= 0.5) & (step[-zone:].mean(axis=0) >= 0.5)
+    straight = np.flatnonzero((span >= settings.seam_min_span) & reaches_ends) + 1
     margin = max(2, round(settings.seam_margin * width))
+    inside = straight[(straight >= margin) & (straight <= width - margin)]
+    if len(_parallel_lines(grey, inside, settings)) > settings.seam_max_parallel:
+        return 0  # the joints of planks, bricks or tiles: a surface, not panels
     seams = 0
     last = -width
-    for column in np.flatnonzero((span >= settings.seam_min_span) & reaches_ends) + 1:
+    for column in straight:
         if column < margin or column > width - margin or column - last <= 2:
             last = column if column - last <= 2 else last
             continue
@@ -353,6 +370,24 @@ def _vertical_seams(grey: np.ndarray, settings: ItemSettings) -> int:
             seams += 1
         last = column
     return seams
+
+
+def _parallel_lines(grey: np.ndarray, columns: np.ndarray, settings: ItemSettings
+                    ) -> list[tuple[int, int]]:
+    """The straight full-height edges at `columns` as separate lines (first, last column): edges
+    a few pixels apart are one line (both sides of a dark joint), and so are the two sides of a
+    narrow plain strip (the gutter between two panels)."""
+    width = grey.shape[1]
+    lines: list[tuple[int, int]] = []
+    for column in (int(value) for value in columns):
+        gap = column - lines[-1][1] if lines else width
+        if gap <= settings.seam_line_px or (
+                gap <= settings.seam_gutter_max * width
+                and grey[:, lines[-1][1] + 2 : column - 1].std() < settings.seam_panel_min_std):
+            lines[-1] = (lines[-1][0], column)
+        else:
+            lines.append((column, column))
+    return lines
 
 
 def _area(box: FrameBox) -> float:

@@ -134,8 +134,10 @@ def test_two_views_that_touch_count_through_objects() -> None:
     assert found["composition.multiple_items"] is True
 
 
-@pytest.mark.parametrize(("columns", "rows", "gutter"), [(2, 1, 0), (2, 2, 0), (3, 1, 12)],
-                         ids=["two-side-by-side", "grid-2x2", "three-with-gutters"])
+@pytest.mark.parametrize(("columns", "rows", "gutter"),
+                         [(2, 1, 0), (2, 2, 0), (3, 1, 12), (3, 1, 30)],
+                         ids=["two-side-by-side", "grid-2x2", "three-with-gutters",
+                              "three-with-wide-gutters"])
 def test_collages_of_photos_are_found(columns: int, rows: int, gutter: int) -> None:
     found = judge_items(_inputs(_collage(columns, rows, gutter)), [])
     assert found["composition.collage"] is True
@@ -260,3 +262,31 @@ def test_street_fixtures_are_misreadings_not_things() -> None:
     # The same box read as an everyday object is a second thing.
     cup = DetectedBox("object", "cup", 0.49, band.box)
     assert judge_items(inputs, [face, cup])["composition.multiple_items"] is True
+
+
+def _floor_boards(boards: int, size: int = 800, seed: int = 0) -> Image.Image:
+    """A product on floor boards: each board its own tone with streaks of grain, dark joints."""
+    rng = np.random.default_rng(seed)
+    width = size // boards
+    tones = rng.integers(120, 200, boards)
+    pixels = np.full((size, size), float(tones[-1]), np.float32)
+    for index, tone in enumerate(tones):
+        pixels[:, index * width:(index + 1) * width] = tone
+    pixels += np.repeat(rng.normal(0, 14, (size, size // 8)), 8, axis=1)
+    for index in range(1, boards):
+        pixels[:, index * width - 3:index * width + 3] = 40
+    rgb = np.stack([pixels, pixels * 0.8, pixels * 0.6], axis=2)
+    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    ImageDraw.Draw(image).rectangle((width + 20, 250, 2 * width - 20, 550), fill=(200, 30, 30))
+    return image
+
+
+@pytest.mark.parametrize("rotated", [False, True], ids=["boards", "courses-of-bricks"])
+def test_the_joints_of_a_surface_are_no_seams(rotated: bool) -> None:
+    image = _floor_boards(5)
+    if rotated:
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    rgb = np.asarray(image)
+    assert seam_count(rgb, SETTINGS) == 0
+    # Two or three straight lines could be the seams of a collage: they still count.
+    assert seam_count(rgb, ItemSettings(seam_max_parallel=4)) > 0
