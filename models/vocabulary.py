@@ -58,8 +58,9 @@ _register(
         "background.white_fraction",
         "float",
         "fraction",
-        "Share of background pixels that are near-white (every channel >= 245); of the outer"
-        " ring when no background separates from the product (busy photo)",
+        "Share of background pixels that are near-white (every channel >= 245, or >= 220 on one"
+        " softly shaded light neutral backdrop whose median is >= 240); of the outer ring when no"
+        " background separates from the product (busy photo)",
         0,
         1,
     ),

@@ -47,6 +47,7 @@ class Segmentation:
     item_boxes: tuple[Box, ...]  # one per component large enough to be an item
     item_areas: tuple[int, ...]  # px of each of those components, in the same order
     ring: np.ndarray  # (n, 3) uint8 pixels of the outer ring the colour was estimated from
+    colour_share: float  # share of the ring within tolerance of `colour` (one colour, no surface)
 
 
 def ring_width_px(height: int, width: int, thresholds: MeasurementThresholds) -> int:
@@ -231,6 +232,7 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
     ring = rgb[rows, columns]
     tolerance = thresholds.background_colour_tolerance
     colour, share = dominant_colour(ring, tolerance)
+    colour_share = share
     colour_rgb = (int(colour[0]), int(colour[1]), int(colour[2]))
     reference: np.ndarray = colour
     if share < thresholds.background_uniform_ring_share:
@@ -253,6 +255,7 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
             item_boxes=(whole,),
             item_areas=(height * width,),
             ring=ring,
+            colour_share=colour_share,
         )
     product, box, items, item_areas = product_components(1 - background, thresholds)
     return Segmentation(
@@ -264,6 +267,7 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
         item_boxes=items,
         item_areas=item_areas,
         ring=ring,
+        colour_share=colour_share,
     )
 
 
@@ -271,7 +275,11 @@ def white_fractions(
     rgb: np.ndarray, segmentation: Segmentation, thresholds: MeasurementThresholds
 ) -> tuple[float, float]:
     """(near-white share, pure-white share) of the background, or of the outer ring when no
-    background separates (busy photo)."""
+    background separates (busy photo).
+
+    A pixel is near-white when every channel is at least `near_white_min_level`; on a softly
+    shaded light backdrop (see `is_shaded_white_backdrop`) down to its shading floor instead.
+    """
     level = thresholds.near_white_min_level
     if not segmentation.separable:
         ring = segmentation.ring
@@ -284,8 +292,54 @@ def white_fractions(
     count = np.count_nonzero(background)
     if count == 0:
         return 0.0, 0.0
-    near_mask = cv2.inRange(rgb, (level, level, level), (255, 255, 255))
-    pure_mask = cv2.inRange(rgb, (255, 255, 255), (255, 255, 255))
+    lightness, spread = lightness_and_spread(rgb)
+    if is_shaded_white_backdrop(lightness, spread, segmentation, thresholds):
+        near_mask = cv2.bitwise_and(
+            cv2.inRange(lightness, thresholds.white_backdrop_shading_floor, 255),
+            cv2.inRange(spread, 0, thresholds.white_backdrop_max_spread),
+        )
+    else:
+        near_mask = cv2.inRange(lightness, level, 255)
+    pure_mask = cv2.inRange(lightness, 255, 255)
     near_count = np.count_nonzero(cv2.bitwise_and(near_mask, near_mask, mask=background))
     pure_count = np.count_nonzero(cv2.bitwise_and(pure_mask, pure_mask, mask=background))
     return near_count / count, pure_count / count
+
+
+def lightness_and_spread(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(darkest channel, brightest minus darkest channel) per pixel, H x W uint8 each."""
+    red, green, blue = cv2.split(rgb)
+    darkest = cv2.min(cv2.min(red, green), blue)
+    brightest = cv2.max(cv2.max(red, green), blue)
+    return darkest, cv2.subtract(brightest, darkest)
+
+
+def is_shaded_white_backdrop(
+    lightness: np.ndarray,
+    spread: np.ndarray,
+    segmentation: Segmentation,
+    thresholds: MeasurementThresholds,
+) -> bool:
+    """True when the background is one light, neutral backdrop that surrounds the product: white
+    to a person even where its shading falls under the near-white level.
+
+    Judged on the backdrop as a whole (its median level and tint, and how much of the frame's
+    edge it explains), not pixel by pixel, so the darker side of a soft sweep does not make it
+    grey, and a bright patch in a scene (sky, a lit wall) does not make the scene white.
+    """
+    if segmentation.colour_share < thresholds.white_backdrop_min_ring_share:
+        return False
+    mask = segmentation.background
+    return (
+        masked_median(lightness, mask) >= thresholds.white_backdrop_min_median_level
+        and masked_median(spread, mask) <= thresholds.white_backdrop_max_spread
+    )
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> int:
+    """Median of the uint8 `values` where `mask` is non-zero (0 when the mask is empty)."""
+    histogram = cv2.calcHist([values], [0], mask, [256], [0, 256]).ravel()
+    total = histogram.sum()
+    if total == 0:
+        return 0
+    return int(np.searchsorted(np.cumsum(histogram), total / 2))

@@ -27,6 +27,19 @@ class MeasurementThresholds:
     near_white_min_level: int = 245
     # background.is_white: share of background pixels that are near-white, at least this fraction.
     white_background_min_fraction: float = 0.95
+    # A softly shaded light backdrop (a white sweep lit from one side, a faint table edge) is
+    # white to a person although much of it lies under `near_white_min_level`. It is judged as one
+    # backdrop: one colour must surround the product along most of the frame's edge (at least
+    # `white_backdrop_min_ring_share` of the outer ring within `background_colour_tolerance` of
+    # it; a sky or a lit wall above a floor in a scene does not),
+    # be neutral (median channel spread at most `white_backdrop_max_spread` levels) and at least
+    # half of it must be at least `white_backdrop_min_median_level` (the ~240 line the labels draw
+    # between near-white and light grey). Its pixels then count as near-white down to
+    # `white_backdrop_shading_floor` levels (every channel), with the same spread limit.
+    white_backdrop_min_ring_share: float = 0.6
+    white_backdrop_min_median_level: int = 240
+    white_backdrop_max_spread: int = 10
+    white_backdrop_shading_floor: int = 220
     # background.transparent: share of the frame the file leaves transparent, at least this.
     # 1% ignores anti-aliased corners and a stray clear pixel; a cut-out product leaves far more.
     transparent_min_fraction: float = 0.01

@@ -180,3 +180,59 @@ def test_empty_frame_has_no_product() -> None:
     placed = composition.measure_composition(segmentation)
     assert (placed.fill_ratio, placed.fill_area, placed.item_count) == (0.0, 0.0, 0)
     assert placed.touches_edge is False
+
+
+# --- a softly shaded light backdrop -------------------------------------------------------------
+
+
+def shaded_backdrop(top_left: int, bottom_right: int, spread: int = 0) -> np.ndarray:
+    """A 300 x 300 neutral backdrop shaded linearly from one corner to the other (a sweep lit
+    from one side), `spread` levels bluer than neutral, a dark product in the middle."""
+    ramp = np.linspace(0.0, 1.0, 300, dtype=np.float32)
+    level = top_left + (bottom_right - top_left) * (ramp[:, None] + ramp[None, :]) / 2
+    pixels = np.repeat(np.rint(level)[:, :, None], 3, axis=2)
+    pixels[:, :, 2] += spread
+    pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    pixels[90:210, 110:190] = (40, 35, 30)
+    return pixels
+
+
+def is_white(pixels: np.ndarray) -> bool:
+    segmentation = background.segment(pixels, TH)
+    white, _ = background.white_fractions(pixels, segmentation, TH)
+    return bool(white >= TH.white_background_min_fraction)
+
+
+SHADED_CASES = {
+    # White to a person: under 245 over half the frame, but one light neutral backdrop.
+    "white-sweep-255-to-228": (255, 228, 0, True),
+    "flat-near-white-242": (242, 242, 0, True),
+    # The ~240 line: light grey paper stays grey, however evenly lit.
+    "light-grey-234": (234, 234, 0, False),
+    "grey-sweep-245-to-215": (245, 215, 0, False),  # half of it under 240
+    # A tinted backdrop is a colour, not white.
+    "pale-blue-242": (242, 242, 14, False),
+}
+
+
+@pytest.mark.parametrize(("top_left", "bottom_right", "spread", "white"), SHADED_CASES.values(),
+                         ids=SHADED_CASES.keys())
+def test_a_shaded_light_backdrop_is_judged_as_one_backdrop(
+        top_left: int, bottom_right: int, spread: int, white: bool) -> None:
+    assert is_white(shaded_backdrop(top_left, bottom_right, spread)) is white
+
+
+def test_a_bright_patch_in_a_scene_is_not_a_white_backdrop() -> None:
+    # A lit wall above a darker floor: the wall is light and neutral, but no one colour
+    # surrounds the product along most of the frame's edge.
+    pixels = shaded_backdrop(250, 236)
+    pixels[170:] = (150, 120, 90)  # floor across the lower part of the frame
+    segmentation = background.segment(pixels, TH)
+    assert segmentation.colour_share < TH.white_backdrop_min_ring_share
+    assert not is_white(pixels)
+
+
+def test_masked_median() -> None:
+    values = np.array([[10, 20, 30, 250]], dtype=np.uint8)
+    assert background.masked_median(values, np.array([[1, 1, 1, 0]], dtype=np.uint8)) == 20
+    assert background.masked_median(values, np.zeros((1, 4), dtype=np.uint8)) == 0
