@@ -315,7 +315,11 @@ def _on_panel(
         return False  # nothing of that colour around the text: the glyphs' own colour
     # An added panel lies on the backdrop, at least in part: beside a packshot, or overlapping
     # its edge. A patch with product all round it is part of the product (a logo, a label).
-    rim = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > own
+    # The rim is read a few px out, past the thin outline a sticker or price tag often has.
+    kernel = np.ones((3, 3), np.uint8)
+    outline = cv2.dilate(own.astype(np.uint8), kernel, iterations=settings.panel_outline_px) > 0
+    rim = (cv2.dilate(own.astype(np.uint8), kernel,
+                      iterations=settings.panel_outline_px + 2) > 0) & ~outline
     backdrop = around.segmentation.background[y0:y1, x0:x1][rim]
     if np.count_nonzero(backdrop) < settings.panel_min_background_share * max(backdrop.size, 1):
         return False

@@ -92,8 +92,13 @@ class TextDetectorSettings:
     panel_max_margin: float = 2.0
     panel_min_margin_share: float = 0.15
     panel_min_text_cover: float = 0.4
-    # ... and at least this share of the ring of pixels around it is background.
-    panel_min_background_share: float = 0.25
+    # ... and at least half the ring of pixels around it (read past its outline) is background:
+    # an added tag lies mostly on the backdrop even where it straddles the product's edge, while
+    # a display or label on a product whose colour is near the backdrop's leaves a third or less.
+    panel_min_background_share: float = 0.5
+    # Analysis px of the panel's own outline skipped before its rim is read (a price tag's
+    # black stroke would otherwise hide the backdrop it lies on).
+    panel_outline_px: int = 3
     # A headline on a busy picture: a line at least `headline_min_length` of the frame's width
     # long and `headline_min_height` of its height tall, centred within `headline_edge_zone` of
     # the top or bottom edge (poster and banner titles; print is rarely that big that far out).
@@ -123,5 +128,7 @@ class TextDetectorSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {value}")
+        if self.panel_outline_px < 0:
+            raise ValueError(f"panel_outline_px must be >= 0, got {self.panel_outline_px}")
         if not 0.0 <= self.band_inner < self.band_outer:
             raise ValueError("band_inner must be >= 0 and below band_outer")

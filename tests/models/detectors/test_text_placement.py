@@ -114,6 +114,34 @@ def test_a_price_tag_overlapping_a_packshot_is_a_panel(side: int) -> None:
     assert (placement.label, placement.reason) == ("overlay", "panel")
 
 
+@pytest.mark.parametrize("outline", [1, 3])
+def test_a_price_tag_with_its_own_outline_is_still_a_panel(outline: int) -> None:
+    """A sticker's dark stroke is not the product: the rim is read past it, on the backdrop
+    the tag straddles (the tag reaches past the product's top and right edges)."""
+    rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
+    rgb[60:380, 40:330] = (40, 40, 45)  # product
+    rgb[30 - outline:80 + outline, 250 - outline:380 + outline] = (10, 10, 10)  # the stroke
+    rgb[30:80, 250:380] = (250, 210, 20)  # the tag
+    rect: RotatedRect = ((315.0, 55.0), (115.0, 36.0), 0.0)
+    box = (257 / SIDE, 37 / SIDE, 373 / SIDE, 73 / SIDE)
+    (placement,) = place([rect], [box], (0.07, 0.07, 0.96, 0.95), surroundings(rgb, SETTINGS),
+                         SETTINGS)
+    assert (placement.label, placement.reason) == ("overlay", "panel")
+
+
+def test_a_display_panel_on_the_product_is_print() -> None:
+    """A dark display with digits on a product whose colour is close to the backdrop's: the
+    segmentation calls some of the product around it backdrop, but not most of the rim."""
+    rgb = np.full((SIDE, SIDE, 3), (236, 222, 205), dtype=np.uint8)  # beige backdrop
+    rgb[120:300, 60:360] = (214, 160, 130)  # rose-gold product
+    rgb[190:230, 170:260] = (25, 25, 25)  # the display
+    rect: RotatedRect = ((215.0, 210.0), (70.0, 24.0), 0.0)
+    box = (180 / SIDE, 198 / SIDE, 250 / SIDE, 222 / SIDE)
+    (placement,) = place([rect], [box], (0.15, 0.3, 0.9, 0.75), surroundings(rgb, SETTINGS),
+                         SETTINGS)
+    assert placement.label == "on_product"
+
+
 def test_a_logo_patch_inside_the_product_is_print() -> None:
     """The same flat patch with product all round it is a logo or label on the product."""
     rgb = np.full((SIDE, SIDE, 3), 255, dtype=np.uint8)
