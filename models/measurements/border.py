@@ -10,18 +10,30 @@ inside it (past a few blended transition lines) differs from it along nearly its
 uniform backdrop that simply continues inward, or only changes where the product starts, is not a
 border. (A perfectly rectangular product filling a uniform backdrop up to a thin margin looks
 exactly like a framed picture, and is reported as one.)
+
+A photo set inside a drawn shape (hexagon, rounded rectangle, a deep mat) on a flat card leaves
+a margin that is no straight band. When no band is found and the outermost line is one flat
+non-white colour, that colour is flooded in from the edges on a small copy; the region it
+encloses is a framed photo when it is large, convex and lined by one smooth backdrop colour (the
+photo's own). A product filling a coloured backdrop is lined by its textured, shaded surface
+instead; a promo tile whose backdrop was recoloured encloses no second backdrop at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass
 
+import cv2
 import numpy as np
 
 from models.measurements.thresholds import MeasurementThresholds
 
 # Lines longer than this are sampled with a stride; uniformity needs no more samples.
 _MAX_SAMPLES_PER_LINE = 1024
+# The lining of a drawn shape is read this many px inside its outline (past blended pixels), over
+# this many px (on the shrunk copy).
+_LINING_SKIP_PX = 2
+_LINING_DEPTH_PX = 3
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,90 @@ def detect_border(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
         total = Border(
             *(a + b for a, b in zip(astuple(total), astuple(found), strict=True))
         )
+    if not total.found:
+        total = detect_shaped_frame(rgb, thresholds)
     return total
+
+
+def detect_shaped_frame(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
+    """A photo inside a drawn shape on a flat card: the margin per edge (to the shape's bounding
+    box), cropped with it; no border when the edge is not one flat non-white colour or what it
+    encloses is not a large convex region lined by a backdrop."""
+    height, width = rgb.shape[:2]
+    card = _flat_card_colour(rgb, thresholds)
+    if card is None:
+        return Border()
+    factor = max(1, -(-max(height, width) // thresholds.border_shape_analysis_px))
+    small = cv2.resize(rgb, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    margin = _flood_from_edges(small, card, thresholds.border_shape_colour_tolerance)
+    shape = _largest_region(cv2.bitwise_not(margin))
+    if shape is None or not _is_framed_photo(small, shape, thresholds):
+        return Border()
+    x, y, box_w, box_h = cv2.boundingRect(shape)
+    scale_y, scale_x = height / small.shape[0], width / small.shape[1]
+    top, left = int(y * scale_y), int(x * scale_x)
+    bottom = height - min(height, round((y + box_h) * scale_y))
+    right = width - min(width, round((x + box_w) * scale_x))
+    return Border(top=top, bottom=bottom, left=left, right=right, inset_top=top,
+                  inset_bottom=bottom, inset_left=left, inset_right=right)
+
+
+def _flat_card_colour(rgb: np.ndarray, thresholds: MeasurementThresholds) -> np.ndarray | None:
+    """The colour of the outermost line when it is one flat non-white colour, else None."""
+    outer = np.concatenate((rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]))
+    if outer.shape[0] > 4 * _MAX_SAMPLES_PER_LINE:
+        outer = outer[:: outer.shape[0] // (4 * _MAX_SAMPLES_PER_LINE)]
+    colour = np.median(outer, axis=0).astype(np.int16)
+    if bool(np.all(colour >= thresholds.near_white_min_level)):
+        return None
+    share = _uniform_share(outer[None], colour, thresholds.border_shape_colour_tolerance)[0]
+    return colour if share >= thresholds.border_line_uniform_fraction else None
+
+
+def _flood_from_edges(rgb: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray:
+    """uint8 mask (255) of the pixels within `tolerance` of `colour` 4-connected to an edge."""
+    low = tuple(int(v) for v in np.clip(colour - tolerance, 0, 255))
+    high = tuple(int(v) for v in np.clip(colour + tolerance, 0, 255))
+    candidates = cv2.inRange(rgb, low, high)
+    count, labels = cv2.connectedComponents(candidates, connectivity=4)
+    edge = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
+    keep = np.zeros(count, dtype=np.uint8)
+    keep[edge] = 255
+    keep[0] = 0
+    return keep[labels]
+
+
+def _largest_region(mask: np.ndarray) -> np.ndarray | None:
+    """uint8 0/1 mask of the largest 8-connected region of `mask`, None when it is empty."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == largest).astype(np.uint8)
+
+
+def _is_framed_photo(
+    rgb: np.ndarray, shape: np.ndarray, thresholds: MeasurementThresholds
+) -> bool:
+    """Large, convex, and lined by one backdrop colour just inside its outline."""
+    area = int(np.count_nonzero(shape))
+    if area < thresholds.border_shape_min_area_fraction * shape.size:
+        return False
+    contours, _ = cv2.findContours(shape, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea)
+    hull_area = cv2.contourArea(cv2.convexHull(outline))
+    if hull_area <= 0 or area / hull_area < thresholds.border_shape_min_solidity:
+        return False
+    # The outline's own pixels may blend with the card (anti-aliasing, JPEG): look a little in.
+    kernel = np.ones((3, 3), dtype=np.uint8)
+    outer = cv2.erode(shape, kernel, iterations=_LINING_SKIP_PX)
+    inner = cv2.erode(shape, kernel, iterations=_LINING_SKIP_PX + _LINING_DEPTH_PX)
+    lining = rgb[(outer > 0) & (inner == 0)]
+    if lining.shape[0] == 0:
+        return False
+    colour = np.median(lining, axis=0).astype(np.int16)
+    share = _uniform_share(lining[None], colour, thresholds.border_shape_colour_tolerance)[0]
+    return bool(share >= thresholds.border_shape_min_lining_share)
 
 
 def _detect_once(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:

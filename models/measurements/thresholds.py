@@ -92,6 +92,22 @@ class MeasurementThresholds:
     border_max_drift: int = 8
     # Frames inside frames (a mat around a thin line) are looked for this many levels deep.
     border_max_nesting: int = 2
+    # A photo set inside a drawn shape (hexagon, rounded rectangle, polaroid) on a card leaves a
+    # margin that is no straight band. Looked for on a copy shrunk to at most
+    # `border_shape_analysis_px` when no band is found and the outermost line is one non-white
+    # colour (`border_line_uniform_fraction` of it within `border_shape_colour_tolerance`
+    # levels, tight: a drawn card is flat). The margin is that colour flooded in from the edges;
+    # the largest region it encloses is the framed photo when it covers at least
+    # `border_shape_min_area_fraction` of the frame, is convex (area over convex hull at least
+    # `border_shape_min_solidity`), and is lined by the photo's own smooth backdrop: at least
+    # `border_shape_min_lining_share` of the pixels just inside its outline lie within
+    # `border_shape_colour_tolerance` of their median (a product's outline is lined by its
+    # textured, shaded surface).
+    border_shape_analysis_px: int = 256
+    border_shape_colour_tolerance: int = 12
+    border_shape_min_area_fraction: float = 0.4
+    border_shape_min_solidity: float = 0.97
+    border_shape_min_lining_share: float = 0.6
 
     # --- exposure ---------------------------------------------------------------------------------
     clipped_dark_max_luma: int = 5  # levels; luma at or below is clipped to black

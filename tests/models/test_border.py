@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from curator import synthetic
-from models.measurements.border import band_run, detect_border, ends_abruptly
+from models.measurements.border import (
+    band_run,
+    detect_border,
+    detect_shaped_frame,
+    ends_abruptly,
+)
 from tests.models.scenes import (
     IMAGES,
     SIZE,
@@ -43,7 +49,6 @@ NO_BORDER_CASES = {
     "dark-backdrop-disc": lambda: synthetic.render_product(
         size=SIZE, background=(30, 30, 30), shape="disc", fill=0.95),
     "busy-photo": lambda: IMAGES["busy"](),
-    "band-too-deep": lambda: synthetic.add_border(IMAGES["white"](), 80, (40, 40, 40)),
     "cropped-on-grey": lambda: synthetic.crop_product(size=SIZE, background=(128, 128, 128)),
 }
 
@@ -99,3 +104,66 @@ def test_band_run_rejects_a_gradient() -> None:
     levels = np.linspace(100, 160, 40).astype(np.uint8)  # 1.5 levels per line
     lines = np.repeat(np.repeat(levels[:, None, None], 50, axis=1), 3, axis=2)
     assert band_run(lines, max_depth=30, thresholds=TH) == (0, None)
+
+
+# --- a photo inside a drawn shape ----------------------------------------------------------------
+
+
+def on_card(shape: str, card: tuple[int, int, int], photo: Image.Image | None = None) -> np.ndarray:
+    """A packshot on white shown inside a hexagon or a rounded rectangle on a flat card."""
+    pixels = np.asarray(photo or IMAGES["fill-50"]()).copy()
+    height, width = pixels.shape[:2]
+    inside = np.zeros((height, width), dtype=np.uint8)
+    if shape == "hexagon":
+        cx, cy, r = width // 2, height // 2, int(0.47 * min(height, width))
+        points = [(cx + r * np.cos(a), cy + r * np.sin(a))
+                  for a in np.linspace(np.pi / 2, np.pi / 2 + 2 * np.pi, 6, endpoint=False)]
+        cv2.fillPoly(inside, [np.array(points, dtype=np.int32)], 1)
+    else:  # rounded rectangle, 8 % margin, corners of radius 10 % of the side
+        m, r = int(0.08 * width), int(0.1 * width)
+        cv2.rectangle(inside, (m + r, m), (width - m - r, height - m), 1, -1)
+        cv2.rectangle(inside, (m, m + r), (width - m, height - m - r), 1, -1)
+        for x, y in ((m + r, m + r), (width - m - r, m + r), (m + r, height - m - r),
+                     (width - m - r, height - m - r)):
+            cv2.circle(inside, (x, y), r, 1, -1)
+    pixels[inside == 0] = card
+    return decoded(Image.fromarray(pixels), quality=90)
+
+
+@pytest.mark.parametrize(("shape", "card"), [("hexagon", (29, 42, 84)),
+                                             ("rounded", (236, 119, 99))],
+                         ids=["hexagon-on-navy", "rounded-on-coral"])
+def test_a_photo_inside_a_drawn_shape_is_a_border(shape: str, card: tuple[int, int, int]) -> None:
+    found = detect_border(on_card(shape, card), TH)
+    assert found.found
+    y0, y1, x0, x1 = found.inner_box(*SIZE)
+    assert 0 < y0 < 0.1 * SIZE[1] and 0 < x0 < 0.1 * SIZE[0]  # cropped to the shape's box
+    assert y1 < SIZE[1] and x1 < SIZE[0]
+
+
+def test_a_deep_mat_around_a_photo_is_a_border() -> None:
+    # Deeper than a band may be (80 of 760 px), but it surrounds a photo with its own backdrop.
+    framed = decoded(synthetic.add_border(IMAGES["white"](), 80, (40, 40, 40)))
+    found = detect_border(framed, TH)
+    assert found.found
+    assert all(abs(side - 80) <= 4 for side in (found.top, found.bottom, found.left,
+                                                 found.right))
+
+
+def test_a_white_card_is_no_border() -> None:
+    # A white margin is the white background the rules ask for, not a coloured one.
+    photo = synthetic.render_product(size=SIZE, background=(200, 200, 200), fill=0.5,
+                                     shape="disc")
+    assert not detect_shaped_frame(on_card("hexagon", (255, 255, 255), photo), TH).found
+
+
+def test_a_textured_product_filling_a_coloured_backdrop_is_no_shaped_frame() -> None:
+    # Large and convex like a framed photo, but lined by its own textured surface.
+    assert not detect_shaped_frame(decoded(IMAGES["grey-backdrop"]()), TH).found
+
+
+def test_a_product_on_a_coloured_card_without_its_own_backdrop_is_no_border() -> None:
+    # The photo's white backdrop recoloured to the card (a promo tile): nothing encloses it.
+    photo = np.asarray(IMAGES["fill-50"]()).copy()
+    photo[np.all(photo >= 250, axis=2)] = (236, 119, 99)
+    assert not detect_border(decoded(Image.fromarray(photo)), TH).found
