@@ -13,18 +13,26 @@ limit follows the *gradient*, the ratio of recent latency to the no-load latency
 has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
 
 - The no-load latency is learnt per listing size (images in powers of two, because a listing of
-  eight takes longer than one of one with no queue at all): a minimum that any faster answer
-  lowers at once and that rises only slowly (doubling in `baseline_rise_s`), and only from
-  answers admitted with the limit mostly unused, so a host that got slower is re-learnt but
-  sustained queueing is never taken for the new normal.
-- The short window is the lower quartile of the ratios of the last nine answers under load.
-  The no-load latency is a minimum, and single answers spread widely above it (on the 2-core
-  host the technical graph's p95 is 3x its p50 with no queue at all), so a median ratio reads
-  spread as queueing; a queue, though, delays even the fastest answers, and their ratio is
-  what rises. Up to
+  eight takes longer than one of one with no queue at all), and it is a lower quartile, never the
+  fastest answer. The images of one size are not alike: on the 2-core host the benchmark's
+  photos (120 to 1000 px) take 11 to 125 ms with no queue at all, so the fastest answer is the
+  smallest photo, and a typical one read 3x against it, past the tolerance: the limit sat at its
+  floor from four clients up, shedding at 66 ms (the trace is replayed in the tests). It is the
+  lower quartile of the last 27 answers to listings admitted alone (nothing else in flight in
+  this replica from admission to answer), once there are nine of them, following them both
+  ways: none of them can have queued behind another listing, so a host that got slower is
+  re-learnt, and answers under load, however long they go on, never are. A replica that has not
+  yet had nine such answers (it started under load) has only its other answers: the quartile of
+  its first nine, lowered by that of a full window of 64 (an answer under load takes at least
+  its no-load latency) and raised only slowly (doubling in `baseline_rise_s`), by answers
+  admitted with the limit mostly unused or at its floor.
+- The short window is the lower quartile of the ratios of the last nine answers under load
+  (each answer to its size's no-load latency). Single answers spread widely above the no-load
+  quartile (the large photos take 3-4x the typical one), so a median ratio reads spread as
+  queueing; a queue, though, delays every answer, and the lower quartile rises with it. Up to
   `1 + (tolerance - 1) / 2` the queues are short and the limit grows: by one per image until the
   first sign of queueing (slow start, about x1.5 per round trip), then by one per round trip;
-  below nine images, more slowly, since a round trip then gives the median too few answers to
+  below nine images, more slowly, since a round trip then gives the quartile too few answers to
   see the queue a step made. Between that and `tolerance` it holds. Past `tolerance` it is cut,
   at most once per round trip, in proportion (tolerance / ratio), by half at most. A quartile and
   a tolerance of 2x mean that ordinary variation and one slow image never shed.
@@ -38,9 +46,11 @@ has measured, as TCP Vegas and Netflix's Gradient2 limiter do:
 - After a quiet spell (`quiet_round_trips` with no admission that used half the limit) the limit
   is unvalidated, as a TCP congestion window is after an application-limited period (RFC 7661):
   it decays halfway towards the most images that were in flight meanwhile, once per spell, and
-  the no-load latencies are re-learnt from the next answers. A load step therefore meets a limit
-  the host has recently shown it can carry, not one learnt before the autoscaler removed
-  replicas, and slow start finds the rest within a few round trips.
+  the answers to listings admitted alone before the spell are dropped, so that the no-load
+  latencies are re-learnt from the next nine (a trickle's during the spell, or the first quiet
+  moment's after it; until then they are kept, not re-learnt from a load step's queue). A load
+  step therefore meets a limit the host has recently shown it can carry, not one learnt before
+  the autoscaler removed replicas, and slow start finds the rest within a few round trips.
 
 Only answers to listings admitted with the limit at least half in use move the limit: a slow
 answer with the limit mostly unused (the first listing after a start, one slow image) says
@@ -63,7 +73,7 @@ import math
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -72,8 +82,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from curator.errors import CuratorError
 
 DEEPEST_CUT = 0.5  # the most one round trip of slow answers can take off the limit
-SHORT_WINDOW = 9  # answers under load whose median is "recent latency"
+SHORT_WINDOW = 9  # answers under load whose latency ratios' lower quartile is the gradient
 MIN_SAMPLES_TO_CUT = 3  # one or two answers are an anecdote, not a queue
+# The no-load latency of a size class: the lower quartile of its last ALONE_WINDOW answers to
+# listings admitted alone, once there are LEARNT_AFTER of them; until then, of its answers of
+# any kind, lowered only by a full ANY_WINDOW (long enough that its quartile does not dip to a
+# chance run of small photos, as a minimum over short windows would).
+ALONE_WINDOW = 27
+LEARNT_AFTER = SHORT_WINDOW
+ANY_WINDOW = 64
 
 
 class AdmissionSettings(BaseModel):
@@ -95,8 +112,9 @@ class AdmissionSettings(BaseModel):
     backoff_ratio: float = Field(0.75, gt=0, lt=1)  # the mildest cut for the ceiling
     # Round trips without an admission that used half the limit before it decays (RFC 7661).
     quiet_round_trips: int = Field(20, ge=1)
-    # Time for the no-load latency to double, from answers with the limit mostly unused that
-    # never come faster (a host that got slower while never quiet).
+    # Time for the no-load latency to double, on a replica that has not had listings admitted
+    # alone to learn it from (it started under load), from answers with the limit mostly
+    # unused, or at its floor, that never come faster.
     baseline_rise_s: float = Field(300.0, gt=0)
     # Told to refused clients (Retry-After, whole seconds as HTTP requires).
     retry_after_s: int = Field(1, ge=1)
@@ -131,6 +149,9 @@ class _Permit:
     images: int
     epoch: int  # the limiter's epoch at admission: cuts after it make this sample stale
     saturated: bool  # the limit was in use (half or more) when this listing was admitted
+    # Admitted with nothing else in flight: the admissions counted then. Alone throughout if
+    # none has come since it was answered.
+    alone_at: int | None = None
 
 
 def size_class(images: int) -> int:
@@ -138,37 +159,73 @@ def size_class(images: int) -> int:
     return max(1, images).bit_length()
 
 
+def lower_quartile(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 4]
+
+
 class NoLoadLatency:
-    """The latency a listing of each size class takes with no queue: a minimum that any faster
-    answer lowers, that answers admitted with the limit mostly unused raise slowly (doubling in
-    `rise_s`), and that the next answer sets once marked stale. Answers under load never raise
-    it: their queue is what it measures."""
+    """The latency a listing of each size class takes with no queue: the lower quartile of the
+    class's last `ALONE_WINDOW` answers to listings admitted alone (nothing else in flight in
+    this replica from admission to answer), once there are `LEARNT_AFTER` of them. It follows
+    them both ways, since none of them can have queued behind another listing.
+
+    Never the fastest single answer: the images of a size class are not alike (a 120 px photo
+    takes a tenth of the time of a 1000 px one), so the fastest answer is the smallest photo,
+    not the host without a queue; and a minimum over many short windows drifts down the same
+    way, whenever a window happens to hold several small photos.
+
+    Until then (a replica that started under load and has had no quiet moment since), answers
+    of any kind are all there is: the quartile of the first `LEARNT_AFTER` sets it; from then on
+    only the quartile of a full `ANY_WINDOW` lowers it (an answer under load takes at least its
+    no-load latency), and answers admitted with the limit mostly unused (or at its floor) raise
+    it slowly (doubling in `rise_s`). A quiet spell drops the answers admitted alone before it
+    (`mark_stale`), so that a host that got slower meanwhile is re-learnt from the next ones."""
 
     def __init__(self, rise_s: float) -> None:
         self.rise_per_s = math.log(2) / rise_s
         self._seconds: dict[int, float] = {}
         self._updated: dict[int, float] = {}
-        self._stale: set[int] = set()
+        self._any: dict[int, deque[float]] = {}  # latencies
+        self._alone: dict[int, deque[tuple[float, float]]] = {}  # (admitted at, latency)
+        self._founded: set[int] = set()  # classes learnt from listings admitted alone
 
     def get(self, size: int) -> float | None:
         return self._seconds.get(size)
 
-    def observe(self, size: int, latency_s: float, now: float, under_load: bool) -> None:
+    def observe(self, size: int, latency_s: float, now: float, under_load: bool,
+                alone: bool) -> None:
+        answers = self._any.setdefault(size, deque(maxlen=ANY_WINDOW))
+        answers.append(latency_s)
+        alone_answers = self._alone.setdefault(size, deque(maxlen=ALONE_WINDOW))
+        if alone:
+            alone_answers.append((now - latency_s, latency_s))
         known = self._seconds.get(size)
-        if known is None or size in self._stale:
-            self._seconds[size] = latency_s
-        elif latency_s < known or not under_load:
+        if len(alone_answers) >= LEARNT_AFTER:
+            self._seconds[size] = lower_quartile(latency for _, latency in alone_answers)
+            self._founded.add(size)
+        elif size in self._founded:
+            pass  # a quiet spell dropped the answers admitted alone: kept until new ones come
+        elif known is None or len(answers) < LEARNT_AFTER:
+            self._seconds[size] = lower_quartile(answers)
+        elif (quartile := lower_quartile(answers)) < known:
+            if len(answers) == ANY_WINDOW:
+                self._seconds[size] = quartile
+        elif not under_load:
             allowed = known * math.exp(self.rise_per_s * max(0.0, now - self._updated[size]))
-            self._seconds[size] = min(latency_s, allowed)
+            self._seconds[size] = min(quartile, allowed)
         # Time under load does not count towards a rise either.
         self._updated[size] = now
-        self._stale.discard(size)
 
     def shortest(self) -> float | None:
         return min(self._seconds.values(), default=None)
 
-    def mark_stale(self) -> None:
-        self._stale = set(self._seconds)
+    def mark_stale(self, since: float) -> None:
+        """Forget the answers to listings admitted alone at or before `since` (the last
+        admission under load, before a quiet spell)."""
+        for alone_answers in self._alone.values():
+            while alone_answers and alone_answers[0][0] <= since:
+                alone_answers.popleft()
 
 
 class AdmissionLimiter:
@@ -187,7 +244,8 @@ class AdmissionLimiter:
         # Latency and its ratio to the no-load latency, answers under load in this epoch.
         self._recent: deque[tuple[float, float]] = deque(maxlen=SHORT_WINDOW)
         self._round_trip_s: float | None = None  # the last median latency seen
-        self._busy_at = clock()  # last admission that used half the limit
+        self._busy_at = clock()  # last admission that used half the limit, or last spell's end
+        self._last_busy = self._busy_at  # last admission that used half the limit
         self._high_water = 0  # most images in flight since then (the quiet spell's use)
         self.admitted = 0
         self.refused = 0
@@ -220,14 +278,16 @@ class AdmissionLimiter:
             self.refused += 1
             return None
         saturated = self._in_flight + images >= self._limit / 2
+        alone = self._in_flight == 0
         self._in_flight += images
         self._listings += 1
         if saturated:
-            self._busy_at, self._high_water = now, 0
+            self._busy_at = self._last_busy = now
+            self._high_water = 0
         else:
             self._high_water = max(self._high_water, self._in_flight)
         self.admitted += 1
-        return _Permit(images, self._epoch, saturated)
+        return _Permit(images, self._epoch, saturated, self.admitted if alone else None)
 
     def release(self, permit: _Permit, latency_s: float | None) -> None:
         """`latency_s` None: the listing failed, which says nothing about the queues."""
@@ -239,7 +299,12 @@ class AdmissionLimiter:
             return
         size = size_class(permit.images)
         no_load = self._no_load.get(size)
-        self._no_load.observe(size, latency_s, self._clock(), under_load=permit.saturated)
+        # At the floor the limit cannot take a queue away: its answers are the least load this
+        # replica can be under, and a no-load latency below them would only pin it there.
+        at_floor = self._limit <= self.settings.min_limit
+        self._no_load.observe(size, latency_s, self._clock(),
+                              under_load=permit.saturated and not at_floor,
+                              alone=permit.alone_at == self.admitted)
         if not permit.saturated or permit.epoch != self._epoch:
             # Admitted with the limit mostly unused: not a queue the limit let grow (a cold
             # start, a slow image). Admitted before the last cut: its queue is already paid for.
@@ -250,30 +315,31 @@ class AdmissionLimiter:
 
     def _adjust(self, images: int) -> None:
         settings = self.settings
-        self._round_trip_s = statistics.median(latency for latency, _ in self._recent)
-        ratios = sorted(ratio for _, ratio in self._recent)
-        ratio = ratios[(len(ratios) - 1) // 4]  # the lower quartile (see the module doc)
+        round_trip = statistics.median(latency for latency, _ in self._recent)
+        ratio = lower_quartile(ratio for _, ratio in self._recent)  # see the module doc
         grow_below = 1 + (settings.tolerance - 1) / 2
         enough = len(self._recent) >= MIN_SAMPLES_TO_CUT
+        if enough:  # not the one answer after a cut: the quiet spells are measured in it
+            self._round_trip_s = round_trip
         queueing = enough and ratio > settings.tolerance
         # Over the ceiling with some queue: whatever the tolerance allows. With none, a cut would
         # shed work the host has room for without making anything faster.
         over_ceiling = (enough and ratio > grow_below
-                        and self._round_trip_s * 1000 > settings.latency_target_ms)
+                        and round_trip * 1000 > settings.latency_target_ms)
         if queueing or over_ceiling:
             # Little's law: at a given throughput the wait grows with what is in flight, so k
             # times the acceptable latency asks for 1/k of the limit; halving at most keeps a
             # burst from emptying it.
             factor = settings.tolerance / ratio if queueing else 1.0
             if over_ceiling:
-                wanted = settings.latency_target_ms / (self._round_trip_s * 1000)
+                wanted = settings.latency_target_ms / (round_trip * 1000)
                 factor = min(factor, settings.backoff_ratio, wanted)
             self._set_limit(self._limit * max(DEEPEST_CUT, factor))
             self._epoch += 1
             self._recent.clear()
             self._slow_start = False
         elif ratio <= grow_below:
-            if self._round_trip_s * 1000 <= settings.latency_target_ms:  # room under the ceiling
+            if round_trip * 1000 <= settings.latency_target_ms:  # room under the ceiling
                 step = 1.0 if self._slow_start else 1.0 / self._limit
                 # No faster than the short window can see: below SHORT_WINDOW images a round
                 # trip is fewer answers than the median needs to show a new queue.
@@ -291,7 +357,8 @@ class AdmissionLimiter:
         if spells < 1:
             return
         # RFC 7661: an unused window is not a validated one. Halve the distance to what was
-        # really in flight, once per quiet spell, and re-learn the no-load latency.
+        # really in flight, once per quiet spell, and re-learn the no-load latency from the
+        # listings admitted alone since the last admission under load (a trickle's), or next.
         target = max(float(self.settings.min_limit), float(self._high_water))
         if self._limit > target:
             self._set_limit(target + (self._limit - target) * 0.5 ** spells)
@@ -299,7 +366,7 @@ class AdmissionLimiter:
         self._high_water = 0
         self._slow_start = True
         self._recent.clear()
-        self._no_load.mark_stale()
+        self._no_load.mark_stale(since=self._last_busy)
 
     def _set_limit(self, limit: float) -> None:
         settings = self.settings
