@@ -9,7 +9,9 @@ A band is the run of uniform lines from the edge inward. It is a border when it 
 inside it (past a few blended transition lines) differs from it along nearly its whole length. A
 uniform backdrop that simply continues inward, or only changes where the product starts, is not a
 border. (A perfectly rectangular product filling a uniform backdrop up to a thin margin looks
-exactly like a framed picture, and is reported as one.)
+exactly like a framed picture, and is reported as one.) Inside a frame already found, a light
+(even white) gap that ends at a second thin line is part of the frame: a double-line frame is
+cropped past its inner line.
 
 A photo set inside a drawn shape (hexagon, rounded rectangle, a deep mat) on a flat card leaves
 a margin that is no straight band. When no band is found and the outermost line is one flat
@@ -67,9 +69,9 @@ def detect_border(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
     repeated inside it, up to `border_max_nesting` times; widths and insets add up.
     """
     total = Border()
-    for _ in range(thresholds.border_max_nesting):
+    for level in range(thresholds.border_max_nesting):
         y0, y1, x0, x1 = total.inner_box(*rgb.shape[:2])
-        found = _detect_once(rgb[y0:y1, x0:x1], thresholds)
+        found = _detect_once(rgb[y0:y1, x0:x1], thresholds, nested=level > 0)
         if not found.found:
             break
         total = Border(
@@ -161,7 +163,11 @@ def _is_framed_photo(
     return bool(share >= thresholds.border_shape_min_lining_share)
 
 
-def _detect_once(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
+def _detect_once(
+    rgb: np.ndarray, thresholds: MeasurementThresholds, nested: bool = False
+) -> Border:
+    """One level of bands. `nested`: inside a frame already found, where a light gap that ends at
+    a second thin line (a double-line frame) is part of the frame too."""
     height, width = rgb.shape[:2]
     # Each edge as (lines, samples, 3) with line 0 on the edge.
     depth_rows = _max_depth(height, thresholds)
@@ -180,7 +186,8 @@ def _detect_once(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
         "right": rgb[::col_step, : width - lines_needed_cols - 1 : -1].transpose(1, 0, 2),
     }
     depth = {"top": depth_rows, "bottom": depth_rows, "left": depth_cols, "right": depth_cols}
-    bands = {name: band_run(lines, depth[name], thresholds) for name, lines in edges.items()}
+    bands = {name: band_run(lines, depth[name], thresholds, allow_white=nested)
+             for name, lines in edges.items()}
     if not any(width_px for width_px, _ in bands.values()):
         return Border()
     # Just inside a band, look only between the bands of the neighbouring edges.
@@ -200,8 +207,12 @@ def _detect_once(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Border:
         step = row_step if name in ("top", "bottom") else col_step
         start = (bands[first][0] + skip) // step
         stop = edges[name].shape[1] - (bands[last][0] + skip) // step
-        inside = edges[name][band_width + skip, start:stop]
-        found[name] = band_width if ends_abruptly(inside, colour, thresholds) else 0
+        # Nested, the line that ends the gap may be thinner than the transition lines.
+        first_inside = band_width if nested else band_width + skip
+        found[name] = band_width if any(
+            ends_abruptly(edges[name][depth_px, start:stop], colour, thresholds)
+            for depth_px in range(first_inside, band_width + skip + 1)
+        ) else 0
     insets = {name: (w + skip if w else 0) for name, w in found.items()}
     return Border(
         top=found["top"], bottom=found["bottom"], left=found["left"], right=found["right"],
@@ -215,7 +226,8 @@ def _max_depth(side_px: int, thresholds: MeasurementThresholds) -> int:
 
 
 def band_run(
-    lines: np.ndarray, max_depth: int, thresholds: MeasurementThresholds
+    lines: np.ndarray, max_depth: int, thresholds: MeasurementThresholds,
+    allow_white: bool = False,
 ) -> tuple[int, np.ndarray | None]:
     """(depth, colour) of the uniform non-white band starting at line 0; (0, None) if none.
 
@@ -223,7 +235,7 @@ def band_run(
     `max_depth` is a backdrop, not a border.
     """
     colour = np.median(lines[0], axis=0).astype(np.int16)
-    if bool(np.all(colour >= thresholds.near_white_min_level)):
+    if not allow_white and bool(np.all(colour >= thresholds.near_white_min_level)):
         return 0, None
     tolerance = thresholds.border_colour_tolerance
     if _uniform_share(lines[:1], colour, tolerance)[0] < thresholds.border_line_uniform_fraction:

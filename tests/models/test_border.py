@@ -167,3 +167,16 @@ def test_a_product_on_a_coloured_card_without_its_own_backdrop_is_no_border() ->
     photo = np.asarray(IMAGES["fill-50"]()).copy()
     photo[np.all(photo >= 250, axis=2)] = (236, 119, 99)
     assert not detect_border(decoded(Image.fromarray(photo)), TH).found
+
+
+def test_a_double_line_frame_is_cropped_past_its_inner_line() -> None:
+    # Outer 3 px line, a 7 px light gap, a thin 2 px inner line: the gap is part of the frame.
+    framed = IMAGES["white"]()
+    for width, colour in ((2, (40, 40, 40)), (7, (248, 248, 248)), (3, (40, 40, 40))):
+        framed = synthetic.add_border(framed, width, colour)
+    pixels = decoded(framed, quality=95)
+    found = detect_border(pixels, TH)
+    y0, y1, x0, x1 = found.inner_box(*pixels.shape[:2])
+    assert min(y0, x0, pixels.shape[0] - y1, pixels.shape[1] - x1) >= 12
+    inner_ring = np.concatenate((pixels[y0, x0:x1], pixels[y1 - 1, x0:x1]))
+    assert inner_ring.min() > 200  # no dark line left along the content's edge
