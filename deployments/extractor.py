@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from ray import serve
@@ -19,13 +20,17 @@ from models.runtime.request import RuntimeRequest
 logger = logging.getLogger("ray.serve")
 
 BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+# The detectors of one batch run side by side on this many threads (models/extractor.py): a lone
+# request then takes both cores of an idle 2-core host; under load the replicas share the cores
+# as before.
+DETECTOR_THREADS = 2
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class AttributeExtractor:
     def __init__(self, models: list[str], request: RuntimeRequest) -> None:
         self._limit = request.max_batch_size
-        self._extractor = Extractor.create(models, request)
+        self._extractor = Extractor.create(models, request, detector_threads=DETECTOR_THREADS)
         self._batch_sizes = Histogram(
             "curator_extractor_batch_size",
             description="Images per batch the extractor ran",
@@ -53,6 +58,12 @@ class AttributeExtractor:
         # Inference blocks; a worker thread keeps this replica's event loop free to form the
         # next batch meanwhile.
         return await asyncio.to_thread(self._extract_batch, items)
+
+    async def extract_last(self, item: MeasuredImage) -> MeasuredImage:
+        """`extract` for an image whose last stage this is (the scorer ran beside it): batched
+        with the others, and the pixels go no further."""
+        extracted: MeasuredImage = await self.extract(item)
+        return replace(extracted, model_inputs=None)
 
     def _extract_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         self._batch_sizes.observe(sum(1 for item in items if item.ok))
