@@ -321,7 +321,11 @@ def _separable(scene: Scene, doing: str) -> Segmentation:
 
 
 def _require_white(scene: Scene, thresholds: MeasurementThresholds, otherwise: str) -> None:
-    """Refuse unless the background is white as `background.is_white` counts it."""
+    """Refuse unless the background is near-white at the strict per-pixel level (245).
+
+    Stricter than `background.is_white`, which also passes a softly shaded light backdrop:
+    padding or framing such a backdrop with pure white would leave a visible seam, so those
+    fixes are refused there and the image goes to a person instead."""
     segmentation = scene.segmentation
     white = scene.background_share_at(thresholds.near_white_min_level)
     if not segmentation.separable or white < thresholds.white_background_min_fraction:
