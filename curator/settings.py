@@ -81,6 +81,10 @@ class ModelStageSettings(BaseModel):
     # What ONNX Runtime runs on the CPU: "auto" takes a model's INT8 sibling where the host has
     # VNNI or AMX (several times faster convolutions) and FP32 elsewhere; fp32/int8 force it.
     cpu_precision: Literal["auto", "fp32", "int8"] = "auto"
+    # Threads an extractor replica runs the detectors of one batch on, side by side
+    # (models/extractor.py): with 2, a lone image takes two cores of an idle host. 1 in process,
+    # where the in-process limit is measured listing by listing on one thread per model.
+    detector_threads: int = Field(1, ge=1, le=16)
 
     def runtime_request(self) -> RuntimeRequest:
         """What every model of the stages asks of its runtime (models/runtime/request.py)."""

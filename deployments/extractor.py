@@ -20,17 +20,16 @@ from models.runtime.request import RuntimeRequest
 logger = logging.getLogger("ray.serve")
 
 BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-# The detectors of one batch run side by side on this many threads (models/extractor.py): a lone
-# request then takes both cores of an idle 2-core host; under load the replicas share the cores
-# as before.
-DETECTOR_THREADS = 2
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class AttributeExtractor:
-    def __init__(self, models: list[str], request: RuntimeRequest) -> None:
+    def __init__(self, models: list[str], request: RuntimeRequest,
+                 detector_threads: int = 1) -> None:
+        # detector_threads > 1: a lone request's detectors run side by side and take the idle
+        # cores; under load the replicas share the cores as before (models.detector_threads).
         self._limit = request.max_batch_size
-        self._extractor = Extractor.create(models, request, detector_threads=DETECTOR_THREADS)
+        self._extractor = Extractor.create(models, request, detector_threads=detector_threads)
         self._batch_sizes = Histogram(
             "curator_extractor_batch_size",
             description="Images per batch the extractor ran",

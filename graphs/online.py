@@ -48,7 +48,7 @@ def build_graph(
     if stages is None:
         return ingress.bind(preprocess, None, None, canary, app_args)  # type: ignore[union-attr]
     extractor = AttributeExtractor.bind(  # type: ignore[attr-defined]
-        list(stages.extractor_models), stages.runtime_request(),
+        list(stages.extractor_models), stages.runtime_request(), stages.detector_threads,
     )
     # One QualityScorer deployment per card, so experiment variants can route to either.
     scorers = {
