@@ -3,7 +3,9 @@
 Both run through the whole detector (`TextDetector`, post-processing included) on the generated
 scenes of the text-recall test, with their drawn text as labels, and on the benchmark's product
 images: the INT8 model's recall against the labels is within 0.02 of FP32's, and it finds
-FP32's own boxes again (IoU >= 0.5) at least 98 times in 100.
+FP32's own boxes again (IoU >= 0.5) at least 98 times in 100. On real photos held out from its
+calibration it finds FP32's boxes again within 0.02 of how often FP32 finds them on the same
+photos with invisible pixel noise, and at least 95 times in 100.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from benchmarks.text_detector import (
     detect_all,
     label_recall,
     labelled_images,
+    overlay_changed,
     recall_against,
 )
 from models.artifacts import TEXT_DETECTOR, int8_variant, sha256_of
@@ -86,34 +89,38 @@ def test_int8_probability_maps_stay_close_to_fp32() -> None:
 
 
 @cache
-def _devset_results(precision: str) -> tuple[Detections, ...]:
-    """Every third dev-set photo (real product images, benchmarks/devset), through the same
-    detector as the service runs it."""
-    from curator.evaluation import load_devset
-    from models.preprocess import Preprocessor
+def _held_out_results(variant: str) -> tuple[Detections, ...]:
+    """Every second dev-set photo held out from the INT8 calibration (real product photos of the
+    product groups `tools/quantize_text_detector.py` does not calibrate on), through the same
+    detector as the service runs it; "fp32-noisy": FP32 on them with +-1 level pixel noise."""
+    from benchmarks.text_detector import detect_inputs, held_out_photos, jittered
 
-    preprocessor = Preprocessor()
-    inputs = [preprocessor.run(image.path.read_bytes()).model_inputs
-              for image in load_devset()[::3]]
-    artifact = INT8 if precision == "int8" else TEXT_DETECTOR
+    photos = held_out_photos()[::2]
+    if variant == "fp32-noisy":
+        photos = [jittered(photo, seed) for seed, photo in enumerate(photos)]
+    artifact = INT8 if variant == "int8" else TEXT_DETECTOR
     assert artifact is not None
-    detector = TextDetector(OnnxRuntimeCpu(TEXT_DETECTOR.name, artifact.path(),
-                                           intra_op_threads=2, precision=precision))
-    return tuple(result for start in range(0, len(inputs), 8)
-                 for result in detector.detect(inputs[start:start + 8]))
+    detector = TextDetector(OnnxRuntimeCpu(TEXT_DETECTOR.name, artifact.path(), intra_op_threads=2,
+                                           precision="int8" if variant == "int8" else "fp32"))
+    return tuple(detect_inputs(detector, photos))
 
 
-def test_int8_agrees_with_fp32_on_real_photos() -> None:
-    fp32, int8 = _devset_results("fp32"), _devset_results("int8")
+def test_int8_agrees_with_fp32_on_held_out_real_photos() -> None:
+    """INT8 finds FP32's boxes again about as often as FP32 finds its own on the same photos
+    with +-1 level of pixel noise: boxes near the post-processing's cut-offs come and go with any
+    change of the input, so that is the floor of the figure, not 1."""
+    fp32, int8 = _held_out_results("fp32"), _held_out_results("int8")
+    noisy = _held_out_results("fp32-noisy")
     boxes = sum(len(result.boxes) for result in fp32)
     found, new = recall_against(fp32, int8), 1 - recall_against(int8, fp32)
-    overlay = sum(a.attributes["text.overlay"] != b.attributes["text.overlay"]
-                  for a, b in zip(fp32, int8, strict=True))
-    print(f"{len(fp32)} dev-set photos, {boxes} FP32 boxes: INT8 finds {found:.3f} again; "
-          f"{new:.3f} of its own are new; text.overlay differs on {overlay}")
+    floor = recall_against(fp32, noisy)
+    overlay = overlay_changed(fp32, int8)
+    print(f"{len(fp32)} held-out photos, {boxes} FP32 boxes: INT8 finds {found:.3f} again, "
+          f"{new:.3f} of its own are new, text.overlay differs on {overlay}; FP32 with pixel "
+          f"noise finds {floor:.3f}, text.overlay differs on {overlay_changed(fp32, noisy)}")
     assert boxes >= 50
     # The verdict the rules read moves on at most 2 images in 100.
     assert overlay <= MAX_RECALL_GAP * len(fp32)
-    # Boxes: measured 0.953 on 2026-12-04 (4 of 86 faint boxes lost), short of the 0.98 the
-    # generated scenes reach; the floor catches a calibration that loses more.
+    # Measured 2026-12-04 (97 photos, 63 boxes): INT8 0.968, FP32 with noise 0.968.
+    assert found >= floor - MAX_RECALL_GAP
     assert found >= REAL_PHOTO_BOX_FLOOR
