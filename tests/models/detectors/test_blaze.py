@@ -20,6 +20,7 @@ from models.detectors.yolo import box_iou
 from models.preprocess import ModelInputs
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
 from models.runtime.request import RuntimeRequest
+from tests.models.detectors.devset_photos import devset_inputs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTOS = DATA / "people"
@@ -187,24 +188,10 @@ def test_create_builds_both_runtimes_on_the_cpu() -> None:
 
 # --- faces must show skin (dev-set photos, through the real preprocess stage) ------------------
 
-DEVSET = Path(__file__).resolve().parents[3] / "benchmarks" / "devset" / "images"
-
-
-@cache
-def _devset_inputs(name: str) -> ModelInputs:
-    from curator.assessment import measure_locally
-    from models.preprocess import Preprocessor
-
-    measured = measure_locally((DEVSET / name).read_bytes(), name, Preprocessor(),
-                               keep_model_inputs=True)
-    assert measured.model_inputs is not None, measured.error
-    return measured.model_inputs
-
-
 def _faces(detector: blaze.FaceHandDetector, name: str, min_skin: float) -> list[DetectedBox]:
     checked = blaze.FaceHandDetector(detector._palm, detector._face,
                                      blaze.BlazeSettings(face_min_skin=min_skin))
-    (found,) = checked.detect([_devset_inputs(name)])
+    (found,) = checked.detect([devset_inputs(name)])
     return [box for box in found.boxes if box.label == "face"]
 
 

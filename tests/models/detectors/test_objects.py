@@ -16,6 +16,7 @@ from models.detectors import objects
 from models.detectors.base import DetectedBox
 from models.preprocess import ModelInputs
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
+from tests.models.detectors.devset_photos import devset_inputs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PEOPLE = DATA / "people"
@@ -185,20 +186,6 @@ def test_an_empty_batch_runs_nothing(detector: objects.ObjectDetector) -> None:
 
 
 # --- weak readings corroborated by skin (dev-set photos, through the real preprocess stage) -----
-
-DEVSET = Path(__file__).resolve().parents[3] / "benchmarks" / "devset" / "images"
-
-
-@cache
-def devset_inputs(name: str) -> ModelInputs:
-    from curator.assessment import measure_locally
-    from models.preprocess import Preprocessor
-
-    measured = measure_locally((DEVSET / name).read_bytes(), name, Preprocessor(),
-                               keep_model_inputs=True)
-    assert measured.model_inputs is not None, measured.error
-    return measured.model_inputs
-
 
 def raw_person_scores(detector: objects.ObjectDetector, name: str) -> list[float]:
     """Person scores down to the weak floor, before the skin check."""
