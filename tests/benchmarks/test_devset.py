@@ -17,9 +17,13 @@ from curator.evaluation import (
     DEVSET_DIR,
     LABELS,
     DevSetError,
+    evaluate_devset,
     groups_of,
     load_devset,
 )
+from curator.pipeline import LocalPipeline
+from curator.settings import ModelStageSettings
+from rules import POLICY_DIR, load_policy_set
 
 # The independent check set: never part of the dev set (see benchmarks/devset/README.md).
 EVAL_DIR = Path("/work/shared/eval/images")
@@ -109,3 +113,17 @@ def test_curator_eval_on_a_slice(tmp_path: Path, devset: list) -> None:
     assert figures["selection"] == {"groups": 3, "hits": 3, "hit_rate": 1.0}
     shown = len(figures["disagreements"])
     assert f"<h1>{shown} images where curator and the reviewer disagree</h1>" in sheet.read_text()
+
+
+def test_a_full_length_outfit_shot_is_not_the_main_image_of_legwear(devset: list) -> None:
+    """Capris sold on a model: the shots cut at the waist are compliant; the full-length outfit
+    shot (the model whole, head to feet, a fifth of the frame) is reviewed as main, so it no
+    longer wins the selection on quality."""
+    members = [image for image in devset if image.group == "magento:WP09"]
+    report = evaluate_devset(members, LocalPipeline(ModelStageSettings()),
+                             load_policy_set(POLICY_DIR))
+    violations = {result.labelled.image.split("/")[-1]: result.violations
+                  for result in report.images}
+    assert "main.apparel.not_full_length" in violations["wp09-black_outfit.jpg"]
+    assert "main.apparel.not_full_length" not in violations["wp09-black_main.jpg"]
+    assert [group.hit for group in report.groups] == [True]

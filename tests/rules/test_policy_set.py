@@ -113,8 +113,8 @@ COMPLIANT_MAIN: dict[str, Any] = {
     "file.format": "JPEG", "file.longest_side": 1800, "file.animated": False,
     "file.color_mode": "RGB", "file.aspect_ratio": 0.75,
     "background.white_fraction": 0.995, "background.pure_white_fraction": 0.97,
-    "frame.border": False, "composition.fill_ratio": 0.88, "composition.touches_edge": False,
-    "composition.touches_sides": False,
+    "frame.border": False, "composition.fill_ratio": 0.88, "composition.fill_area": 0.5,
+    "composition.touches_edge": False, "composition.touches_sides": False,
     "composition.item_count": 1, "composition.multiple_items": False,
     "sharpness.score": 0.8, "quality.score": 0.75,
     "text.overlay": False, "people.person": False, "people.on_product": False,
@@ -187,6 +187,18 @@ def violated(category: str, marketplace: str, role: str = "main", **change: Any)
                            "composition.fill_ratio": 0.99},
          {"main.composition.not_cropped": "review"}),
         ("kids_apparel", "US", {"composition.touches_edge": True, "people.person": True},
+         {"main.people.none": "review"}),
+        # a model shown whole, head to feet, in a fifth of the frame is an outfit shot: reviewed;
+        # framed on the garment (cut by the frame), filling 30%, or a flat-lay, it passes
+        *[("apparel", market, {"people.person": True, "composition.fill_area": 0.2},
+           {"main.people.none": "approve", "main.apparel.not_full_length": "review"})
+          for market in ("US", "UK", "DE")],
+        ("apparel", "US", {"people.person": True, "composition.fill_area": 0.3},
+         {"main.people.none": "approve"}),
+        ("apparel", "US", {"people.person": True, "composition.fill_area": 0.2,
+                           "composition.touches_edge": True}, {"main.people.none": "approve"}),
+        ("apparel", "US", {"composition.fill_area": 0.2}, {}),
+        ("kids_apparel", "US", {"people.person": True, "composition.fill_area": 0.2},
          {"main.people.none": "review"}),
     ],
 )
