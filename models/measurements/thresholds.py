@@ -88,8 +88,9 @@ class MeasurementThresholds:
     border_inside_min_difference: int = 20
     # The band's innermost line (before the transition lines) may drift at most this many levels
     # (median, any channel) from its outermost: a gradient (sky, vignette) drifts, a drawn
-    # border does not.
-    border_max_drift: int = 8
+    # border does not. 12, not less: JPEG's chroma subsampling alone moves a saturated band by up
+    # to 12 levels between its lines (a 5 px orange frame in the dev set, blue 15 -> 27).
+    border_max_drift: int = 12
     # Frames inside frames (a mat around a thin line) are looked for this many levels deep.
     border_max_nesting: int = 2
     # A photo set inside a drawn shape (hexagon, rounded rectangle, polaroid) on a card leaves a

@@ -14,6 +14,7 @@ from models.measurements.border import (
     detect_shaped_frame,
     ends_abruptly,
 )
+from tests.models.detectors.devset_photos import DEVSET
 from tests.models.scenes import (
     IMAGES,
     SIZE,
@@ -98,6 +99,23 @@ def test_ends_abruptly_needs_nearly_the_whole_line_to_differ() -> None:
     line[:20] = 128  # a backdrop still visible beside the product
     assert not ends_abruptly(line, colour, TH)
     assert not ends_abruptly(np.full((100, 3), 140, np.uint8), colour, TH)  # barely changes
+
+
+def test_band_run_keeps_a_saturated_band_whose_lines_jpeg_has_shifted() -> None:
+    # Chroma subsampling moves a thin orange frame's blue channel 15 -> 27 across its 5 lines
+    # (the dev set's frame around a mug): still one drawn band, not a gradient.
+    lines = np.full((12, 50, 3), 242, dtype=np.uint8)
+    for depth, blue in enumerate((15, 18, 27, 27, 23)):
+        lines[depth] = (242, 119, blue)
+    depth, colour = band_run(lines, max_depth=8, thresholds=TH)
+    assert depth == 5
+    assert colour is not None
+
+
+def test_a_thin_frame_is_found_on_all_four_sides_of_a_devset_photo() -> None:
+    photo = Image.open(DEVSET / "extra" / "boutique-mug-brand-outline.jpg").convert("RGB")
+    found = detect_border(np.asarray(photo), TH)
+    assert all(4 <= side <= 7 for side in (found.top, found.bottom, found.left, found.right))
 
 
 def test_band_run_rejects_a_gradient() -> None:

@@ -249,3 +249,16 @@ def test_an_image_gets_the_same_answer_alone_and_in_any_batch(detector: TextDete
                 assert mine.label == theirs.label
                 assert theirs.box == pytest.approx(mine.box, abs=2e-3)
                 assert theirs.score == pytest.approx(mine.score, abs=1e-3)
+
+
+def test_a_brand_name_in_the_corner_of_a_framed_packshot_is_overlay(
+        detector: TextDetector) -> None:
+    """A dev-set photo: a mug on white inside a thin orange frame, with "curio&co" added in the
+    bottom-right corner. Once the frame is found on all four sides, the name lies on the
+    backdrop, not on the product."""
+    from tests.models.detectors.devset_photos import devset_inputs
+
+    (found,) = detector.detect([devset_inputs("extra/boutique-mug-brand-outline.jpg")])
+    assert found.attributes["text.overlay"] is True
+    corner = [box for box in found.boxes if box.box[0] > 0.6 and box.box[1] > 0.85]
+    assert [box.label for box in corner] == ["overlay"]
