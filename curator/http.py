@@ -1,16 +1,20 @@
-"""HTTP plumbing shared by the ingress: the body-size guard and the JSON error handlers."""
+"""HTTP plumbing shared by the ingress: the body-size guard, the one boundary around reading a
+request, and the JSON error handlers."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,6 +122,63 @@ def describe_invalid_request(errors: Sequence[Any]) -> tuple[str, str]:
     return field, message
 
 
+class UnreadableRequest(CuratorError):
+    """Reading the request failed in a way no validation rule names: still the client's request,
+    so a 400 with a stable code, never a 500."""
+
+    status = 400
+    code = "unreadable_request"
+
+
+@contextmanager
+def reading_request(what: str) -> Iterator[None]:
+    """The one exception boundary around reading a request, after FastAPI's own parsing: JSON,
+    validation through the request models, base64, form fields, uploaded files. A
+    `CuratorError` passes as it is; pydantic's errors become 422 `invalid_request` with the
+    field; anything else becomes 400 `unreadable_request` (logged, since it is a gap in the
+    validation rules). Whatever is raised after the block is a server error again."""
+    try:
+        yield
+    except CuratorError:
+        raise
+    except (ValidationError, RequestValidationError) as error:
+        field, message = describe_invalid_request(error.errors())
+        raise CuratorError(message, code="invalid_request", status=422, field=field) from None
+    except Exception as error:
+        logger.warning("unreadable %s: %r", what, error, exc_info=True)
+        raise UnreadableRequest(f"the {what} could not be read: {type(error).__name__}") from None
+
+
+def parse_json_body(model: type[BaseModel], body: bytes) -> Any:
+    """`body` as `model`, for a route that reads its body itself (after checking the caller):
+    400 `invalid_json` when it is no JSON, 422 `invalid_request` when it does not validate."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and undecodable bytes alike
+        raise CuratorError("request body is not valid JSON", code="invalid_json") from None
+    with reading_request("request body"):
+        return model.model_validate(data)
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads its body itself, with `model`'s schema
+    inlined (FastAPI lists in components only the models its routes take as parameters)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": inline(schema)}}}}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CuratorError)
     async def _curator_error(_: Request, error: CuratorError) -> JSONResponse:
@@ -134,9 +195,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-            error.status_code, "http_error"
-        )
+        # 400: FastAPI could not parse the body at all (a broken multipart stream, ...).
+        code = {400: "unreadable_request", 404: "not_found", 405: "method_not_allowed",
+                413: "request_too_large"}.get(error.status_code, "http_error")
         return error_response(error.status_code, code, str(error.detail))
 
     @app.exception_handler(Exception)

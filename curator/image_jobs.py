@@ -8,9 +8,10 @@ import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from curator.errors import CuratorError, ImageError
-from curator.schemas import ImageInput, Role
+from curator.schemas import AssessRequest, ImageInput, Role
 
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
@@ -49,8 +50,32 @@ def id_from_filename(filename: str | None, index: int) -> str:
     return stem.lstrip("._:-") or f"image-{index + 1}"
 
 
-def check_listing(jobs: Sequence[ImageJob], max_images: int) -> None:
-    """Listing-level problems, which fail the whole request: too many images, repeated ids."""
+class _Identified(Protocol):
+    @property
+    def image_id(self) -> str: ...
+
+
+def upload_request(listing_id: str, category: str, marketplace: str,
+                   filenames: Sequence[str | None], max_images: int) -> AssessRequest:
+    """The multipart route's form as the JSON route's request (its images without data yet), so
+    that both routes share every rule; the count is checked before a file is read."""
+    ids = [id_from_filename(name, index) for index, name in enumerate(filenames)]
+    request = AssessRequest.model_validate(
+        {
+            "listing_id": listing_id,
+            "category": category,
+            "marketplace": marketplace,
+            "images": [{"image_id": image_id, "data": ""} for image_id in ids],
+        }
+    )
+    check_listing(request.images, max_images)
+    return request
+
+
+def check_listing(jobs: Sequence[_Identified], max_images: int) -> None:
+    """Listing-level problems, which fail the whole request: too many images, repeated ids.
+    Takes the request's images as well as jobs, so that it can run before any base64 is
+    decoded."""
     if len(jobs) > max_images:
         raise CuratorError(
             f"a listing has at most {max_images} images, got {len(jobs)}",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from rules.policy_set import PolicySet
@@ -16,9 +16,20 @@ Role = Literal["main", "alternate"]
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
+# The instants an outcome event may carry. Outside them a time is a typo or an attack, and near
+# the ends of datetime's range a time zone's offset overflows it on the way to UTC.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
-class ImageInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class ApiInput(BaseModel):
+    """What every request model of the API shares: unknown fields are refused, and so are the
+    non-finite numbers JSON parsers let through (`1e999` is +inf, `NaN`, `Infinity`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ImageInput(ApiInput):
 
     image_id: str = Field(pattern=_ID_PATTERN, description="Unique within the listing")
     data: str | None = Field(None, description="Base64 of the image file (a data: URL is accepted)")
@@ -34,8 +45,7 @@ class ImageInput(BaseModel):
         return self
 
 
-class AssessRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AssessRequest(ApiInput):
 
     listing_id: str = Field(pattern=_ID_PATTERN)
     category: str = Field("default", pattern=r"^[a-z0-9_\-]{1,64}$")
@@ -241,15 +251,28 @@ class VersionResponse(BaseModel):
     backends: dict[str, str]
 
 
-class OutcomeEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OutcomeEvent(ApiInput):
 
     event_id: str = Field(pattern=_ID_PATTERN, description="Unique; a repeat is ignored")
     type: Literal["impression", "click", "add_to_cart", "purchase", "return"]
     time: AwareDatetime = Field(description="When it happened, with a time zone")
     unit_id: str | None = Field(None, pattern=_ID_PATTERN, description="The listing id")
-    decision_id: str | None = Field(None, max_length=64)
+    decision_id: str | None = Field(None, max_length=64, pattern=_ID_PATTERN)
     value: float | None = Field(None, ge=0, description="Money, for purchase and return")
+
+    @field_validator("time")
+    @classmethod
+    def _in_a_sane_window(cls, time: datetime) -> datetime:
+        # Compared field by field in the sender's zone first: converting a time at the edge of
+        # datetime's range to UTC would overflow.
+        if not EARLIEST_EVENT_TIME.year - 1 <= time.year <= LATEST_EVENT_TIME.year:
+            raise ValueError(f"must be between {EARLIEST_EVENT_TIME:%Y-%m-%d} and "
+                             f"{LATEST_EVENT_TIME:%Y-%m-%d} (UTC)")
+        utc = time.astimezone(UTC)
+        if not EARLIEST_EVENT_TIME <= utc < LATEST_EVENT_TIME:
+            raise ValueError(f"must be between {EARLIEST_EVENT_TIME:%Y-%m-%d} and "
+                             f"{LATEST_EVENT_TIME:%Y-%m-%d} (UTC)")
+        return utc
 
     @model_validator(mode="after")
     def _has_a_target(self) -> OutcomeEvent:
@@ -258,8 +281,7 @@ class OutcomeEvent(BaseModel):
         return self
 
 
-class OutcomesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OutcomesRequest(ApiInput):
 
     events: list[OutcomeEvent] = Field(min_length=1, max_length=1000)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import ray
-from fastapi import FastAPI, File, Form, Header, Path, UploadFile
+from fastapi import FastAPI, File, Form, Header, Path, Request, UploadFile
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter, Gauge, Histogram
@@ -23,8 +23,15 @@ from curator.admission import AdmissionLimiter, Overloaded
 from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
 from curator.errors import CuratorError, ImageError
 from curator.fetch import ImageFetcher
-from curator.http import BodySizeLimit, install_error_handlers, require_api_key
-from curator.image_jobs import ImageJob, check_listing, id_from_filename, job_from_input
+from curator.http import (
+    BodySizeLimit,
+    install_error_handlers,
+    openapi_body,
+    parse_json_body,
+    reading_request,
+    require_api_key,
+)
+from curator.image_jobs import ImageJob, check_listing, job_from_input, upload_request
 from curator.schemas import (
     AdmissionState,
     AssessRequest,
@@ -232,8 +239,13 @@ class Curator:
 
     @app.post("/v1/assess", response_model=AssessResponse, response_model_exclude_none=True)
     async def assess(self, request: AssessRequest) -> AssessResponse:
-        limit = self._args.limits.max_image_bytes
-        jobs = [job_from_input(i, image, limit) for i, image in enumerate(request.images)]
+        limits = self._args.limits
+        with reading_request("listing"):
+            # The count and the ids before any base64 is decoded (each image's encoded size is
+            # checked before its own decoding, in job_from_input).
+            check_listing(request.images, limits.max_images_per_listing)
+            jobs = [job_from_input(i, image, limits.max_image_bytes)
+                    for i, image in enumerate(request.images)]
         return await self._assess(request.listing_id, request.category, request.marketplace, jobs,
                                   request.include_fixed_images)
 
@@ -246,20 +258,15 @@ class Curator:
         marketplace: Annotated[str, Form()] = "US",
         main: Annotated[str | None, Form(description="image_id the seller wants as main")] = None,
     ) -> AssessResponse:
-        # Validate the form through the same schema as JSON, so both routes share every rule.
-        ids = [id_from_filename(upload.filename, index) for index, upload in enumerate(images)]
-        AssessRequest.model_validate(
-            {
-                "listing_id": listing_id,
-                "category": category,
-                "marketplace": marketplace,
-                "images": [{"image_id": image_id, "data": ""} for image_id in ids],
-            }
-        )
-        jobs = [
-            ImageJob(image_id, "main" if image_id == main else None, data=await upload.read())
-            for image_id, upload in zip(ids, images, strict=True)
-        ]
+        with reading_request("upload"):
+            request = upload_request(listing_id, category, marketplace,
+                                     [upload.filename for upload in images],
+                                     self._args.limits.max_images_per_listing)
+            jobs = [
+                ImageJob(image.image_id, "main" if image.image_id == main else None,
+                         data=await upload.read())
+                for image, upload in zip(request.images, images, strict=True)
+            ]
         return await self._assess(listing_id, category, marketplace, jobs)
 
     @app.get("/healthz", response_model=HealthResponse)
@@ -287,23 +294,28 @@ class Curator:
                                  self._reload_error)
 
     @app.post("/v1/outcomes", response_model=OutcomesResponse, status_code=202,
-              responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+              responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+              openapi_extra=openapi_body(OutcomesRequest))
     async def outcomes(
         self,
-        request: OutcomesRequest,
+        http_request: Request,
         x_api_key: Annotated[str | None, Header(description="A key whose SHA-256 the service "
                                                 "lists in outcome_key_sha256")] = None,
     ) -> OutcomesResponse:
+        # The body is read only once the caller is known: an anonymous client gets a 401, never
+        # a parser's attention (FastAPI would parse a declared body before this runs).
         if not self._args.outcome_key_sha256:
             raise CuratorError("outcome events are not enabled on this service "
                                "(no outcome_key_sha256 configured)", code="outcomes_disabled",
                                status=503)
         require_api_key(x_api_key, self._args.outcome_key_sha256)
-        records = [
-            OutcomeRecord(event_id=e.event_id, type=e.type, occurred_at=e.time,
-                          unit_id=e.unit_id, decision_id=e.decision_id, value=e.value)
-            for e in request.events
-        ]
+        request: OutcomesRequest = parse_json_body(OutcomesRequest, await http_request.body())
+        with reading_request("outcome events"):
+            records = [
+                OutcomeRecord(event_id=e.event_id, type=e.type, occurred_at=e.time,
+                              unit_id=e.unit_id, decision_id=e.decision_id, value=e.value)
+                for e in request.events
+            ]
         if not self._outbox.put_outcomes(records):
             raise CuratorError("the events could not be queued; retry", code="outcomes_unavailable",
                                status=503)
