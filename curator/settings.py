@@ -75,12 +75,13 @@ class ModelStageSettings(BaseModel):
     # max_batch_size in each deployment's user_config must stay at or below it.
     max_batch_size_limit: int = Field(32, ge=1, le=256)
     runtime: Literal["auto", "tensorrt", "onnxruntime"] = "auto"
-    # Intra-op threads of each ONNX Runtime CPU session; 0: one per physical core. Replicas
+    # Intra-op threads of each CPU session (ONNX Runtime or OpenVINO); 0: one per core. Replicas
     # that share a host's cores do more per CPU second with fewer (benchmarks/README.md).
     cpu_threads: int = Field(0, ge=0, le=256)
-    # What ONNX Runtime runs on the CPU: "auto" takes a model's INT8 sibling where the host has
-    # VNNI or AMX (several times faster convolutions) and FP32 elsewhere; fp32/int8 force it.
-    cpu_precision: Literal["auto", "fp32", "int8"] = "auto"
+    # What runs on the CPU (models/runtime/select.py): "auto" takes bf16 in OpenVINO where the
+    # host has AMX bfloat16 tiles, else a model's INT8 sibling in ONNX Runtime where it has VNNI,
+    # else FP32 in ONNX Runtime; bf16/int8/fp32 force one.
+    cpu_precision: Literal["auto", "fp32", "int8", "bf16"] = "auto"
     # Threads an extractor replica runs the detectors of one batch on, side by side
     # (models/extractor.py): with 2, a lone image takes two cores of an idle host. 1 in process,
     # where the in-process limit is measured listing by listing on one thread per model.

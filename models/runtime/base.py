@@ -14,13 +14,13 @@ import numpy as np
 
 from curator.errors import CuratorError
 
-Precision = Literal["fp32", "fp16", "int8"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
 @dataclass(frozen=True)
 class RuntimeInfo:
     model: str  # artifact name
-    runtime: str  # "tensorrt", "onnxruntime", "torch"
+    runtime: str  # "tensorrt", "onnxruntime", "openvino", "torch"
     device: str  # "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)", ...
     precision: Precision
     detail: str = ""  # e.g. ORT providers, engine cache file

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 class RuntimeRequest:
     max_batch_size: int = 1  # the batch profile's opt and max (a TensorRT engine's largest batch)
     prefer: Prefer = "auto"
-    cpu_threads: int = 0  # intra-op threads of each ONNX Runtime CPU session; 0: one per core
-    cpu_precision: CpuPrecision = "auto"  # what ONNX Runtime runs on the CPU: fp32, int8, auto
+    cpu_threads: int = 0  # threads of each CPU session (ORT or OpenVINO); 0: one per core
+    cpu_precision: CpuPrecision = "auto"  # what runs on the CPU: auto, fp32, int8, bf16
 
     def create(self, artifact: ModelArtifact) -> InferenceRuntime:
         """The artifact's runtime, as models.runtime.select picks it for this request."""

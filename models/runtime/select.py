@@ -7,13 +7,16 @@ returned unbuilt (`deferred.BuildOnFirstUse`, logged loudly) and builds in the b
 its first use, with ONNX Runtime answering meanwhile and for good if the build fails. Run
 `curator models build-engines` ahead of a deployment so that never happens.
 
-On the CPU, a model with an INT8 sibling (`ModelArtifact.int8`) runs as INT8 where the host has
-INT8 dot products (VNNI or AMX, `cpu_features`) and as FP32 elsewhere, unless the operator asks
-for one (`cpu_precision`). GPU runtimes always get the FP32 file.
+On the CPU (`choose_cpu_model`, unless the operator names a `cpu_precision`): where the host has
+AMX bfloat16 tiles and OpenVINO is installed, OpenVINO runs the FP32 file in bfloat16; else a
+model with an INT8 sibling (`ModelArtifact.int8`) runs as INT8 in ONNX Runtime where the host has
+INT8 dot products (VNNI or AMX, `cpu_features`), and as FP32 elsewhere. GPU runtimes always get
+the FP32 file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
@@ -58,8 +61,10 @@ logger = logging.getLogger(__name__)
 
 Prefer = Literal["auto", "tensorrt", "onnxruntime"]
 RequestedPrecision = Literal["fp16", "fp32"]
-# What ONNX Runtime on the CPU runs: "auto" = the INT8 sibling where the CPU has VNNI or AMX.
-CpuPrecision = Literal["auto", "fp32", "int8"]
+# What runs on the CPU: "auto" = bf16 (OpenVINO) on AMX, else the INT8 sibling (ONNX Runtime)
+# where the CPU has VNNI, else FP32 (ONNX Runtime).
+CpuPrecision = Literal["auto", "fp32", "int8", "bf16"]
+CPU_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")
 
 
 def default_engine_dir() -> Path:
@@ -88,14 +93,14 @@ def create_runtime(
         warns when it cannot be had; "onnxruntime" = ONNX Runtime only (its TensorRT EP first
         when available, which builds during session creation unless its cache holds the engine).
     precision: what TensorRT (and ORT's TensorRT EP) build in, on a GPU.
-    cpu_precision: what ONNX Runtime on the CPU runs (`choose_cpu_model`).
+    cpu_precision: what runs on the CPU, and so which runtime (`choose_cpu_model`).
     """
     if prefer not in ("auto", "tensorrt", "onnxruntime"):
         raise ValueError(f"prefer must be auto, tensorrt or onnxruntime, not {prefer!r}")
     if precision not in ("fp16", "fp32"):
         raise ValueError(f"precision must be fp16 or fp32, not {precision!r}")
-    if cpu_precision not in ("auto", "fp32", "int8"):
-        raise ValueError(f"cpu_precision must be auto, fp32 or int8, not {cpu_precision!r}")
+    if cpu_precision not in CPU_PRECISIONS:
+        raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, not {cpu_precision!r}")
     ShapeRange((batch_profile[0],), (batch_profile[1],), (batch_profile[2],))  # fail fast
     onnx_path = artifact.path()
     directory = engine_dir if engine_dir is not None else default_engine_dir()
@@ -185,30 +190,57 @@ def _onnxruntime(
             logger.exception("%s: onnxruntime on the GPU failed; using the CPU", artifact.name)
             note = f"{note}; onnxruntime GPU failed: {error}".lstrip("; ")
     if runtime is None:
-        choice = choose_cpu_model(artifact, cpu_precision, cpu_features())
-        runtime = OnnxRuntimeCpu(artifact.name, choice.path, intra_op_threads=intra_op_threads,
-                                 precision=choice.precision, note=choice.reason)
+        choice = choose_cpu_model(artifact, cpu_precision, cpu_features(), openvino_available())
+        if choice.runtime == "openvino":
+            from models.runtime.openvino_cpu import OpenVinoCpu
+
+            runtime = OpenVinoCpu(artifact.name, choice.path, threads=intra_op_threads,
+                                  precision=choice.precision, note=choice.reason)
+        else:
+            runtime = OnnxRuntimeCpu(artifact.name, choice.path,
+                                     intra_op_threads=intra_op_threads,
+                                     precision=choice.precision, note=choice.reason)
     return WithNote(runtime, note) if note else runtime
+
+
+def openvino_available() -> bool:
+    """Whether the openvino package is installed (the `cpu` extra has it)."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 @dataclass(frozen=True)
 class CpuModelChoice:
-    path: Path  # the ONNX file ONNX Runtime on the CPU loads
+    path: Path  # the ONNX file the CPU runtime loads
     precision: Precision
     reason: str  # for the log and RuntimeInfo.detail
+    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
 
 
 def choose_cpu_model(
-    artifact: ModelArtifact, requested: CpuPrecision, features: CpuFeatures
+    artifact: ModelArtifact, requested: CpuPrecision, features: CpuFeatures,
+    openvino: bool = False,
 ) -> CpuModelChoice:
-    """FP32 or the INT8 sibling of `artifact`, for ONNX Runtime on a CPU with `features`.
+    """The runtime, file and precision of `artifact` on a CPU with `features`; `openvino`:
+    whether OpenVINO is installed.
 
-    "auto" takes INT8 only with INT8 dot products (VNNI, AMX): without them ORT's INT8 convs
-    gain little and the FP32 file loses nothing. "int8" takes it on any CPU (the operator
-    measured); "fp32" never. A missing INT8 file falls back to FP32 with a warning.
+    "auto" takes bf16 in OpenVINO where the CPU has AMX bfloat16 tiles: 2-3x less CPU than ONNX
+    Runtime FP32 on every detector, and less than its INT8 text model, with FP32's recall
+    (benchmarks/text_detector.py). Elsewhere it takes the INT8 sibling only with INT8 dot
+    products (VNNI, AMX): without them ORT's INT8 convs gain little and the FP32 file loses
+    nothing. "bf16" takes OpenVINO on any CPU (without bfloat16 it computes in f32); "int8"
+    takes the INT8 sibling on any CPU (the operator measured); "fp32" is ONNX Runtime FP32. A
+    missing INT8 file or OpenVINO package falls back with a warning.
     """
     sibling = int8_variant(artifact)
     fp32 = CpuModelChoice(artifact.path(), "fp32", "")
+    if requested == "bf16" or (requested == "auto" and features.bf16_matrix):
+        why = "AMX-BF16" if requested == "auto" else "cpu_precision=bf16"
+        if openvino:
+            return CpuModelChoice(artifact.path(), "bf16", f"bf16 ({why})", runtime="openvino")
+        log = logger.warning if requested == "bf16" else logger.info
+        log("%s: %s but openvino is not installed; running ONNX Runtime", artifact.name, why)
+        if requested == "bf16":
+            return CpuModelChoice(fp32.path, "fp32", "openvino not installed")
     if requested == "fp32":
         return CpuModelChoice(fp32.path, "fp32", "cpu_precision=fp32")
     if sibling is None:
@@ -236,6 +268,8 @@ def _backends() -> dict[str, Any]:
         default = "tensorrt"
     elif gpu is not None and cuda_ep:
         default = "onnxruntime-cuda"
+    elif cpu_features().bf16_matrix and openvino_available():
+        default = "openvino-cpu"
     else:
         default = "onnxruntime-cpu"
     return {
@@ -248,9 +282,18 @@ def _backends() -> dict[str, Any]:
         "fp16_onnx_converters": list(available_fp16_converters()),
         "onnxruntime": ort.__version__,
         "onnxruntime_providers": list(ort.get_available_providers()),
+        "openvino": _openvino_version(),
         "cpu": cpu_features().describe(),
         "engine_dir": str(default_engine_dir()),
     }
+
+
+def _openvino_version() -> str | None:
+    if not openvino_available():
+        return None
+    import openvino
+
+    return str(openvino.get_version()).split("-")[0]
 
 
 def describe_backends() -> dict[str, Any]:
