@@ -15,7 +15,9 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from curator import synthetic
+from models import artifacts
 from models.runtime.cpu_features import cpu_features
+from models.runtime.select import choose_cpu_model, openvino_available
 from tests.models.detectors.text_scenes import overlay_scene
 
 pytestmark = pytest.mark.integration
@@ -53,9 +55,12 @@ def test_health_version_and_docs(service_url: str) -> None:
     assert version["replica_id"]
     assert version["ray_version"].startswith("2.60")
     backends = version["backends"]
-    # No GPU here: the runtime choice falls back to ONNX Runtime on the CPU, and says so.
+    # No GPU here: the runtime choice falls back to the CPU's (OpenVINO on AMX hosts, ONNX
+    # Runtime elsewhere: the same for every detector), and says so.
+    cpu_runtime = choose_cpu_model(artifacts.NUDITY_DETECTOR, "auto", cpu_features(),
+                                   openvino_available()).runtime
     for model in ("text", "objects", "faces_hands", "nudity"):
-        assert backends[f"extractor.{model}"].startswith("onnxruntime on cpu"), backends
+        assert backends[f"extractor.{model}"].startswith(f"{cpu_runtime} on cpu"), backends
     assert backends["scorer"] == "torch on cpu (card-v1)"
     assert version["models"] == {"scorer_card": "card-v1", "scorer_cards": "card-v1",
                                  "extractor": "text,objects,faces_hands,nudity"}
@@ -329,14 +334,17 @@ def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: s
                     found[(sample.labels["deployment"], sample.labels["model"])] = sample.labels
         time.sleep(2)
     assert wanted <= found.keys(), (found, sorted(name for name in seen if "curator" in name))
-    # No GPU here: every model says it runs on the CPU, as /v1/version does; the text detector
-    # in INT8 where this host has VNNI or AMX (cpu_precision auto), every other in FP32.
-    text_precision = "int8" if cpu_features().int8_dot_product else "fp32"
+    # No GPU here: every model says it runs on the CPU, as /v1/version does, in the runtime and
+    # precision cpu_precision auto picks for this host: bf16 in OpenVINO on AMX; else the text
+    # detector in INT8 where the host has VNNI, every other model in FP32 (ONNX Runtime).
     for (_, model), labels in found.items():
-        expected = text_precision if model == "ppocr-v6-det-small" else "fp32"
-        assert (labels["device"], labels["precision"]) == ("cpu", expected), labels
+        if model == "brisque":
+            continue
+        choice = choose_cpu_model(artifacts.get(model), "auto", cpu_features(),
+                                  openvino_available())
+        assert (labels["device"], labels["runtime"], labels["precision"]) == (
+            "cpu", choice.runtime, choice.precision), labels
     assert found[("QualityScorer", "brisque")]["runtime"] == "torch"
-    assert found[("AttributeExtractor", "nudenet-320n")]["runtime"] == "onnxruntime"
 
 
 def test_concurrent_listings_give_identical_answers(service_url: str) -> None:

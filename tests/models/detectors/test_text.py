@@ -105,20 +105,25 @@ def test_covered_fraction_counts_overlaps_once() -> None:
 # --- with the model ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["fp32", "int8"])
+@pytest.fixture(scope="module", params=["fp32", "int8", "bf16"])
 def detector(request: pytest.FixtureRequest) -> TextDetector:
-    """The FP32 model and its INT8 sibling (models.runtime.select picks one per host): every
-    test with the model holds for both."""
+    """The FP32 model, its INT8 sibling and the FP32 model in OpenVINO bf16 (models.runtime.select
+    picks one per host): every test with the model holds for all three. (On a CPU without
+    bfloat16, OpenVINO computes the bf16 case in f32.)"""
     from models.runtime.cpu_features import cpu_features
     from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
-    from models.runtime.select import choose_cpu_model
+    from models.runtime.openvino_cpu import OpenVinoCpu
+    from models.runtime.select import choose_cpu_model, openvino_available
 
     try:
-        choice = choose_cpu_model(TEXT_DETECTOR, request.param, cpu_features())
+        choice = choose_cpu_model(TEXT_DETECTOR, request.param, cpu_features(),
+                                  openvino_available())
     except ArtifactError as error:
         pytest.skip(str(error))
     if choice.precision != request.param:
         pytest.skip(f"no {request.param} text detector: {choice.reason}")
+    if choice.runtime == "openvino":
+        return TextDetector(OpenVinoCpu(TEXT_DETECTOR.name, choice.path, precision="bf16"))
     return TextDetector(OnnxRuntimeCpu(TEXT_DETECTOR.name, choice.path,
                                        precision=choice.precision))
 

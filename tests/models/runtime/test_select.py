@@ -15,12 +15,15 @@ import torch
 from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR
 from models.runtime import select, tensorrt_build
 from models.runtime.base import InferenceRuntime, RuntimeInfo
+from models.runtime.cpu_features import cpu_features
 from models.runtime.deferred import WithNote
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
 from models.runtime.select import (
     BuildOnFirstUse,
+    choose_cpu_model,
     create_runtime,
     describe_backends,
+    openvino_available,
     torch_device,
 )
 from models.runtime.tensorrt_build import tensorrt_version
@@ -28,6 +31,9 @@ from models.runtime.torch_device import GpuIdentity
 from tests.models.runtime.inputs import people_batch
 
 FAKE_GPU = GpuIdentity(0, "NVIDIA Imaginary 80GB", "9.0")
+# What a model falls back to on this host's CPU: OpenVINO on AMX hosts, ONNX Runtime elsewhere.
+CPU_RUNTIME = choose_cpu_model(NUDITY_DETECTOR, "auto", cpu_features(),
+                               openvino_available()).runtime
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="asserts the CPU fallback")
 
 
@@ -37,8 +43,10 @@ def test_falls_back_to_onnxruntime_cpu(
     prefer: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="models.runtime")
+    # cpu_precision fp32: ONNX Runtime on any host (auto takes OpenVINO on AMX hosts:
+    # tests/models/runtime/test_cpu_features.py).
     runtime = create_runtime(NUDITY_DETECTOR, prefer=prefer,  # type: ignore[arg-type]
-                             engine_dir=tmp_path)
+                             engine_dir=tmp_path, cpu_precision="fp32")
     info = runtime.info
     assert (info.model, info.runtime, info.device, info.precision) == (
         NUDITY_DETECTOR.name, "onnxruntime", "cpu", "fp32")
@@ -66,7 +74,7 @@ def test_tensorrt_import_failure_falls_back(
     assert tensorrt_version() is None
     with caplog.at_level(logging.WARNING, logger="models.runtime.select"):
         runtime = create_runtime(TEXT_DETECTOR, prefer="tensorrt", engine_dir=tmp_path)
-    assert runtime.info.runtime == "onnxruntime" and runtime.info.device == "cpu"
+    assert runtime.info.runtime == CPU_RUNTIME and runtime.info.device == "cpu"
     assert "tensorrt package is not importable" in runtime.info.detail
     assert any("not using TensorRT" in record.message for record in caplog.records)
 
@@ -81,7 +89,7 @@ def test_tensorrt_setup_error_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     monkeypatch.setattr(select, "TensorRtEngineSource", broken)
     runtime = create_runtime(NUDITY_DETECTOR, engine_dir=tmp_path)
-    assert runtime.info.runtime == "onnxruntime"
+    assert runtime.info.runtime == CPU_RUNTIME
     assert "libnvinfer exploded" in runtime.info.detail
 
 
@@ -151,7 +159,7 @@ def test_uncached_engine_builds_on_first_use_then_falls_back(
     assert outputs["output0"].shape == (1, 22, 2100)
     final = runtime.prepare(timeout_s=60)
     assert sources[0].builds == 1
-    assert final.info.runtime == runtime.info.runtime == "onnxruntime"
+    assert final.info.runtime == runtime.info.runtime == CPU_RUNTIME
     assert "builder ran out of memory" in runtime.info.detail
     runtime.run({"images": people_batch(1)})
     assert sources[0].builds == 1, "a failed build is not retried on every request"
@@ -202,9 +210,11 @@ def test_describe_backends_reports_what_is_here() -> None:
     backends = describe_backends()
     assert backends["torch"] == torch.__version__
     assert "CPUExecutionProvider" in backends["onnxruntime_providers"]
-    assert backends["default_runtime"] in {"tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"}
+    assert backends["default_runtime"] in {"tensorrt", "onnxruntime-cuda", "onnxruntime-cpu",
+                                           "openvino-cpu"}
     if not torch.cuda.is_available():
-        assert backends["gpu"] is None and backends["default_runtime"] == "onnxruntime-cpu"
+        assert backends["gpu"] is None
+        assert backends["default_runtime"] == f"{CPU_RUNTIME}-cpu"
     backends["gpu"] = "mutated"
     assert describe_backends()["gpu"] != "mutated", "callers get a copy"
 
