@@ -91,7 +91,9 @@ _register(
         "composition.fill_area", "float", "fraction", "Product pixels over frame pixels", 0, 1
     ),
     Attribute(
-        "composition.touches_edge", "bool", "-", "Product mask reaches an image edge (cropped)"
+        "composition.touches_edge", "bool", "-",
+        "Product mask reaches an image edge (cropped); a soft shadow running off the frame does"
+        " not count",
     ),
     Attribute(
         "composition.touches_sides", "bool", "-",

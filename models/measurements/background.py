@@ -10,6 +10,11 @@ A studio sweep or vignette is not one colour: when the ring is not dominated by 
 smooth quadratic surface is fitted to it (robustly, so a product touching the ring does not pull
 it) and pixels are compared with the surface instead.
 
+A soft shadow the product casts on the backdrop is darker than the backdrop but keeps its colour
+and has no outline. It stays product for fill and items (as the backdrop's own edge it has no
+clean border), but it is marked apart (`soft_shadow`), so that a shadow running off the frame
+does not read as the product cut by the frame.
+
 A busy photo has no such region. When neither fits most of the ring, or the connected
 background is tiny, the image is "not separable": the whole frame is product and the white
 fractions are measured on the outer ring.
@@ -48,6 +53,8 @@ class Segmentation:
     item_areas: tuple[int, ...]  # px of each of those components, in the same order
     ring: np.ndarray  # (n, 3) uint8 pixels of the outer ring the colour was estimated from
     colour_share: float  # share of the ring within tolerance of `colour` (one colour, no surface)
+    # H x W uint8, 1 = soft cast shadow on the backdrop (a part of `product`); all 0 when none
+    shadow: np.ndarray | None = None
 
 
 def ring_width_px(height: int, width: int, thresholds: MeasurementThresholds) -> int:
@@ -258,6 +265,7 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
             colour_share=colour_share,
         )
     product, box, items, item_areas = product_components(1 - background, thresholds)
+    shadow = soft_shadow(rgb, reference, background, thresholds) & product
     return Segmentation(
         background=background,
         product=product,
@@ -268,7 +276,40 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
         item_areas=item_areas,
         ring=ring,
         colour_share=colour_share,
+        shadow=shadow,
     )
+
+
+def soft_shadow(rgb: np.ndarray, reference: np.ndarray, background: np.ndarray,
+                thresholds: MeasurementThresholds) -> np.ndarray:
+    """uint8 0/1: the soft shadow cast on the backdrop, next to the background.
+
+    A shadow pixel is the backdrop darkened: every channel scaled by about the same factor
+    (`shadow_max_tint` apart), between `shadow_min_level_ratio` and 1 of the backdrop. A
+    shadow has no outline: pixels near a grey step steeper than `shadow_max_edge_levels`
+    levels per px (on a lightly blurred copy), gaps up to `shadow_edge_closing_px` closed,
+    block it, so it cannot run from the backdrop into a product's own shading through a gap in
+    the product's outline. Only regions connected to the background count.
+    """
+    values = rgb.astype(np.float32)
+    ratio = (values + 1.0) / (reference.astype(np.float32) + 1.0)
+    level = ratio.mean(axis=2)
+    tint = np.abs(ratio - level[..., None]).max(axis=2)
+    grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
+    steepness = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3),
+                              cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8  # levels per px
+    size = thresholds.shadow_edge_closing_px
+    outline = cv2.morphologyEx(
+        (steepness > thresholds.shadow_max_edge_levels).astype(np.uint8), cv2.MORPH_CLOSE,
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    darkened = ((level >= thresholds.shadow_min_level_ratio) & (level < 1.0)
+                & (tint <= thresholds.shadow_max_tint) & (outline == 0))
+    reachable = (darkened | (background > 0)).astype(np.uint8)
+    count, labels = cv2.connectedComponents(reachable, connectivity=4)
+    keep = np.zeros(count, dtype=np.uint8)
+    keep[np.unique(labels[background > 0])] = 1
+    keep[0] = 0
+    return keep[labels] & (1 - background)
 
 
 def white_fractions(

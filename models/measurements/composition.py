@@ -17,8 +17,8 @@ from models.measurements.background import Segmentation
 class Composition:
     fill_ratio: float  # max(box_w / width, box_h / height)
     fill_area: float  # product pixels / frame pixels
-    touches_edge: bool  # product mask reaches an edge of the frame
-    touches_sides: bool  # product mask reaches the left or right edge of the frame
+    touches_edge: bool  # product mask, less its soft shadow, reaches an edge of the frame
+    touches_sides: bool  # ... reaches the left or right edge of the frame
     item_count: int  # product components big enough to be items
     centre_offset: float  # distance of the box centre from the frame centre, frame units
 
@@ -30,11 +30,13 @@ def measure_composition(segmentation: Segmentation) -> Composition:
     if box is None:
         return Composition(0.0, 0.0, False, False, 0, 0.0)
     x0, y0, x1, y1 = box
+    # A shadow running off the frame is not the product cut by it.
+    solid = product if segmentation.shadow is None else product & (1 - segmentation.shadow)
     return Composition(
         fill_ratio=min(1.0, max((x1 - x0) / width, (y1 - y0) / height)),
         fill_area=np.count_nonzero(product) / (height * width),
-        touches_edge=touches_edge(product),
-        touches_sides=touches_sides(product),
+        touches_edge=touches_edge(solid),
+        touches_sides=touches_sides(solid),
         item_count=len(segmentation.item_boxes),
         centre_offset=centre_offset(box, height, width),
     )

@@ -66,6 +66,15 @@ class MeasurementThresholds:
     # The surface replaces the single colour only when it explains at least this much more of
     # the ring (fraction of ring pixels within tolerance).
     background_surface_min_gain: float = 0.1
+    # A soft cast shadow (background.soft_shadow) is the backdrop darkened to no less than this
+    # ratio of its level, every channel by about the same factor (at most this far apart), with
+    # no grey step steeper than `shadow_max_edge_levels` levels per px nearby (gaps in such
+    # steps up to `shadow_edge_closing_px` closed). On the dev set the touching decisions these
+    # change held for steepness 3-6 and tint 0.03-0.08.
+    shadow_min_level_ratio: float = 0.35
+    shadow_max_tint: float = 0.05
+    shadow_max_edge_levels: float = 4.0
+    shadow_edge_closing_px: int = 7
     # Product components smaller than this fraction of the frame are specks (noise, dust): dropped.
     speck_max_area_fraction: float = 0.0005
     # A product component counts as an item from this fraction of the frame upwards.
