@@ -12,6 +12,7 @@ from typing import Protocol
 
 from curator.errors import CuratorError, ImageError
 from curator.schemas import AssessRequest, ImageInput, Role
+from models.decode import DecodeLimits, read_header
 
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
@@ -93,3 +94,34 @@ def check_listing(jobs: Sequence[_Identified], max_images: int) -> None:
                 image_id=job.image_id,
             )
         seen.add(job.image_id)
+
+
+def check_decode_memory(images: Sequence[bytes | None], limits: DecodeLimits) -> None:
+    """Refuse a listing whose images would take more decoding memory together than one replica
+    holds at once (`limits.max_decode_bytes`), from their headers, before any pixel is decoded.
+
+    An image whose header the decoder refuses (too many pixels or too costly alone, corrupt, ...)
+    counts nothing here: it becomes that image's error, as it would anyway. `None`: an image
+    that already failed (no bytes)."""
+    budget = limits.max_decode_bytes
+    if budget is None:
+        return
+    costs = []
+    for data in images:
+        if data is None:
+            continue
+        try:
+            costs.append(read_header(data, limits).decode_bytes)
+        except ImageError:
+            continue
+    total = sum(costs)
+    if total > budget:
+        raise CuratorError(
+            f"the listing's {len(costs)} images would take about {total / 2**20:.0f} MiB to "
+            f"decode together (width x height x bytes per pixel of each file's colour mode, read "
+            f"from the headers), more than the {budget / 2**20:.0f} MiB a replica decodes at "
+            "once: send fewer or smaller images",
+            code="listing_too_large",
+            status=413,
+            field="images",
+        )

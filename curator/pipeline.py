@@ -61,17 +61,13 @@ class LocalPipeline:
         stages: ModelStageSettings = ModelStageSettings(),  # noqa: B008 - frozen
         limits: InputLimits = InputLimits(),  # noqa: B008 - frozen
     ) -> None:
-        from models.decode import DecodeLimits
         from models.extractor import AttributeExtractor
         from models.preprocess import Preprocessor
         from models.runtime.select import torch_device
         from models.scorer import QualityScorer
 
         self.batch_size = stages.max_batch_size_limit
-        self.preprocessor = Preprocessor(
-            decode_limits=DecodeLimits(max_bytes=limits.max_image_bytes,
-                                       max_pixels=limits.max_image_pixels)
-        )
+        self.preprocessor = Preprocessor(decode_limits=limits.decode_limits())
         self.extractor = AttributeExtractor.create(stages.extractor_models,
                                                    stages.runtime_request())
         self.scorer = QualityScorer(card=stages.scorer_card, device=torch_device())

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curator.admission import AdmissionSettings
 from models.runtime.request import RuntimeRequest
+
+if TYPE_CHECKING:
+    from models.decode import DecodeLimits
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
 # Decisions and outboxes of a local deployment; clusters point `store.url` at PostgreSQL.
@@ -32,6 +35,27 @@ class InputLimits(BaseModel):
     max_image_bytes: int = Field(25 * 2**20, gt=0, description="One encoded image, bytes")
     max_image_pixels: int = Field(50_000_000, gt=0, le=400_000_000,
                                   description="width*height; guards against decompression bombs")
+    # Decoding working memory (width x height x the bytes per pixel of the file's mode, read from
+    # each header: models.decode) that one replica holds at once, bytes. A Preprocess replica
+    # decodes only while the images in hand fit; an image over it alone is that image's
+    # `too_many_pixels`, and a listing whose images add up to more is refused whole (413
+    # listing_too_large) before any is decoded. None: a quarter of the replica's memory
+    # (models.decode.default_decode_budget).
+    decode_memory_bytes: int | None = Field(None, ge=16 * 2**20, le=2**40)
+
+    def decode_budget(self, replica_memory: float | None = None) -> int:
+        """`decode_memory_bytes`, else the default for a replica with that much memory (None:
+        the host's)."""
+        from models.decode import default_decode_budget
+
+        return self.decode_memory_bytes or default_decode_budget(replica_memory)
+
+    def decode_limits(self, replica_memory: float | None = None) -> DecodeLimits:
+        """What the decoder of a replica with that much memory accepts."""
+        from models.decode import DecodeLimits
+
+        return DecodeLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels,
+                            max_decode_bytes=self.decode_budget(replica_memory))
 
 
 class UrlFetchSettings(BaseModel):

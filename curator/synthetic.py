@@ -447,3 +447,30 @@ def bomb_png_header(width: int = 30_000, height: int = 30_000) -> bytes:
     pixels = zlib.compress(b"\x00" * 64)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
             + chunk(b"IEND", b""))
+
+
+# PNG colour types (grey, RGB, grey + alpha, RGBA) -> samples per pixel.
+_PNG_SAMPLES = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+def bomb_png(width: int, height: int, *, bit_depth: int = 16, colour_type: int = 0,
+             level: int = 9) -> bytes:
+    """A complete, decodable PNG of `width` x `height` black pixels that compresses to almost
+    nothing (a 49 MP 16-bit grey one is ~100 KB): a decompression bomb that passes a pixel-count
+    limit it stays under. Colour type 0 at 16 bits opens as mode I;16, 6 at 8 bits as RGBA.
+    Rows are compressed as they are made, so making one costs no more than a row of memory."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    row = b"\x00" * (1 + width * _PNG_SAMPLES[colour_type] * bit_depth // 8)  # filter 0, zeros
+    packer = zlib.compressobj(level)
+    rows_per_step = max(1, 2**22 // len(row))
+    parts = []
+    for start in range(0, height, rows_per_step):
+        parts.append(packer.compress(row * min(rows_per_step, height - start)))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
+            + chunk(b"IEND", b""))

@@ -31,7 +31,13 @@ from curator.http import (
     reading_request,
     require_api_key,
 )
-from curator.image_jobs import ImageJob, check_listing, job_from_input, upload_request
+from curator.image_jobs import (
+    ImageJob,
+    check_decode_memory,
+    check_listing,
+    job_from_input,
+    upload_request,
+)
 from curator.schemas import (
     AdmissionState,
     AssessRequest,
@@ -113,6 +119,9 @@ class Curator:
         self._outbox = Outbox(self._args.store.outbox_dir / f"ingress-{rank}.db", self._store,
                               on_metric=self._outbox_metric)
         limits = self._args.limits
+        # The listing check's decode budget: `decode_memory_bytes`, else the default for this
+        # host (a Preprocess replica with a Ray memory reservation derives its own from that).
+        self._decode_limits = limits.decode_limits()
         models = self._args.models
         self._stages = StageChain(
             preprocess, extractor, scorers or {},
@@ -412,18 +421,32 @@ class Curator:
         arm = live.experiments.arm_for(listing_id)
         assessor = live.assessor_for(arm)
         card = self._stages.card_for(arm.scorer_card)
-        originals: dict[str, bytes] = {}
+        originals: dict[str, bytes] = {}  # kept for the fixes
 
-        async def measure(job: ImageJob) -> MeasuredImage:
+        async def read(job: ImageJob) -> bytes | MeasuredImage:
             try:
                 data = await self._stages.image_bytes(job)
             except ImageError as error:
                 error.image_id = job.image_id
                 return MeasuredImage(image_id=job.image_id, error=error.to_dict())
-            originals[job.image_id] = data  # kept for the fixes
-            return await self._stages.measure(job.image_id, data, card)
+            originals[job.image_id] = data
+            return data
 
-        measured = await asyncio.gather(*(measure(job) for job in jobs))
+        sources = await asyncio.gather(*(read(job) for job in jobs))
+        # Every file in hand (uploads, fetched URLs): the listing's decoding memory from the
+        # headers, refused whole (413) before any image is sent to be decoded.
+        await asyncio.to_thread(
+            check_decode_memory,
+            [source if isinstance(source, bytes) else None for source in sources],
+            self._decode_limits)
+
+        async def measure(job: ImageJob, source: bytes | MeasuredImage) -> MeasuredImage:
+            if isinstance(source, MeasuredImage):
+                return source
+            return await self._stages.measure(job.image_id, source, card)
+
+        measured = await asyncio.gather(*(measure(job, source)
+                                          for job, source in zip(jobs, sources, strict=True)))
 
         async def fix(image_id: str, fixes: Sequence[FixRef]) -> FixedMeasurement:
             return await self._stages.fix(image_id, originals[image_id], fixes, card)

@@ -1,27 +1,46 @@
-"""Preprocess: decode and measure one image on a CPU replica (wraps models.Preprocessor)."""
+"""Preprocess: decode and measure one image on a CPU replica (wraps models.Preprocessor).
+
+Decoding is the one step whose memory an upload decides: each image's cost is read from its header
+and held against the replica's decode budget while the image is decoded and measured (or fixed),
+so however many images arrive at once, the replica holds at most the budget's worth."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import ray
 from ray import serve
-from ray.serve.metrics import Counter, Histogram
+from ray.serve.metrics import Counter, Gauge, Histogram
 
 from curator.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
-from models.decode import DecodeLimits
+from curator.errors import ImageError
+from models.decode import DecodeBudget, DecodeLimits, default_decode_budget, read_header
 from models.preprocess import Preprocessor
 
 _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
 
 
+def replica_memory() -> float | None:
+    """The memory Ray reserved for this replica (`ray_actor_options.memory`), if any."""
+    try:
+        return ray.get_runtime_context().get_assigned_resources().get("memory") or None
+    except Exception:  # outside a Ray worker (tests that build the class directly)
+        return None
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
 class Preprocess:
     def __init__(
-        self, max_image_bytes: int, max_image_pixels: int, emit_model_inputs: bool = True
+        self, max_image_bytes: int, max_image_pixels: int, emit_model_inputs: bool = True,
+        decode_memory_bytes: int | None = None,
     ) -> None:
         self._emit_model_inputs = emit_model_inputs
+        self._budget = DecodeBudget(decode_memory_bytes or default_decode_budget(replica_memory()))
         self._preprocessor = Preprocessor(
-            decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels)
+            decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels,
+                                       max_decode_bytes=self._budget.capacity)
         )
         self._latency = Histogram(
             "curator_preprocess_ms",
@@ -33,6 +52,14 @@ class Preprocess:
             description="Images that could not be decoded, by error code",
             tag_keys=("code",),
         )
+        self._decoding = Gauge(
+            "curator_decode_memory_reserved_bytes",
+            description="Decoding working memory this Preprocess replica holds for images now",
+        )
+        self._budget_waits = Counter(
+            "curator_decode_budget_waits",
+            description="Images that waited for room in the replica's decode budget",
+        )
 
     def run(self, data: bytes, image_id: str) -> MeasuredImage:
         # Sync on purpose: Serve runs sync methods in a thread pool, and decoding/measuring is
@@ -40,9 +67,10 @@ class Preprocess:
         started = time.perf_counter()
         # The compact model inputs travel on to the model stages, never to the client; with no
         # model stage after this one, they are not sent at all.
-        measured = measure_locally(
-            data, image_id, self._preprocessor, keep_model_inputs=self._emit_model_inputs
-        )
+        with self._decoding_room(data):
+            measured = measure_locally(
+                data, image_id, self._preprocessor, keep_model_inputs=self._emit_model_inputs
+            )
         if measured.error is not None:
             self._failures.inc(tags={"code": measured.error["code"]})
         else:
@@ -52,7 +80,29 @@ class Preprocess:
     def apply_fixes(self, data: bytes, fixes: list[tuple[str, dict]]) -> FixedFile:
         """The fixes a rule asked for (rules.fixes): decode, fix, encode as sRGB JPEG. On this
         CPU replica rather than the ingress, whose event loop must not do pixel work."""
-        fixed = fix_locally(data, fixes, self._preprocessor)
+        with self._decoding_room(data):
+            fixed = fix_locally(data, fixes, self._preprocessor)
         if fixed.error is not None:
             self._failures.inc(tags={"code": fixed.error["code"]})
         return fixed
+
+    def decode_budget(self) -> dict[str, int]:
+        """The replica's decode budget: capacity, reserved now, the most reserved at once, waits."""
+        budget = self._budget
+        return {"capacity": budget.capacity, "in_use": budget.in_use, "peak": budget.peak,
+                "waits": budget.waits}
+
+    @contextmanager
+    def _decoding_room(self, data: bytes) -> Iterator[None]:
+        """Room in the budget for the image's decoding, from its header. A header the decoder
+        refuses costs nothing: decoding stops at the same check, before any pixel."""
+        try:
+            cost = read_header(data, self._preprocessor.decode_limits).decode_bytes
+        except ImageError:
+            cost = 0
+        with self._budget.reserve(cost) as waited:
+            if waited:
+                self._budget_waits.inc()
+            self._decoding.set(self._budget.in_use)
+            yield
+        self._decoding.set(self._budget.in_use)

@@ -38,12 +38,10 @@ class ReadImages:
     """Read each image (file or URL) and run the Preprocess stage on it (CPU)."""
 
     def __init__(self, limits: InputLimits, url_fetch: UrlFetchSettings) -> None:
-        from models.decode import DecodeLimits
         from models.preprocess import Preprocessor
 
         self._source = ImageSource(limits, url_fetch)
-        self._preprocessor = Preprocessor(decode_limits=DecodeLimits(
-            max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels))
+        self._preprocessor = Preprocessor(decode_limits=limits.decode_limits())
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         image_ids = batch.column("image_id").to_pylist()

@@ -42,6 +42,7 @@ def build_graph(
         max_image_bytes=args.limits.max_image_bytes,
         max_image_pixels=args.limits.max_image_pixels,
         emit_model_inputs=stages is not None,
+        decode_memory_bytes=args.limits.decode_memory_bytes,
     )
     canary = Canary.bind(args.store.url, args.canary_interval_s)  # type: ignore[attr-defined]
     app_args = args.model_dump(mode="json")

@@ -7,8 +7,14 @@ becomes an `ImageError` with a stable code:
 - `empty_image`: no bytes at all
 - `image_too_large`: more bytes than `DecodeLimits.max_bytes`
 - `unsupported_format`: not one of the allowed formats
-- `too_many_pixels`: width x height above `DecodeLimits.max_pixels` (decompression bombs)
+- `too_many_pixels`: width x height above `DecodeLimits.max_pixels`, or its decoding would need
+  more working memory than `DecodeLimits.max_decode_bytes` (decompression bombs)
 - `corrupt_image`: a known format whose data is truncated or broken
+
+Memory: what decoding and measuring an image costs is known from its header (`read_header`):
+width x height x the bytes per pixel its colour mode takes on the way to 8-bit RGB and through the
+measurements (`DECODE_BYTES_PER_PIXEL`). A process that decodes several images at once holds
+their costs against one `DecodeBudget`, so its peak memory is bounded whatever arrives.
 
 Colour handling: CMYK goes through its embedded ICC profile when there is one; transparency is
 composited on white (a transparent packshot is a product on white); 16-bit samples are scaled,
@@ -19,10 +25,15 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
 import warnings
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
@@ -48,6 +59,24 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
 
+# Working memory of decoding and measuring one image (models.preprocess.Preprocessor.run), bytes
+# per pixel, by the file's Pillow mode: what each further pixel adds to the peak RSS of a fresh
+# process running one 3 MP and one 12 MP image of that mode (2026-12-05: RGB JPEG 10.0, L PNG
+# 11.0, CMYK JPEG 14.0, I;16 PNG 16.0, RGBA PNG 29.4, F TIFF 40.0), with 20-30 % to spare;
+# tests/models/test_decode_budget.py measures them again. Alpha is composited in 16-bit arrays
+# and float greys are stretched in float64: those modes cost the most.
+DECODE_BYTES_PER_PIXEL: dict[str, int] = {
+    "RGB": 12, "YCbCr": 12, "RGBX": 12,
+    "L": 14, "1": 14, "P": 14,
+    "CMYK": 18,
+    "I;16": 20, "I;16L": 20, "I;16B": 20, "I;16N": 20,
+    "I": 24,
+    "LA": 36, "La": 36, "PA": 36, "RGBA": 36, "RGBa": 36,
+    "F": 48,
+}
+UNKNOWN_MODE_BYTES_PER_PIXEL = 48  # a mode not measured: as the dearest
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     """What an upload may be. Checked before pixels are decoded."""
@@ -55,6 +84,28 @@ class DecodeLimits:
     max_pixels: int = 50_000_000  # width x height, px
     max_bytes: int = 25 * 2**20  # file size, bytes
     allowed_formats: frozenset[str] = field(default=DEFAULT_FORMATS)
+    # One image's decoding working memory (`ImageHeader.decode_bytes`), bytes; None: unbounded.
+    # The replica's whole decode budget: an image over it could never be decoded there.
+    max_decode_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file declares before any pixel is decoded."""
+
+    format: str
+    mode: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decode_bytes(self) -> int:
+        """Working memory decoding and measuring it takes (DECODE_BYTES_PER_PIXEL)."""
+        return self.pixels * DECODE_BYTES_PER_PIXEL.get(self.mode, UNKNOWN_MODE_BYTES_PER_PIXEL)
 
 
 @dataclass(frozen=True)
@@ -80,6 +131,21 @@ class DecodedImage:
 
 def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
     """Decode `data` into an upright 8-bit sRGB array; raise `ImageError` for anything unsafe."""
+    return _image_errors(data, limits, _decode)
+
+
+def read_header(data: bytes, limits: DecodeLimits = DecodeLimits()) -> ImageHeader:
+    """The file's format, mode and size from its header alone (Pillow's lazy open decodes no
+    pixel); `ImageError` for whatever `decode_image` would refuse before decoding."""
+    return _image_errors(data, limits, _header)
+
+
+_T = TypeVar("_T")
+
+
+def _image_errors(data: bytes, limits: DecodeLimits,
+                  read: Callable[[bytes, DecodeLimits], _T]) -> _T:
+    """`read(data, limits)`, with every failure turned into an `ImageError` with a stable code."""
     if not data:
         raise ImageError("the image is empty (0 bytes)", code="empty_image")
     if len(data) > limits.max_bytes:
@@ -92,7 +158,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a bomb is a bomb. (The
             # filter is process-wide; threads racing here all want the same thing.)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(data, limits)
+            return read(data, limits)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -120,7 +186,8 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
         ) from None
 
 
-def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
+def _open(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, ImageHeader]:
+    """Pillow's lazy open (the header only) and the checks that need no pixel."""
     image: Image.Image = Image.open(io.BytesIO(data), formats=sorted(limits.allowed_formats))
     file_format = image.format or ""
     if file_format not in limits.allowed_formats:
@@ -130,12 +197,31 @@ def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageError(f"the image has no pixels ({width}x{height})", code="corrupt_image")
-    if width * height > limits.max_pixels:
+    header = ImageHeader(file_format, image.mode, width, height)
+    if header.pixels > limits.max_pixels:
         raise ImageError(
-            f"the image is {width}x{height} = {width * height} px, more than the limit of "
+            f"the image is {width}x{height} = {header.pixels} px, more than the limit of "
             f"{limits.max_pixels}",
             code="too_many_pixels",
         )
+    if limits.max_decode_bytes is not None and header.decode_bytes > limits.max_decode_bytes:
+        mib = header.decode_bytes / 2**20
+        raise ImageError(
+            f"the image is {width}x{height} px in mode {header.mode}: decoding it takes about "
+            f"{mib:.0f} MiB, more than the {limits.max_decode_bytes / 2**20:.0f} MiB a replica "
+            "decodes at once",
+            code="too_many_pixels",
+        )
+    return image, header
+
+
+def _header(data: bytes, limits: DecodeLimits) -> ImageHeader:
+    return _open(data, limits)[1]
+
+
+def _decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
+    image, header = _open(data, limits)
+    file_format = header.format
     color_mode = image.mode
     animated = bool(getattr(image, "is_animated", False))
     if animated:
@@ -277,3 +363,76 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     colour = rgba[:, :, :3].astype(np.uint16)
     blended = (colour * alpha + 255 * (255 - alpha) + 127) // 255
     return np.ascontiguousarray(blended.astype(np.uint8))
+
+
+class DecodeBudget:
+    """Bytes of decoding working memory a process lets run at once, shared by its threads.
+
+    `reserve(cost)` waits until the images being decoded leave room for `cost`, first come first
+    served, so a replica's peak memory stays near its baseline plus the budget whatever arrives;
+    a cost over the whole budget is refused (`read_header` with `max_decode_bytes` refuses such an
+    image before it gets here)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("a decode budget needs a positive capacity")
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0  # the most reserved at once
+        self.waits = 0  # reservations that had to wait for room
+        self._ready = threading.Condition()
+        self._queue: deque[object] = deque()
+
+    @contextmanager
+    def reserve(self, cost: int) -> Iterator[bool]:
+        """Hold `cost` bytes for the block; gives whether it had to wait for them."""
+        if cost > self.capacity:
+            raise ValueError(f"{cost} bytes exceed the whole budget of {self.capacity}")
+        ticket = object()
+        waited = False
+        with self._ready:
+            self._queue.append(ticket)
+            if self._queue[0] is not ticket or self.in_use + cost > self.capacity:
+                self.waits += 1
+                waited = True
+            self._ready.wait_for(
+                lambda: self._queue[0] is ticket and self.in_use + cost <= self.capacity)
+            self._queue.popleft()
+            self.in_use += cost
+            self.peak = max(self.peak, self.in_use)
+            self._ready.notify_all()  # the next in line may fit as well
+        try:
+            yield waited
+        finally:
+            with self._ready:
+                self.in_use -= cost
+                self._ready.notify_all()
+
+
+# The share of a replica's memory its decode budget takes by default, and the bounds on it.
+DEFAULT_DECODE_SHARE = 0.25
+MIN_DEFAULT_DECODE_BYTES = 1 * 2**30
+MAX_DEFAULT_DECODE_BYTES = 16 * 2**30
+
+
+def default_decode_budget(replica_memory: float | None = None) -> int:
+    """A quarter of the memory the replica may use: its Ray `memory` reservation where it has one,
+    else the host's (the cgroup limit where lower than RAM); between 1 and 16 GiB."""
+    memory = replica_memory or memory_available()
+    share = int(memory * DEFAULT_DECODE_SHARE)
+    return max(MIN_DEFAULT_DECODE_BYTES, min(MAX_DEFAULT_DECODE_BYTES, share))
+
+
+def memory_available() -> int:
+    """This host's RAM, or the memory limit of the cgroup this process runs in where lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max",
+                       "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < total:
+            total = int(text)
+        break
+    return int(total)

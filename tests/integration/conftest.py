@@ -23,6 +23,8 @@ TEST_LIMITS = {
     "max_images_per_listing": 6,
     "max_image_bytes": 3 * 2**20,
     "max_image_pixels": 30_000_000,
+    # Decoding memory a replica holds at once (issue 13): small, so that bombs stay cheap.
+    "decode_memory_bytes": 256 * 2**20,
 }
 
 
