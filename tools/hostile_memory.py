@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         config_path = Path(folder) / "serve_config.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         with ServeService(config_path) as service:
-            assert service._child is not None  # noqa: SLF001 - the tree's root
+            assert service._child is not None
             time.sleep(5)  # let autoscaling's initial replicas come up
-            pids = replicas(service._child.pid)  # noqa: SLF001
+            pids = replicas(service._child.pid)
             figures = {
                 "bomb": f"{SIDE}x{SIDE} 16-bit grey PNG, {len(bombs[0])} bytes",
                 "decode_memory_bytes": args.decode_memory_bytes,

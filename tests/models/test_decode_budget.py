@@ -119,9 +119,8 @@ def test_the_budget_never_holds_more_than_its_capacity_and_serves_in_order() -> 
     assert order == ["first", "big", "small"]
     assert max(held) <= 100 and budget.peak <= 100
     assert budget.in_use == 0 and budget.waits == 2
-    with pytest.raises(ValueError):
-        with budget.reserve(101):
-            pass
+    with pytest.raises(ValueError), budget.reserve(101):
+        pass
 
 
 _PEAK_SCRIPT = """
