@@ -3,16 +3,24 @@
 A stage function takes a batch of items, runs its model once over those that are still
 assessable, and passes the rest (images that failed an earlier stage) through untouched. The
 deployments call these functions on the batches `@serve.batch` forms; `LocalPipeline` calls them
-in one process (the `curator assess` command, the benchmark's in-process limit).
+in one process (the `curator assess` command, the benchmark's in-process limit). A model that
+raises on a batch fails only the images that break it (`isolating`), online and offline alike.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from curator.assessment import FixedMeasurement, MeasuredImage, fix_locally, measure_locally
+from curator.assessment import (
+    FixedMeasurement,
+    MeasuredImage,
+    fix_locally,
+    measure_locally,
+    stage_failed,
+)
 from curator.settings import InputLimits, ModelStageSettings
 
 if TYPE_CHECKING:
@@ -21,36 +29,61 @@ if TYPE_CHECKING:
     from models.scorer import QualityScorer
     from rules.schema import FixRef
 
+logger = logging.getLogger(__name__)
+
 
 def extract_stage(
     extractor: AttributeExtractor, items: Sequence[MeasuredImage]
 ) -> list[MeasuredImage]:
+    def run(batch: Sequence[MeasuredImage]) -> list[MeasuredImage]:
+        started = time.perf_counter()
+        extractions = extractor.extract([item.model_inputs for item in batch])  # type: ignore[misc]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return [item.with_stage("extractor", found.attributes, elapsed_ms, len(batch),
+                                found.boxes)
+                for item, found in zip(batch, extractions, strict=True)]
+
     ready = [item for item in items if item.ok and item.model_inputs is not None]
-    started = time.perf_counter()
-    extractions = extractor.extract([item.model_inputs for item in ready])  # type: ignore[misc]
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    done = {
-        id(item): item.with_stage(
-            "extractor", found.attributes, elapsed_ms, len(ready), found.boxes
-        )
-        for item, found in zip(ready, extractions, strict=True)
-    }
+    done = isolating(run, ready, "extractor")
     return [done.get(id(item), item) for item in items]
 
 
 def score_stage(scorer: QualityScorer, items: Sequence[MeasuredImage]) -> list[MeasuredImage]:
+    def run(batch: Sequence[MeasuredImage]) -> list[MeasuredImage]:
+        started = time.perf_counter()
+        scores = scorer.score([(item.model_inputs, item.attributes) for item in batch])  # type: ignore[misc]
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        # The last stage: the model inputs go no further than here.
+        return [item.with_stage("scorer", score, elapsed_ms, len(batch),
+                                keep_model_inputs=False)
+                for item, score in zip(batch, scores, strict=True)]
+
     ready = [item for item in items if item.ok and item.model_inputs is not None]
-    started = time.perf_counter()
-    scores = scorer.score([(item.model_inputs, item.attributes) for item in ready])  # type: ignore[misc]
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    # The last stage: the model inputs go no further than here.
-    done = {
-        id(item): item.with_stage(
-            "scorer", score, elapsed_ms, len(ready), keep_model_inputs=False
-        )
-        for item, score in zip(ready, scores, strict=True)
-    }
+    done = isolating(run, ready, "scorer")
     return [done.get(id(item), item) for item in items]
+
+
+def isolating(
+    run: Callable[[Sequence[MeasuredImage]], list[MeasuredImage]],
+    batch: Sequence[MeasuredImage],
+    stage: str,
+) -> dict[int, MeasuredImage]:
+    """`run` over the batch, by `id` of each item. When the model raises on a batch, it is run
+    again in halves, down to the images that break it: only those fail (`stage_failed`, as the
+    images of a crashed replica do), and every other image is answered by a batch without them.
+    Images from other listings batched with a poisoned one are never failed by it."""
+    if not batch:
+        return {}
+    try:
+        return {id(item): done for item, done in zip(batch, run(batch), strict=True)}
+    except Exception:
+        if len(batch) == 1:
+            logger.exception("the %s failed on image %s", stage, batch[0].image_id)
+            return {id(batch[0]): stage_failed(batch[0].image_id)}
+        logger.warning("the %s failed on a batch of %d; running it again in halves, without the "
+                       "image that breaks it", stage, len(batch), exc_info=True)
+        middle = len(batch) // 2
+        return {**isolating(run, batch[:middle], stage), **isolating(run, batch[middle:], stage)}
 
 
 class LocalPipeline:
