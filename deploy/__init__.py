@@ -1,0 +1,1 @@
+"""Deployment manifests: KubeRay (kuberay/), Grafana (grafana/)."""

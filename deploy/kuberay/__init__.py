@@ -1,0 +1,1 @@
+"""The KubeRay RayService of the cluster graph, generated (generate.py)."""
