@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test bench lint clean
+.PHONY: install serve test bench capacity manifests lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,17 @@ bench: $(STAMP)
 		$(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# The capacity model (docs/capacity.md) from the latest bench figures.
+capacity: $(STAMP)
+	$(BIN)/python -m benchmarks.capacity --write-doc
+
+# The KubeRay RayService, generated from graphs/serve_config.gpu.yaml and cluster.yaml.
+manifests: $(STAMP)
+	$(BIN)/python -m deploy.kuberay.generate
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy curator deployments graphs models rules experiments benchmarks
+	$(BIN)/mypy curator deployments graphs models rules experiments benchmarks deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
