@@ -56,6 +56,7 @@ class Preprocess:
             "curator_decode_memory_reserved_bytes",
             description="Decoding working memory this Preprocess replica holds for images now",
         )
+        self._decoding.set(0)  # exported from the start, not only once an image has come
         self._budget_waits = Counter(
             "curator_decode_budget_waits",
             description="Images that waited for room in the replica's decode budget",

@@ -8,6 +8,7 @@ The test graphs run with `decode_memory_bytes` 256 MiB (conftest.TEST_LIMITS).""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import requests
 from ray import serve
 
 from curator import synthetic
+from graphs.online import build_graph
 from models.decode import DECODE_BYTES_PER_PIXEL
-from tests.integration.conftest import TEST_LIMITS
+from tests.integration.conftest import TEST_LIMITS, store_args
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +38,18 @@ def b64(data: bytes) -> str:
 def assess(url: str, images: list[dict[str, Any]], listing_id: str = "L-mem") -> requests.Response:
     body = {"listing_id": listing_id, "category": "home", "marketplace": "US", "images": images}
     return requests.post(f"{url}/v1/assess", json=body, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def budget_lab(service_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The technical graph (one Preprocess replica) without load shedding, so that concurrent
+    listings all reach the replica: the package's technical app sheds at its admission limit."""
+    args = {"limits": TEST_LIMITS, "models": None,
+            "store": store_args(Path(tmp_path_factory.mktemp("budget-lab")))}
+    serve.run(build_graph(args, {"admission": {"enabled": False}}), name="budget-lab",
+              route_prefix="/budget-lab")
+    yield f"{service_url}/budget-lab"
+    serve.delete("budget-lab")
 
 
 def test_the_bombs_fit_the_test_budget_as_intended() -> None:
@@ -66,9 +80,9 @@ def test_a_listing_of_bombs_is_refused_whole_before_decoding(service_url: str) -
     assert "4 images" in error["message"]
 
 
-def test_a_listing_of_bombs_is_refused_on_the_upload_route(service_url: str) -> None:
+def test_a_listing_of_bombs_is_refused_on_the_upload_route(budget_lab: str) -> None:
     files = [("images", (f"b{i}.png", BOMB, "image/png")) for i in range(3)]
-    answer = requests.post(f"{service_url}/technical/v1/assess/upload", files=files,
+    answer = requests.post(f"{budget_lab}/v1/assess/upload", files=files,
                            data={"listing_id": "L-up"}, timeout=60)
     assert answer.status_code == 413, answer.text
     assert answer.json()["error"]["code"] == "listing_too_large"
@@ -85,17 +99,16 @@ def test_a_listing_of_fetched_bombs_is_refused_once_fetched(
     assert answer.json()["error"]["code"] == "listing_too_large"
 
 
-def test_a_replica_decodes_within_its_budget_under_concurrent_listings(service_url: str) -> None:
-    """Five listings of two bombs each (each listing fits) at once, on the technical graph's one
-    Preprocess replica: ten images that would take 1.1 GiB together are decoded at most two at a
-    time, the rest wait their turn, and every image is assessed."""
-    preprocess = serve.get_deployment_handle("Preprocess", app_name="technical")
+def test_a_replica_decodes_within_its_budget_under_concurrent_listings(budget_lab: str) -> None:
+    """Five listings of two bombs each (each listing fits) at once, on one Preprocess replica:
+    ten images that would take 1.1 GiB together are decoded at most two at a time, the rest
+    wait their turn, and every image is assessed."""
+    preprocess = serve.get_deployment_handle("Preprocess", app_name="budget-lab")
     before = preprocess.decode_budget.remote().result()
     assert before["capacity"] == BUDGET
 
     def listing(index: int) -> requests.Response:
-        return assess(f"{service_url}/technical",
-                      [{"image_id": f"b{i}", "data": b64(BOMB)} for i in range(2)],
+        return assess(budget_lab, [{"image_id": f"b{i}", "data": b64(BOMB)} for i in range(2)],
                       listing_id=f"L-conc-{index}")
 
     with ThreadPoolExecutor(5) as pool:
@@ -104,7 +117,7 @@ def test_a_replica_decodes_within_its_budget_under_concurrent_listings(service_u
         assert answer.status_code == 200, answer.text
         assert [image["status"] for image in answer.json()["images"]] == ["ok", "ok"]
     after = preprocess.decode_budget.remote().result()
-    print("decode budget of the technical Preprocess replica:", after)
+    print("decode budget of the Preprocess replica:", after)
     assert after["in_use"] == 0
     assert 2 * BOMB_COST <= after["peak"] <= BUDGET
     assert after["waits"] > before["waits"]
