@@ -76,15 +76,21 @@ class AggdFit(nn.Module):
 def side_moments(values: Tensor, count: Tensor) -> Tensor:
     """(B, 5) sums over each (B, H, W) map: count, left count, left and right sums of squares,
     sum of |x|. Left is x < 0, right x >= 0, as the reference splits them. Pixels outside an
-    image must be exactly 0 (they add nothing, and are not negative) and left out of `count`."""
-    negative = values < 0
-    squares = values * values
+    image must be exactly 0 (they add nothing, and are not negative) and left out of `count`.
+
+    The map is split once into its left part min(x, 0) and right part max(x, 0), and the sums of
+    squares are dot products of each part with itself: five passes over the map where masked
+    `where` sums took nine, and no temporary the size of the map but the two parts. The
+    summation order differs from `Tensor.sum`'s, by a few units in the last place (float64)."""
+    flat = values.reshape(values.shape[0], 1, -1)
+    left = flat.clamp(max=0)
+    right = flat.clamp(min=0)
     return torch.stack([
         count.to(values.dtype),
-        negative.sum(dim=(1, 2)).to(values.dtype),
-        torch.where(negative, squares, 0.0).sum(dim=(1, 2)),
-        torch.where(negative, 0.0, squares).sum(dim=(1, 2)),
-        values.abs().sum(dim=(1, 2)),
+        torch.count_nonzero(left, dim=(1, 2)).to(values.dtype),
+        torch.bmm(left, left.transpose(1, 2)).reshape(-1),
+        torch.bmm(right, right.transpose(1, 2)).reshape(-1),
+        right.sum(dim=(1, 2)) - left.sum(dim=(1, 2)),
     ], dim=1)
 
 

@@ -39,6 +39,11 @@ every real pixel are unchanged by its neighbours in the batch; the padded pixels
 and left out of every count, so nothing leaks between images (tests check batch invariance).
 Images are sorted by size and cut into passes of bounded padded area to keep padding waste and
 memory small. All arithmetic is float64 (the reference's precision; cheap on CPU, fine on GPU).
+Float32 was tried for speed (1.6x faster) and moved dev-set scores by up to 4.5 points (E[I²] -
+mu² cancels in float32), so the CPU time was cut in float64 instead: fewer full-map passes and
+temporaries (the side sums as dot products, in-place masking, the centre tap skipped), 70 -> 51
+ms an image on the benchmark's 16 photos, scores within 2e-11 points of before on all 282
+dev-set photos.
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models import artifacts
@@ -258,25 +262,33 @@ class Brisque(nn.Module):
         """
         radius = self.config.window_size // 2
         height, width = luminance.shape[1:]
-        padded = F.pad(luminance, (radius, radius, radius, radius))
+        weights = self.window.tolist()
+        padded = luminance.new_zeros((luminance.shape[0], height + 2 * radius,
+                                      width + 2 * radius))  # zero fill, as F.pad, in half its time
+        padded[:, radius:radius + height, radius:radius + width] = luminance
         squared = padded * padded
         centre = padded[:, :, radius:radius + width]
         row_offset = torch.zeros_like(centre)
         row_square = torch.zeros_like(centre)
-        for tap, weight in enumerate(self.window.tolist()):
-            row_offset.add_(padded[:, :, tap:tap + width] - centre, alpha=weight)
+        scratch = torch.empty_like(centre)  # one buffer for every difference, not one per tap
+        for tap, weight in enumerate(weights):
             row_square.add_(squared[:, :, tap:tap + width], alpha=weight)
+            if tap != radius:  # the centre tap adds w * (c - c) = 0 exactly: skipped
+                row_offset.add_(torch.sub(padded[:, :, tap:tap + width], centre, out=scratch),
+                                alpha=weight)
         row_mean = centre + row_offset  # == centre exactly where the row window is flat
 
         offset = torch.zeros_like(luminance)  # mu - I
         mean_square = torch.zeros_like(luminance)  # E[I^2]
-        for tap, weight in enumerate(self.window.tolist()):
-            offset.add_(row_mean[:, tap:tap + height] - luminance, alpha=weight)
+        scratch = torch.empty_like(luminance)
+        for tap, weight in enumerate(weights):
+            offset.add_(torch.sub(row_mean[:, tap:tap + height], luminance, out=scratch),
+                        alpha=weight)
             mean_square.add_(row_square[:, tap:tap + height], alpha=weight)
         local_mean = luminance + offset
         deviation = (mean_square - local_mean * local_mean).abs().sqrt()
         mscn = -offset / (deviation + self.config.stabiliser)
-        mscn = torch.where(valid, mscn, 0.0)
+        mscn.masked_fill_(~valid, 0.0)  # in place: where() with a scalar took 2.5x longer
         flat = valid & (offset == 0)
         if bool(flat.any()):
             mscn[flat] = _INFINITESIMAL * self._flat_residue_sign(luminance[flat])
@@ -286,10 +298,14 @@ class Brisque(nn.Module):
         """Sign of v - Σ_i v * k_i summed in row-major order over the reference's 2-D window: what
         the reference's convolution leaves of I - mu where the window is flat at level v."""
         unique, inverse = torch.unique(levels, return_inverse=True)
-        total = torch.zeros_like(unique)
+        # 49 multiply-adds over a few hundred levels: in numpy, whose small-array calls cost a
+        # tenth of torch's (the same IEEE products and sums, in the same order).
+        values = unique.cpu().numpy()
+        total = np.zeros_like(values)
         for weight in self.reference_window.tolist():
-            total = total + unique * weight
-        return torch.sign(unique - total)[inverse]
+            total = total + values * weight
+        signs = torch.from_numpy(np.sign(values - total)).to(unique.device)
+        return signs[inverse]
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -312,7 +328,7 @@ def _halve(luminance: Tensor, heights: Tensor, widths: Tensor) -> tuple[Tensor, 
     rows = _halve_axis(luminance, heights, int(half_heights.max()), dim=1)
     both = _halve_axis(rows, widths, int(half_widths.max()), dim=2)
     valid = _valid_mask(both.shape, half_heights, half_widths)
-    return torch.where(valid, both, 0.0), half_heights, half_widths
+    return both.masked_fill_(~valid, 0.0), half_heights, half_widths
 
 
 def _halve_axis(values: Tensor, lengths: Tensor, out_length: int, dim: int) -> Tensor:

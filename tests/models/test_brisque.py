@@ -139,6 +139,30 @@ def test_aggd_fit_of_gaussian_samples(model: Brisque) -> None:
     assert float(right_var) == pytest.approx(0.25, rel=0.02)
 
 
+def test_side_moments_are_the_masked_sums() -> None:
+    """The split-and-dot sums equal the definition (masked sums over x < 0 and x >= 0) to
+    rounding, with the padding's zeros, signed infinitesimals and exact zeros of real maps."""
+    rng = np.random.default_rng(5)
+    values = torch.from_numpy(rng.laplace(0.0, 0.3, (3, 61, 47)))
+    values[1, 40:, :] = 0.0  # padding
+    values[2, :5, :5] = 1e-100
+    values[2, 5:9, :5] = -1e-100
+    values[0, 10, 10] = -0.0
+    count = torch.tensor([61 * 47, 40 * 47, 61 * 47])
+    got = side_moments(values, count)
+    negative = values < 0
+    squares = values * values
+    expected = torch.stack([
+        count.to(torch.float64),
+        negative.sum(dim=(1, 2)).to(torch.float64),
+        torch.where(negative, squares, 0.0).sum(dim=(1, 2)),
+        torch.where(negative, 0.0, squares).sum(dim=(1, 2)),
+        values.abs().sum(dim=(1, 2)),
+    ], dim=1)
+    assert torch.equal(got[:, :2], expected[:, :2])  # counts exactly
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0.0)
+
+
 def test_flat_and_degenerate_images_give_finite_scores(model: Brisque) -> None:
     white = np.full((40, 50, 3), 255, np.uint8)
     black = np.zeros((40, 50, 3), np.uint8)  # every coefficient 0: the reference gives NaN
