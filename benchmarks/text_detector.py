@@ -4,8 +4,11 @@ thread at the 640 canvas.
     .venv/bin/python -m benchmarks.text_detector [--quick] [--json PATH]
 
 Variants: the FP32 model at ONNX Runtime's three graph optimisation levels, the INT8 QDQ model
-(models/weights/ppocr-v6-det-small-int8.onnx), and both at a 480 canvas. Each is timed at batch 1
-and 8 with 1 and 2 intra-op threads (no spinning, as the service's sessions run), on the model
+(models/weights/ppocr-v6-det-small-int8.onnx), and both at a 480 canvas; where OpenVINO is
+installed, the FP32 file on OpenVINO asked for bfloat16 (`OpenVinoCpu`, what `cpu_precision:
+auto` runs on AMX hosts; a CPU without bf16 runs it in f32, and the JSON's `precision` says
+which). Each is timed at batch 1 and 8 with 1 and 2 intra-op threads (no spinning, as the
+service's sessions run; OpenVINO's inference threads likewise), on the model
 inputs of the benchmark images, letterboxed as the detector does: per image, process CPU ms and
 wall ms, median and p90 over calls. Ratios are CPU ms (median) of FP32 / 1 thread / 640 / batch 1
 over the variant's.
@@ -63,11 +66,14 @@ INK_FOUND = 0.5  # a stamp is found when at least this share of its ink lies ins
 class Variant:
     name: str
     artifact: ModelArtifact
-    level: str  # key of LEVELS
+    level: str  # key of LEVELS (ONNX Runtime's; OpenVINO variants carry "all")
     canvas_px: int
+    runtime: str = "onnxruntime"  # or "openvino" (bf16 asked for)
 
     @property
     def precision(self) -> str:
+        if self.runtime == "openvino":
+            return "bf16"
         return "int8" if self.artifact.name.endswith("-int8") else "fp32"
 
 
@@ -83,6 +89,10 @@ def variants() -> list[Variant]:
     ]
     if int8 is not None:
         found += [Variant("int8-640", int8, "all", 640), Variant("int8-480", int8, "all", 480)]
+    from models.runtime.select import openvino_available
+
+    if openvino_available():
+        found.append(Variant("openvino-bf16-640", TEXT_DETECTOR, "all", 640, "openvino"))
     return found
 
 
@@ -99,15 +109,26 @@ def session(path: Path, level: str, threads: int, save_to: Path | None = None
 
 
 class _SessionRuntime:
-    """An InferenceRuntime over a session made here (level and threads of the variant)."""
+    """An InferenceRuntime over a session made here (level and threads of the variant); for an
+    OpenVINO variant, the service's own `OpenVinoCpu` with that many inference threads."""
 
     def __init__(self, variant: Variant, threads: int) -> None:
+        self._openvino: Any = None
+        if variant.runtime == "openvino":
+            from models.runtime.openvino_cpu import OpenVinoCpu
+
+            self._openvino = OpenVinoCpu(variant.artifact.name, variant.artifact.path(),
+                                         threads=threads, precision="bf16")
+            self.info = self._openvino.info  # its precision: what OpenVINO compiled
+            return
         self._session = session(variant.artifact.path(), variant.level, threads)
         self._names = [output.name for output in self._session.get_outputs()]
         self.info = RuntimeInfo(variant.artifact.name, "onnxruntime", "cpu",
                                 "int8" if variant.precision == "int8" else "fp32")
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._openvino is not None:
+            return self._openvino.run(inputs)
         return dict(zip(self._names, self._session.run(self._names, inputs), strict=True))
 
 
@@ -158,6 +179,7 @@ class Timing:
     threads: int
     batch: int
     calls: int
+    precision: str  # what ran: fp32, int8, or OpenVINO's compiled bf16 / fp32
     cpu_ms: dict[str, float]  # per image: p50, p90
     wall_ms: dict[str, float]
     ratio: float | None = None  # reference CPU ms p50 / this CPU ms p50
@@ -183,7 +205,8 @@ def time_variant(variant: Variant, threads: int, batch: int, inputs: np.ndarray,
     def summary(values: list[float]) -> dict[str, float]:
         return {"p50": float(np.median(values)), "p90": float(np.percentile(values, 90))}
 
-    return Timing(variant.name, threads, batch, len(cpu), summary(cpu), summary(wall))
+    return Timing(variant.name, threads, batch, len(cpu), runtime.info.precision, summary(cpu),
+                  summary(wall))
 
 
 # --- recall ------------------------------------------------------------------------------------
@@ -342,12 +365,14 @@ def run(quick: bool = False) -> dict[str, Any]:
             recall.real_against_fp32 = recall_against(real["fp32-640"], real[recall.variant])
             recall.real_overlay_changed = overlay_changed(real["fp32-640"], real[recall.variant])
     startup = {variant.name: startup_seconds(variant.artifact.path())
-               for variant in found if variant.level == "all" and variant.canvas_px == 640}
+               for variant in found if variant.level == "all" and variant.canvas_px == 640
+               and variant.runtime == "onnxruntime"}
     return {
         "cpu": {"model": features.model, "describe": features.describe(),
                 "flags": sorted(features.flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni",
                                                   "amx_int8"})},
         "onnxruntime": ort.__version__,
+        "openvino": _openvino_version(),
         "images": len(images),
         "stamps": sum(len(image.stamps) for image in images),
         "held_out_photos": len(photos),
@@ -361,15 +386,27 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def _openvino_version() -> str | None:
+    from models.runtime.select import openvino_available
+
+    if not openvino_available():
+        return None
+    import openvino
+
+    return str(openvino.get_version()).split("-")[0]
+
+
 def render(result: dict[str, Any]) -> str:
     lines = [f"text detector on {result['cpu']['describe']}",
-             f"onnxruntime {result['onnxruntime']}; {result['images']} images, "
+             f"onnxruntime {result['onnxruntime']}, openvino {result.get('openvino')}; "
+             f"{result['images']} images, "
              f"{result['stamps']} labelled texts; ratio = {result['reference']} / variant's",
-             f"{'variant':<18} {'thr':>3} {'batch':>5} {'cpu ms p50':>10} {'p90':>7} "
-             f"{'wall p50':>8} {'p90':>7} {'ratio':>6}"]
+             f"{'variant':<18} {'prec':>4} {'thr':>3} {'batch':>5} {'cpu ms p50':>10} "
+             f"{'p90':>7} {'wall p50':>8} {'p90':>7} {'ratio':>6}"]
     for timing in result["timings"]:
         lines.append(
-            f"{timing['variant']:<18} {timing['threads']:>3} {timing['batch']:>5} "
+            f"{timing['variant']:<18} {timing['precision']:>4} {timing['threads']:>3} "
+            f"{timing['batch']:>5} "
             f"{timing['cpu_ms']['p50']:>10.1f} {timing['cpu_ms']['p90']:>7.1f} "
             f"{timing['wall_ms']['p50']:>8.1f} {timing['wall_ms']['p90']:>7.1f} "
             f"{timing['ratio']:>6.2f}")
