@@ -7,10 +7,13 @@ SQLite store:
   no listing gets a 5xx, only images get `stage_failed`, Serve starts a new replica and the
   stream recovers; the test prints how long that took;
 - an ingress replica is killed while its decisions wait in its outbox (the store is locked):
-  the outbox file survives and its successor drains it, 0 decisions lost.
+  the outbox file survives and its successor drains it, 0 decisions lost;
+- PostgreSQL, the store, is stopped for 30 s under a stream of listings: every listing is still
+  answered, and once it is back every decision answered is in it, 0 lost, the outbox empty.
 
 They run on an application of their own ("drills": the full graph with one detector, NanoDet),
-so that the replicas they kill serve no other test. Slow (about a minute each), and in CI.
+so that the replicas they kill serve no other test; the PostgreSQL drill on the technical graph
+("drills-pg"). Slow (about a minute each), and in CI.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from deployments.extractor import AttributeExtractor
 from graphs.online import build_graph
 from models.extractor import AttributeExtractor as Extractor
 from models.runtime.request import RuntimeRequest
+from tests.experiments.postgres_server import PostgresServer
 from tests.integration.conftest import TEST_LIMITS, store_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -183,6 +187,7 @@ class Sent:
     done: float = 0.0
     status: int = 0
     codes: list[str] = field(default_factory=list)  # per image: "ok" or its error code
+    decision_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,6 +205,7 @@ def stream(url: str, stop: threading.Event, sent: list[Sent], lock: threading.Lo
             answer = listing(url, f"L-stream-{record.index}", (index % 6, (index + 3) % 6))
             record.status = answer.status_code
             if answer.status_code == 200:
+                record.decision_id = answer.json()["decision_id"]
                 record.codes = [image["status"] if image["status"] == "ok"
                                 else image["error"]["code"] for image in answer.json()["images"]]
         except requests.RequestException as error:
@@ -301,3 +307,77 @@ def test_killing_an_ingress_replica_loses_no_decision(drills: str, drills_data: 
           f"all in the store {time.monotonic() - started:.1f} s after the database came back")
     wait_for(lambda: outbox_pending(outbox_dir) == 0, 60, "an empty outbox")
     assert requests.get(f"{drills}/healthz", timeout=30).status_code == 200
+
+
+# --- the store's PostgreSQL stopped under load ---------------------------------------------------
+
+OUTAGE_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def pg_drills(service_url: str, postgres_server: PostgresServer,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    """The technical graph with its store on PostgreSQL; (base URL, store URL, outbox folder)."""
+    store_url = postgres_server.create_database("drills")
+    data = Path(tmp_path_factory.mktemp("drills-pg"))
+    args = {"limits": TEST_LIMITS, "models": None, "store": store_args(data, store_url)}
+    serve.run(build_graph(args, {"admission": {"enabled": False}}), name="drills-pg",
+              route_prefix="/drills-pg")
+    yield f"{service_url}/drills-pg", store_url, data / "outbox"
+    serve.delete("drills-pg")
+
+
+def postgres_decisions(store_url: str) -> set[str]:
+    """The decision ids in the store; none while it has no schema yet or is away."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT decision_id FROM decisions"))
+            return {row[0] for row in rows}
+    except DBAPIError:
+        return set()
+    finally:
+        engine.dispose()
+
+
+def test_postgres_stopped_under_load_loses_no_decision(
+    pg_drills: tuple[str, str, Path], postgres_server: PostgresServer
+) -> None:
+    url, store_url, outbox_dir = pg_drills
+    warm = listing(url, "L-pg-warm").json()["decision_id"]
+    wait_for(lambda: warm in postgres_decisions(store_url), 60, "the store taking a decision")
+    stop = threading.Event()
+    lock = threading.Lock()
+    sent: list[Sent] = []
+    with ThreadPoolExecutor(2) as pool:
+        workers = [pool.submit(stream, url, stop, sent, lock, worker) for worker in (0, 1)]
+        try:
+            wait_for(lambda: sum(record.ok for record in sent) >= 4, 120, "a steady stream")
+            postgres_server.stop()
+            try:
+                stopped_at = time.monotonic()
+                time.sleep(OUTAGE_S)
+                during = sum(1 for record in sent if record.sent > stopped_at)
+            finally:
+                postgres_server.start()
+            back_at = time.monotonic()
+            wait_for(lambda: sum(record.sent > back_at for record in sent) >= 4, 120,
+                     "listings after PostgreSQL came back")
+        finally:
+            stop.set()
+            for future in workers:
+                future.result(timeout=300)
+    assert {record.status for record in sent} == {200}  # an outage fails no assessment
+    assert all(record.ok for record in sent), [r.codes for r in sent if not r.ok]
+    answered = {record.decision_id for record in sent if record.decision_id}
+    assert len(answered) == len(sent)
+    wait_for(lambda: answered <= postgres_decisions(store_url), 180,
+             "every decision answered in PostgreSQL")
+    drained_s = time.monotonic() - back_at
+    wait_for(lambda: outbox_pending(outbox_dir) == 0, 60, "an empty outbox")
+    print(f"\nPostgreSQL stopped {OUTAGE_S:.0f} s under load: {len(sent)} listings answered, "
+          f"{during} of them during the outage; all {len(answered)} decisions in PostgreSQL "
+          f"{drained_s:.1f} s after it came back, 0 lost")
