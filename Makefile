@@ -32,7 +32,7 @@ bench: $(STAMP)
 
 # The capacity model (docs/capacity.md) from the latest bench figures.
 capacity: $(STAMP)
-	$(BIN)/python -m benchmarks.capacity --write-doc
+	$(BIN)/python -m benchmarks.capacity --results benchmarks/results/latest.json --write-doc
 
 # The KubeRay RayService, generated from graphs/serve_config.gpu.yaml and cluster.yaml.
 manifests: $(STAMP)

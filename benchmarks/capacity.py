@@ -1,6 +1,6 @@
 """The capacity model of docs/capacity.md: machines and autoscaling settings for N images a day.
 
-    python -m benchmarks.capacity                  # the tables, from benchmarks/results/latest.json
+    python -m benchmarks.capacity                  # the tables, from docs/capacity-bench.json
     python -m benchmarks.capacity --json           # the same figures as JSON
     python -m benchmarks.capacity --write-doc      # rewrite the generated part of docs/capacity.md
     make capacity
@@ -24,13 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"  # the newest make bench (not in git)
+# The bench results docs/capacity.md was computed from, kept in git beside it so that a fresh
+# clone reproduces the doc (make capacity refreshes it from RESULTS).
+MEASURED = ROOT / "docs" / "capacity-bench.json"
 DOC = ROOT / "docs" / "capacity.md"
 DOC_BEGIN = "<!-- BEGIN benchmarks/capacity.py output -->"
 DOC_END = "<!-- END benchmarks/capacity.py output -->"
@@ -118,7 +122,7 @@ class Assumptions:
     gpu_max_batch_size: int = 32
 
 
-def load_measured(path: Path = RESULTS) -> Measured:
+def load_measured(path: Path = MEASURED) -> Measured:
     data = json.loads(path.read_text())
     full = data["graphs"]["full"]
     peak = max(full["levels"], key=lambda level: level["images_per_s"])
@@ -369,11 +373,13 @@ def doc_section(doc: Path = DOC) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=MEASURED)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args(argv)
     result = report(load_measured(args.results), Assumptions())
+    if args.write_doc and args.results.resolve() != MEASURED.resolve():
+        shutil.copyfile(args.results, MEASURED)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()

@@ -24,6 +24,8 @@ _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0,
 
 def replica_memory() -> float | None:
     """The memory Ray reserved for this replica (`ray_actor_options.memory`), if any."""
+    if not ray.is_initialized():  # the class built directly (tests): asking would start Ray
+        return None
     try:
         return ray.get_runtime_context().get_assigned_resources().get("memory") or None
     except Exception:  # outside a Ray worker (tests that build the class directly)

@@ -113,7 +113,7 @@ def test_serve_settings_hold_the_target_utilisation() -> None:
 
 def test_measured_inputs_come_from_the_bench_results(tmp_path: Path) -> None:
     measured = capacity.load_measured()
-    data = json.loads(capacity.RESULTS.read_text())
+    data = json.loads(capacity.MEASURED.read_text())
     peak = max(data["graphs"]["full"]["levels"], key=lambda level: level["images_per_s"])
     assert measured.images_per_s == peak["images_per_s"]
     assert measured.cpu_ms["extractor"] == peak["service_cpu_ms_per_image_by_role"][
