@@ -11,9 +11,9 @@ smooth quadratic surface is fitted to it (robustly, so a product touching the ri
 it) and pixels are compared with the surface instead.
 
 A soft shadow the product casts on the backdrop is darker than the backdrop but keeps its colour
-and has no outline. It stays product for fill and items (as the backdrop's own edge it has no
+and has no outline. It stays product for fill (as the backdrop's own edge it has no
 clean border), but it is marked apart (`soft_shadow`), so that a shadow running off the frame
-does not read as the product cut by the frame.
+does not read as the product cut by the frame, and items are counted without it.
 
 A busy photo has no such region. When neither fits most of the ring, or the connected
 background is tiny, the image is "not separable": the whole frame is product and the white
@@ -270,6 +270,10 @@ def segment(rgb: np.ndarray, thresholds: MeasurementThresholds) -> Segmentation:
                         or product[:, -1].any())
     shadow = (soft_shadow(rgb, reference, background, thresholds) & product
               if reaches_edge else None)
+    if shadow is not None and shadow.any():
+        # Items are counted without the shadow: the shadows of things set close together (pots
+        # on a table) join them into one component.
+        _, _, items, item_areas = product_components(product & (1 - shadow), thresholds)
     return Segmentation(
         background=background,
         product=product,

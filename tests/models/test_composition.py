@@ -85,6 +85,23 @@ def test_without_a_shadow_nothing_changes() -> None:
     assert segmentation.shadow is None  # nothing reaches the edge: no shadow to tell apart
 
 
+def test_things_joined_only_by_their_shadows_are_separate_items() -> None:
+    """Two pots on a pale table whose soft shadows merge between them and run off the frame: one
+    component with its shadow, two items without it."""
+    size = 240
+    shade = np.full((size, size), 1.0, dtype=np.float32)
+    shade[60:200, 40:size] = 0.6  # one shadow under both, to the right edge
+    shade = cv2.GaussianBlur(shade, (0, 0), 14)
+    rgb = np.clip(np.rint(236 * shade[..., None] * np.ones(3)), 0, 255).astype(np.uint8)
+    cv2.circle(rgb, (70, 90), 35, (190, 90, 60), -1)
+    cv2.circle(rgb, (160, 150), 35, (60, 120, 60), -1)
+    segmentation = segment(rgb, MeasurementThresholds())
+    assert segmentation.shadow is not None and segmentation.shadow.any()
+    product_parts, _ = cv2.connectedComponents(segmentation.product)
+    assert product_parts - 1 == 1  # the shadow joins them ...
+    assert len(segmentation.item_boxes) == 2  # ... but they are two things
+
+
 @pytest.mark.parametrize(("name", "cut"), [
     ("extra/boutique-mug.jpg", False),  # its shadow runs off the right edge
     ("extra/boutique-terrarium.jpg", False),
