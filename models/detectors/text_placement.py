@@ -244,7 +244,7 @@ def _headline(
     """A long, tall line near the top or bottom edge: a poster's or banner's title."""
     (_, cy), (width, height), _ = rect
     edge = min(cy, frame_height - cy)
-    return (max(width, height) >= settings.headline_min_length * frame_width
+    return (max(width, height) >= settings.headline_min_length * min(frame_width, frame_height)
             and min(width, height) >= settings.headline_min_height * frame_height
             and edge <= settings.headline_edge_zone * frame_height)
 

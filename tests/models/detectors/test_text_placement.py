@@ -165,3 +165,18 @@ def test_a_headline_across_a_busy_poster_is_overlay() -> None:
     small = _place_one(rgb, ((200.0, 50.0), (120.0, 16.0), 0.0), whole)
     assert (title.label, title.reason) == ("overlay", "headline")
     assert (middle.label, small.label) == ("on_product", "on_product")
+
+
+@pytest.mark.parametrize(("height", "label"), [(160, "overlay"), (440, "on_product")])
+def test_a_wide_banners_title_beside_its_picture_is_a_headline(height: int, label: str) -> None:
+    """A web banner (440 x 160) sets its title beside the picture, so it spans well under half
+    the width but most of the height: it is measured against the shorter side. The same line on
+    a square frame is ordinary print."""
+    width = 440
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rect = ((330.0, 40.0), (170.0, 40.0), 0.0)
+    box = (245 / width, 20 / height, 415 / width, 60 / height)
+    (placement,) = place([rect], [box], (0.0, 0.0, 1.0, 1.0), surroundings(rgb, SETTINGS),
+                         SETTINGS)
+    assert placement.label == label
