@@ -153,10 +153,12 @@ def violated(category: str, marketplace: str, role: str = "main", **change: Any)
         # UK clothing is portrait near 3:4; a square canvas is padded
         ("apparel", "UK", {"file.aspect_ratio": 1.0, "people.person": True},
          {"main.aspect.portrait": "fix", "main.people.none": "approve"}),
-        # US jewelry: 500-2100 px and 80% fill; elsewhere the base numbers
+        # US jewelry: 500-2100 px and 80% fill (met by the crop-and-pad fix); elsewhere the
+        # base numbers
         ("jewelry", "US", {"file.longest_side": 2500}, {"main.size.jewelry_range": "fix"}),
         ("jewelry", "JP", {"file.longest_side": 2500}, {}),
-        ("jewelry", "US", {"composition.fill_ratio": 0.78},
+        ("jewelry", "US", {"composition.fill_ratio": 0.78}, {"main.fill.target": "fix"}),
+        ("jewelry", "US", {"composition.fill_ratio": 0.60},
          {"main.fill.minimum": "fix", "main.fill.target": "fix"}),
         ("jewelry", "JP", {"composition.fill_ratio": 0.78}, {"main.fill.target": "fix"}),
         ("jewelry", "US", {"people.person": True}, {"main.people.none": "review"}),
@@ -275,8 +277,13 @@ def test_jewelry_fill_floor_on_generated_images(preprocessor: Preprocessor) -> N
     assert attributes["composition.fill_ratio"] == pytest.approx(0.78, abs=0.01)
     us = evaluate(SHIPPED.resolve("jewelry", "US"), attributes, "main")
     home = evaluate(SHIPPED.resolve("home", "US"), attributes, "main")
-    assert {v.rule_id for v in us.violations} == {"main.fill.minimum", "main.fill.target"}
-    assert {v.rule_id for v in home.violations} == {"main.fill.target"}
+    # Both below the 80% line, met by the fix; US jewelry pads tighter, to 90%.
+    (us_fill,) = us.violations
+    (home_fill,) = home.violations
+    assert (us_fill.rule_id, us_fill.severity, us_fill.action) == ("main.fill.target", "warn",
+                                                                    "fix")
+    assert us_fill.fix is not None and dict(us_fill.fix.with_)["fill_ratio"] == 0.90
+    assert home_fill.fix is not None and dict(home_fill.fix.with_)["fill_ratio"] == 0.85
 
 
 # --- load errors: each names the file, the line and the rule ----------------------------------
