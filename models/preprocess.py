@@ -146,8 +146,8 @@ class Preprocessor:
             "background.transparent": transparent,
             # A transparent backdrop is composited on white for measuring, but what the file
             # holds is no background at all: not a white one.
-            "background.is_white": bool(white >= th.white_background_min_fraction
-                                        and not transparent),
+            "background.is_white": (background_measure.is_white_backdrop(
+                white, pure_white, placement.fill_ratio, th) and not transparent),
             "composition.fill_ratio": float(placement.fill_ratio),
             "composition.fill_area": float(placement.fill_area),
             "composition.touches_edge": bool(placement.touches_edge),

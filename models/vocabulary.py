@@ -77,7 +77,8 @@ _register(
         "The file leaves the backdrop transparent (at least 1% of the frame)",
     ),
     Attribute("background.is_white", "bool", "-",
-              "white_fraction >= 0.95 and the backdrop is not transparent"),
+              "white_fraction >= 0.95, or on a close-up filling the frame the slivers of "
+              "backdrop blown out to pure white; and the backdrop is not transparent"),
     # composition.* — the product mask is everything that is not background.
     Attribute(
         "composition.fill_ratio",

@@ -40,6 +40,8 @@ _SURFACE_START_SPREAD = 3
 _SURFACE_FIT_ROUNDS = 3
 _SURFACE_MIN_PIXELS = 64
 _SURFACE_GRID = 32
+# A product spanning this much of the frame on its larger axis fills it: a close-up.
+CLOSE_UP_MIN_FILL = 0.98
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,17 @@ def white_fractions(
     near_count = np.count_nonzero(cv2.bitwise_and(near_mask, near_mask, mask=background))
     pure_count = np.count_nonzero(cv2.bitwise_and(pure_mask, pure_mask, mask=background))
     return near_count / count, pure_count / count
+
+
+def is_white_backdrop(white: float, pure_white: float, fill_ratio: float,
+                      thresholds: MeasurementThresholds) -> bool:
+    """background.is_white from the white fractions: mostly near-white, or, on a close-up that
+    spans the frame, slivers of a backdrop blown out to pure white."""
+    if white >= thresholds.white_background_min_fraction:
+        return True
+    return bool(fill_ratio >= CLOSE_UP_MIN_FILL
+                and pure_white >= thresholds.close_up_min_pure_white
+                and pure_white >= thresholds.close_up_min_pure_share * white)
 
 
 def lightness_and_spread(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,14 @@ class MeasurementThresholds:
     near_white_min_level: int = 245
     # background.is_white: share of background pixels that are near-white, at least this fraction.
     white_background_min_fraction: float = 0.95
+    # A close-up that fills the frame (a garment cut by it on every side) shows its backdrop only
+    # in slivers, so the outer ring is mostly product and the share above fails. A studio's white
+    # is blown out to exactly 255: the backdrop still reads as white when at least
+    # `close_up_min_pure_white` of the ring is pure white and at least `close_up_min_pure_share`
+    # of its near-white pixels are. Magento close-ups on white scored 0.93-0.99; white walls and
+    # tables in lifestyle scenes, never clipped that evenly, 0.46-0.90.
+    close_up_min_pure_white: float = 0.1
+    close_up_min_pure_share: float = 0.92
     # A softly shaded light backdrop (a white sweep lit from one side, a faint table edge) is
     # white to a person although much of it lies under `near_white_min_level`. It is judged as one
     # backdrop: one colour must surround the product along most of the frame's edge (at least

@@ -6,8 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from pathlib import Path
+
 from curator import synthetic
 from models.measurements import background, composition
+from models.preprocess import Preprocessor
 from tests.models.scenes import (
     SIZE,
     TH,
@@ -15,6 +18,8 @@ from tests.models.scenes import (
     segmented,
     true_product_mask,
 )
+
+DEVSET_IMAGES = Path(__file__).resolve().parents[2] / "benchmarks" / "devset" / "images"
 
 
 def test_dominant_colour_ignores_a_product_touching_the_ring() -> None:
@@ -236,3 +241,39 @@ def test_masked_median() -> None:
     values = np.array([[10, 20, 30, 250]], dtype=np.uint8)
     assert background.masked_median(values, np.array([[1, 1, 1, 0]], dtype=np.uint8)) == 20
     assert background.masked_median(values, np.zeros((1, 4), dtype=np.uint8)) == 0
+
+
+# --- a close-up filling the frame: slivers of a white studio backdrop ---------------------------
+
+def close_up(backdrop: tuple[int, int, int]) -> bytes:
+    """A knitted garment (textured mid-tone) across the whole frame and off every side but the
+    right, where a sliver of backdrop shows beside the sleeve: the ring is mostly garment."""
+    rng = np.random.default_rng(7)
+    pixels = np.clip(rng.normal(130, 18, (400, 400, 3)), 0, 255).astype(np.uint8)
+    pixels[:, 300:] = backdrop
+    pixels[150:260, 300:360] = (120, 130, 140)  # a hand in the sliver
+    return cv2.imencode(".png", pixels[:, :, ::-1])[1].tobytes()
+
+
+@pytest.mark.parametrize(("backdrop", "white"), [
+    ((255, 255, 255), True),  # a studio's white, blown out to 255
+    ((248, 248, 248), False),  # a light wall: near-white, never clipped
+    ((200, 200, 205), False),  # grey
+])
+def test_a_close_ups_backdrop_is_white_when_its_slivers_are_blown_out(
+        backdrop: tuple[int, int, int], white: bool) -> None:
+    attributes = Preprocessor().run(close_up(backdrop)).attributes
+    assert attributes["composition.fill_ratio"] >= background.CLOSE_UP_MIN_FILL
+    assert attributes["background.white_fraction"] < TH.white_background_min_fraction
+    assert attributes["background.is_white"] is white
+
+
+@pytest.mark.parametrize(("name", "white"), [
+    ("magento/wj08-gray_alt1.jpg", True),  # a hem close-up on the studio's white
+    ("magento/ws05-black_alt1.jpg", True),  # a sleeve close-up
+    ("extra/wooblocks-armchair.jpg", False),  # a white room: bright, but not a backdrop
+    ("extra/wooblocks-gamepads.jpg", False),  # a whitish tabletop
+])
+def test_close_ups_on_dev_set_photos(name: str, white: bool) -> None:
+    photo = DEVSET_IMAGES / name
+    assert Preprocessor().run(photo.read_bytes()).attributes["background.is_white"] is white
