@@ -8,7 +8,8 @@ extractor's detectors and combines, per image:
 1. the separate objects on the background (`ModelInputs.items`), less those that are mostly text
    (artwork, logos, captions: covered by text boxes), badges (one colour around text), fragments
    much smaller than the largest object (cable ends, a tag, a crumb), parts of it cut loose
-   inside its box, patches of light or shade, and with the pieces inside one detected thing
+   inside its box, patches of light or shade, outlines only (the seams of a white garment on
+   white, when nothing solid separates), and with the pieces inside one detected thing
    (person or object) counted once; two mirror images of one another are a pair, one unit;
 2. everyday objects the COCO detector finds (`DetectedBox(kind="object")`): two or more of them
    that do not overlap are several things even when they touch (two views of one bag, a cup beside
@@ -91,6 +92,11 @@ class ItemSettings:
     featureless_max_std: float = 10.0
     # ... measured on its box widened by this share of its size on each side.
     featureless_margin: float = 0.1
+    # A separated object whose pixels fill less than this share of its box is an outline (seams,
+    # folds, a shadow line), not a solid thing. When every separated object is one, they are the
+    # visible edges of a single product the colour of its backdrop (a white hoodie on white:
+    # 0.14-0.35), not several items. Every dev-set item on a backdrop filled 0.45 or more.
+    outline_max_fill: float = 0.4
     # COCO detections count from this score (0..1) up; the detector's own bar may be lower.
     object_min_score: float = 0.40
     # ... and from this share of the frame up (small detections are parts and reflections).
@@ -126,6 +132,7 @@ class ItemSettings:
         for name in ("text_object_min_cover", "fragment_max_relative_area", "object_min_score",
                      "object_min_area", "object_same_thing_overlap", "badge_min_text_cover",
                      "badge_min_uniform_share", "part_max_inside", "pair_min_area_ratio",
+                     "outline_max_fill",
                      "pair_min_mirror_correlation", "seam_min_span", "seam_gutter_max",
                      "seam_end_zone", "seam_margin"):
             value = getattr(self, name)
@@ -184,7 +191,7 @@ def items_on_background(
     if not regions:
         return []
     largest, *others = sorted(regions, key=lambda region: -region.area)
-    return [largest] + [
+    items = [largest] + [
         region for region in others
         if covered_share(region.box, text) < settings.text_object_min_cover
         and region.area >= settings.fragment_max_relative_area * largest.area
@@ -192,6 +199,9 @@ def items_on_background(
         and not (rgb is not None and is_cast_shadow(region, largest, rgb, settings))
         and not (rgb is not None and is_featureless(region, rgb, settings))
     ]
+    if all(region.area < settings.outline_max_fill * _area(region.box) for region in items):
+        return [largest]  # the seams and folds of one product the backdrop's colour
+    return items
 
 
 def one_per_thing(regions: Sequence[ItemRegion], things: Sequence[FrameBox],

@@ -290,3 +290,19 @@ def test_the_joints_of_a_surface_are_no_seams(rotated: bool) -> None:
     assert seam_count(rgb, SETTINGS) == 0
     # Two or three straight lines could be the seams of a collage: they still count.
     assert seam_count(rgb, ItemSettings(seam_max_parallel=4)) > 0
+
+
+def test_the_seams_of_a_product_the_colour_of_its_backdrop_are_one_item() -> None:
+    """A white hoodie on white: only its seams and folds separate, as line-thin outlines. They
+    are the one product, while two solid things of the same size stay two."""
+    image = Image.new("RGB", (800, 800), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.line((120, 60, 160, 740), fill=(90, 90, 90), width=14)  # a side seam
+    draw.arc((220, 150, 760, 690), 190, 350, fill=(110, 110, 110), width=14)  # a pocket's edge
+    outlines = _inputs(image)
+    assert len(outlines.items) == 2
+    assert judge_items(outlines, [])["composition.items"] == 1
+    solid = Image.new("RGB", (800, 800), (255, 255, 255))
+    ImageDraw.Draw(solid).rectangle((80, 200, 330, 600), fill=(90, 90, 90))
+    ImageDraw.Draw(solid).rectangle((470, 200, 720, 600), fill=(60, 110, 150))
+    assert judge_items(_inputs(solid), [])["composition.items"] == 2
