@@ -34,6 +34,9 @@ def add_eval_commands(subparsers: Any) -> None:
     verb.add_argument("--extractor-models", default=None, metavar="NAMES",
                       help="comma-separated detectors to run instead of the default set, to "
                       "measure what one adds (e.g. text,faces_hands)")
+    verb.add_argument("--cpu-precision", choices=("auto", "fp32", "int8", "bf16"),
+                      default="auto", help="the CPU runtime of the detectors (as "
+                      "models.cpu_precision): compare what another host would answer")
     verb.add_argument("--marketplace", default="US")
     verb.add_argument("--policies", type=Path, default=None, metavar="DIR",
                       help="policy directory (default: the shipped rules/policies)")
@@ -62,11 +65,12 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"curator eval: no such group {', '.join(unknown)}", file=sys.stderr)
             return EXIT_USAGE
         images = [image for image in images if image.group in set(args.group)]
-    stages = ModelStageSettings()
+    stages = ModelStageSettings(cpu_precision=args.cpu_precision)
     if args.extractor_models is not None:
         try:
             stages = ModelStageSettings(
-                extractor_models=tuple(n for n in args.extractor_models.split(",") if n))
+                extractor_models=tuple(n for n in args.extractor_models.split(",") if n),
+                cpu_precision=args.cpu_precision)
         except ValueError as error:
             print(f"curator eval: --extractor-models: {error}", file=sys.stderr)
             return EXIT_USAGE
