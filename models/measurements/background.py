@@ -301,10 +301,13 @@ def soft_shadow(rgb: np.ndarray, reference: np.ndarray, background: np.ndarray,
     block it, so it cannot run from the backdrop into a product's own shading through a gap in
     the product's outline. Only regions connected to the background count.
     """
-    values = rgb.astype(np.float32)
-    ratio = (values + 1.0) / (reference.astype(np.float32) + 1.0)
-    level = ratio.mean(axis=2)
-    tint = np.abs(ratio - level[..., None]).max(axis=2)
+    ratio = (rgb.astype(np.float32) + 1.0) / (reference.astype(np.float32) + 1.0)
+    # Per channel plane: numpy's reductions over the 3-wide last axis cost 4x more (12 ms on a
+    # 512 px frame against 3).
+    red, green, blue = cv2.split(ratio)
+    level = (red + green + blue) / 3
+    tint = cv2.max(cv2.max(cv2.absdiff(red, level), cv2.absdiff(green, level)),
+                   cv2.absdiff(blue, level))
     grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.0)
     steepness = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3),
                               cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8  # levels per px
