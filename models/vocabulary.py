@@ -173,7 +173,8 @@ _register(
     # nudity from the NudeNet detector (models/detectors/nudity.py).
     Attribute(
         "people.person", "bool", "-",
-        "A person is visible: a face, a body from any side, a hand, a person on the product",
+        "A person is visible: a face, a body from any side, a hand, a person on the product "
+        "(a face or hand with no body in the picture from score 0.85)",
         stage="extractor",
     ),
     Attribute("people.face_count", "int", "faces", "Faces detected", 0, stage="extractor"),

@@ -10,7 +10,7 @@ from models.detectors.people import PeopleJudgeSettings, judge_people, share_ins
 from models.preprocess import ItemRegion
 
 
-def person(label: str, box: tuple[float, float, float, float], score: float = 0.8) -> DetectedBox:
+def person(label: str, box: tuple[float, float, float, float], score: float = 0.9) -> DetectedBox:
     return DetectedBox("person", label, score, box)
 
 
@@ -42,6 +42,19 @@ def test_any_part_of_a_person_is_a_person_and_is_counted_by_label() -> None:
 
 def test_a_hand_alone_is_a_person() -> None:
     assert judge_people([person("hand", (0.0, 0.6, 0.2, 1.0))])["people.person"] is True
+
+
+@pytest.mark.parametrize("label", ["hand", "face"])
+def test_an_unsure_hand_or_face_alone_is_nobody(label: str) -> None:
+    """A palm or face reading at 0.75 with no body anywhere: the models' misreadings of beige,
+    wood and lenses live there. Beside a body the same reading counts."""
+    part = person(label, (0.4, 0.4, 0.55, 0.55), score=0.75)
+    alone = judge_people([part])
+    assert alone["people.person"] is False
+    assert (alone["people.face_count"], alone["people.hand_count"]) == (0, 0)
+    with_body = judge_people([part, person("body", (0.3, 0.0, 0.7, 1.0), score=0.6)])
+    assert with_body["people.person"] is True
+    assert with_body["people.face_count"] + with_body["people.hand_count"] == 1
 
 
 def test_a_face_on_a_phone_screen_is_on_the_product() -> None:
@@ -107,7 +120,8 @@ def test_share_inside() -> None:
 
 @pytest.mark.parametrize("settings", [{"inside_share": 0.0}, {"carrier_min_score": 1.5},
                                       {"package_min_solidity": 2.0},
-                                      {"package_min_margin": -0.1}])
+                                      {"package_min_margin": -0.1},
+                                      {"lone_part_min_score": 0.0}])
 def test_unsafe_settings_fail_fast(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PeopleJudgeSettings(**settings)
