@@ -169,3 +169,16 @@ def test_vendored_crd_is_the_recorded_file() -> None:
     source = (CRD.parent / "SOURCE.md").read_text()
     assert hashlib.sha256(CRD.read_bytes()).hexdigest() in source
     assert "Apache License" in (CRD.parent / "LICENSE").read_text()
+
+
+def test_the_local_serve_config_is_valid_and_keeps_the_canarys_polls_out_of_the_log() -> None:
+    """graphs/serve_config.yaml is a valid Serve config; the Canary's routine watch calls (one
+    every few seconds) write no access-log lines, while every other deployment keeps them."""
+    raw = yaml.safe_load((ROOT / "graphs" / "serve_config.yaml").read_text())
+    serve = ServeDeploySchema.model_validate(raw)
+    deployments = {d.name: d for d in serve.applications[0].deployments}
+    assert deployments["Canary"].logging_config.enable_access_log is False
+    assert serve.logging_config.enable_access_log is True
+    overriding = [d["name"] for d in raw["applications"][0]["deployments"]
+                  if "logging_config" in d]
+    assert overriding == ["Canary"]
