@@ -25,7 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	# The text detector's variants (FP32, INT8, 480 canvas) against FP32 on one thread, then the
-	# service; --quick in BENCH_ARGS shortens both.
+	# service, ending with the full graph's 10-minute soak at 80% of its peak (issue 13);
+	# --quick in BENCH_ARGS shortens both and skips the soak, --soak-seconds N sets its length.
 	$(BIN)/python -m benchmarks.text_detector --json benchmarks/results/text_detector.json \
 		$(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

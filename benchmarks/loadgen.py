@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from urllib.parse import urlsplit
 
+from benchmarks.over_time import bucket_figures, summarize_over_time
 from benchmarks.samples import LevelResult, summarize_level
 from benchmarks.traffic import (
     OPEN_LOOP_DRAIN_S,
@@ -42,6 +43,9 @@ class LoadSpec:
     concurrency: int | None = None
     rate_per_s: float | None = None
     seed: int = 0
+    # Open loop: also cut the window into buckets of this many seconds (the soak's figures over
+    # time, in `extra["over_time"]`).
+    bucket_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -77,6 +81,13 @@ def _level_process(
             samples, window, concurrency=spec.concurrency, offered_per_s=spec.rate_per_s,
             client_cpu_s=_cpu_s() - cpu_before, run_s=time.perf_counter() - began,
         )
+        if spec.bucket_s:
+            outcome.extra["over_time"] = summarize_over_time(samples, window, spec.bucket_s)
+            outcome.extra["totals"] = bucket_figures(
+                [s for s in samples if window[0] <= s.due < window[1]])
+            # perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process, so the
+            # driver can line its own samples (RSS) up with this window.
+            outcome.extra["window_perf_counter"] = list(window)
     except KeyboardInterrupt:
         return  # Ctrl-C reached the whole terminal group; the driver stops the run
     except Exception as error:  # the driver must hear why, not just see a dead process
@@ -103,6 +114,12 @@ class LoadGenerator:
                  seed: int = 0) -> LevelResult:
         """An open loop: Poisson arrivals at `rate_per_s` listings per second."""
         return self.run(LoadSpec(warmup_s, duration_s, rate_per_s=rate_per_s, seed=seed))
+
+    def run_soak(self, rate_per_s: float, warmup_s: float, duration_s: float,
+                 bucket_s: float, seed: int = 0) -> LevelResult:
+        """A long open loop whose result also has its figures per bucket of `bucket_s`."""
+        return self.run(LoadSpec(warmup_s, duration_s, rate_per_s=rate_per_s, seed=seed,
+                                 bucket_s=bucket_s))
 
     def run(self, spec: LoadSpec) -> LevelResult:
         logger.info("load: %s, %.0f s warm-up + %.0f s measured",

@@ -90,6 +90,7 @@ class _Sample:
     by_role_rss: dict[str, int]
     replicas: dict[str, int]
     processes: int
+    replica_rss: dict[int, tuple[str, int]]  # pid -> (deployment, RSS bytes)
 
 
 class ProcessTreeMonitor:
@@ -112,6 +113,7 @@ class ProcessTreeMonitor:
         self._window = WindowStats()
         self._peak = WindowStats()
         self._peak_breakdown_mib: dict[str, float] = {}
+        self._replica_rss: dict[int, tuple[str, int]] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -170,6 +172,13 @@ class ProcessTreeMonitor:
         with self._lock:
             return dict(self._peak_breakdown_mib)
 
+    def replica_rss_mib(self) -> dict[str, float]:
+        """RSS of each replica process alive at the last sample, MiB, keyed
+        `<deployment> pid <pid>`: a replica Serve restarts comes back under a new key."""
+        with self._lock:
+            return {f"{deployment} pid {pid}": round(rss / MIB, 1)
+                    for pid, (deployment, rss) in sorted(self._replica_rss.items())}
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -186,6 +195,7 @@ class ProcessTreeMonitor:
         rss = pss = 0
         by_role: dict[str, int] = {}
         replicas: dict[str, int] = {}
+        replica_rss: dict[int, tuple[str, int]] = {}
         cpu: dict[int, float] = {}
         roles: dict[int, str] = {}
         for process in processes:
@@ -205,12 +215,14 @@ class ProcessTreeMonitor:
             if role.startswith("replica:"):
                 deployment = role.split(":", 1)[1]
                 replicas[deployment] = replicas.get(deployment, 0) + 1
-        sample = _Sample(rss, pss, by_role, replicas, len(roles))
+                replica_rss[process.pid] = (deployment, memory.rss)
+        sample = _Sample(rss, pss, by_role, replicas, len(roles), replica_rss)
         with self._lock:
             for process in processes:
                 self._seen.setdefault(process.pid, process)
             self._roles.update(roles)
             self._cpu_s.update(cpu)
+            self._replica_rss = sample.replica_rss
             self._record(self._window, sample)
             if self._record(self._peak, sample):
                 self._peak_breakdown_mib = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.soak import render_soak
 from benchmarks.targets import PEAK_SHARE, littles_law_ms
 
 Result = dict[str, Any]
@@ -34,6 +35,8 @@ def render_text(result: Result) -> str:
         lines += ["", *render_devset(result["devset"])]
     for graph in result["graphs"].values():
         lines += ["", *render_graph(graph, result["settings"])]
+        if graph.get("soak"):
+            lines += ["", *render_soak(graph["soak"], machine)]
     if len(result["graphs"]) > 1:
         lines += ["", *render_side_by_side(result["graphs"])]
     if result.get("batch"):

@@ -1,7 +1,7 @@
 """`make bench`: per-model figures, then for each graph (full, technical-only) its in-process
 limit and the served graph under a closed-loop sweep (and, for the full graph, an open loop at
-Poisson rates); then the report (text on stdout, JSON and plots under benchmarks/results/).
-See benchmarks/README.md."""
+Poisson rates and the soak); then the report (text on stdout, JSON and plots under
+benchmarks/results/). See benchmarks/README.md."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import render, report
-from benchmarks.arrivals import parse_rates
+from benchmarks.arrivals import MAX_PEAK_FRACTION, parse_rates
 from benchmarks.images import devset_images, render_images
 from benchmarks.service import (
     DEFAULT_SERVE_CONFIG,
@@ -27,6 +27,7 @@ from benchmarks.service import (
     application_args,
     write_technical_config,
 )
+from benchmarks.soak import SoakPlan
 from benchmarks.sweep import GraphPlan, describe_config, run_graph
 from benchmarks.traffic import Payload
 
@@ -60,6 +61,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measured seconds per open-loop rate (default 10)")
     add("--open-warmup", type=float, default=2.0,
         help="unmeasured seconds of Poisson arrivals before each rate's window (default 2)")
+    add("--soak-seconds", type=float, default=600.0,
+        help="after the full graph's open loop, a soak of this many measured seconds at "
+             "--soak-share of the closed-loop peak: 5xx, shed share, p99 per minute, RSS per "
+             "replica over time (default 600; 0 skips it, as --quick does)")
+    add("--soak-warmup", type=float, default=60.0,
+        help="seconds of soak load before its window, so RSS growth is counted after the "
+             "warm-up (default 60)")
+    add("--soak-share", type=float, default=0.8,
+        help="the soak's offered rate as a share of the closed-loop peak (default 0.8)")
+    add("--soak-bucket", type=float, default=60.0,
+        help="seconds per row of the soak's figures over time (default 60: per minute)")
     add("--batch-sizes", default="64,256", metavar="N,N",
         help="images per `curator batch` job after the graphs, each a whole job on a private "
              "local Ray; two sizes also give the rate past start-up (default 64,256; none: skip)")
@@ -112,6 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.open_loop, args.open_duration, args.open_warmup = "0.5,0.9", 4.0, 1.0
         args.model_batches, args.model_min_s = "1,8", 0.5
         args.batch_sizes = "16,32"
+        args.soak_seconds = 0.0
     args.out_dir = args.out_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     try:
         args.levels = [int(level) for level in args.levels.split(",") if level.strip()]
@@ -136,6 +149,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--batch-sizes must be >= 1")
     if args.duration <= 0 or args.warmup < 0 or args.open_duration <= 0 or args.open_warmup < 0:
         parser.error("durations must be > 0 and warm-ups >= 0")
+    if (args.soak_seconds < 0 or args.soak_warmup < 0 or args.soak_bucket <= 0
+            or not 0 < args.soak_share <= MAX_PEAK_FRACTION):
+        parser.error("--soak-seconds and --soak-warmup must be >= 0, --soak-bucket > 0, "
+                     f"--soak-share in (0, {MAX_PEAK_FRACTION:g}]")
     if args.models_only and args.skip_models:
         parser.error("--models-only and --skip-models exclude each other")
     return args
@@ -148,7 +165,10 @@ def graph_plans(args: argparse.Namespace, workdir: Path) -> list[GraphPlan]:
     for name in names:
         rates = args.open_loop if name in with_open else []
         if name == "full":
-            plans.append(GraphPlan("full", args.config, describe_config(args.config), rates))
+            soak = (SoakPlan(args.soak_seconds, args.soak_warmup, args.soak_bucket,
+                             args.soak_share) if args.soak_seconds > 0 else None)
+            plans.append(GraphPlan("full", args.config, describe_config(args.config), rates,
+                                   soak))
         else:
             config = write_technical_config(args.config, workdir / "technical.yaml")
             plans.append(GraphPlan("technical", config, "technical-only variant of "
@@ -207,6 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "torch_threads": args.inprocess_torch_threads},
             "model_batches": args.model_batches, "model_min_s": args.model_min_s,
             "serve_env": args.serve_env, "quick": args.quick, "batch_sizes": args.batch_sizes,
+            "soak": {"seconds": args.soak_seconds, "warmup_s": args.soak_warmup,
+                     "share_of_peak": args.soak_share, "bucket_s": args.soak_bucket},
         },
         "machine": machine,
         "models": models,

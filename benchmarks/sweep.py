@@ -18,6 +18,7 @@ from benchmarks.inprocess import run_inprocess
 from benchmarks.loadgen import LoadGenerator
 from benchmarks.samples import LevelResult
 from benchmarks.service import REPO_ROOT, ServeService, application_args
+from benchmarks.soak import SoakPlan, run_soak
 from benchmarks.targets import headline
 from benchmarks.traffic import Payload
 
@@ -44,6 +45,7 @@ class GraphPlan:
     config: Path  # the serve config to run (the technical one is a temporary variant)
     described_as: str  # how the report names the config
     open_rates: list[OfferedRate] = field(default_factory=list)
+    soak: SoakPlan | None = None  # after the open loop, at a share of the closed-loop peak
 
 
 def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload],
@@ -97,6 +99,11 @@ def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload]
             level = measured(partial(generator.run_rate, per_s, args.open_warmup,
                                      args.open_duration, seed=index))
             open_levels.append({**level, "rate": str(rate)})
+        soak = None
+        if plan.soak:
+            soak = run_soak(generator, monitor, peak, plan.soak)
+            health = service.ensure_alive(f"the {plan.name} graph's soak")
+            soak["admission_after"] = health.get("admission")
         service_info = {
             "config": plan.described_as,
             "command": "python -m ray.serve.scripts run --address local <config, port rewritten>",
@@ -115,6 +122,7 @@ def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload]
         "service": service_info,
         "levels": levels,
         "open_loop": open_levels,
+        "soak": soak,
         "headline": headline(plan.name, inprocess_figures, levels, open_levels),
     }
 
