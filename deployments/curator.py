@@ -55,7 +55,7 @@ from curator.settings import CuratorAppArgs, CuratorConfig
 from deployments.stage_chain import TECHNICAL_CARD, StageChain
 from experiments.config import ExperimentConfig, experiments_from_data
 from experiments.live import Arm, EnsuredStore, LiveExperiments, decision_record
-from experiments.outbox import Outbox
+from experiments.outbox import Outbox, replica_outbox_path
 from experiments.records import OutcomeRecord
 from experiments.store import DecisionStore
 from rules import load_policy_set, policy_set_from_texts
@@ -113,11 +113,11 @@ class Curator:
         self._configured = False  # no user_config applied yet
         self._refresher: asyncio.Task[None] | None = None
         self._store = EnsuredStore(DecisionStore(self._args.store.url))
-        rank = serve.get_replica_context().rank
         # One outbox file per replica rank: a replica restarted in the same slot drains what
         # its predecessor left.
-        self._outbox = Outbox(self._args.store.outbox_dir / f"ingress-{rank}.db", self._store,
-                              on_metric=self._outbox_metric)
+        outbox_path = replica_outbox_path(self._args.store.outbox_dir,
+                                          serve.get_replica_context().rank)
+        self._outbox = Outbox(outbox_path, self._store, on_metric=self._outbox_metric)
         limits = self._args.limits
         # The listing check's decode budget: `decode_memory_bytes`, else the default for this
         # host (a Preprocess replica with a Ray memory reservation derives its own from that).

@@ -257,6 +257,29 @@ class Outbox:
             log.exception("outbox metric hook failed")
 
 
+class _Ranked(Protocol):
+    rank: int
+
+
+def replica_outbox_path(directory: Path, rank: int | _Ranked) -> Path:
+    """The outbox file of the ingress replica at `rank` (Serve's `ReplicaRank`, or a plain int):
+    `ingress-<n>.db`, stable across restarts so that a replica restarted in the same slot drains
+    what its predecessor left. A file under the name earlier versions used, the rank object's
+    repr (`ingress-rank=0 node_rank=0 local_rank=0.db`), is renamed to it, so no row left there
+    is orphaned."""
+    number = rank if isinstance(rank, int) else int(rank.rank)
+    path = directory / f"ingress-{number}.db"
+    legacy = directory / f"ingress-{rank}.db"
+    if legacy != path and legacy.exists() and not path.exists():
+        # SQLite's WAL and shared-memory files go with it: rows may still sit in the WAL.
+        for suffix in ("-wal", "-shm", ""):
+            source = legacy.with_name(legacy.name + suffix)
+            if source.exists():
+                source.rename(path.with_name(path.name + suffix))
+        log.info("outbox: renamed %s to %s", legacy.name, path.name)
+    return path
+
+
 def _open(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Shared between threads under Outbox._lock; `with db:` wraps writes in one transaction.
