@@ -124,7 +124,8 @@ def run_batch(manifest: pa.Table, out: Path, settings: BatchSettings,
 def build_dataset(manifest: pa.Table, settings: BatchSettings, options: BatchOptions
                   ) -> ray.data.Dataset:
     """The pipeline as a lazy Dataset of (`listing_id`, `answer`: the JSON text) rows."""
-    limits, url_fetch = settings.app_args.limits, settings.app_args.url_fetch
+    url_fetch = settings.app_args.url_fetch
+    limits = options.actor_limits(settings.app_args.limits)  # the decode budget, shared
     models = settings.models
     options.check(models)
     # With GPUs, Ray Data's own default for the CPU side (1 CPU per actor): asking for both

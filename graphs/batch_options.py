@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curator.settings import ModelStageSettings
+from curator.settings import InputLimits, ModelStageSettings
+
+# The smallest decode budget InputLimits accepts: a share below it is raised to it.
+MIN_ACTOR_DECODE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,21 @@ class BatchOptions:
             # The runtimes (TensorRT profiles) are built for batches up to the limit.
             raise ValueError(f"batch size {self.batch_size} exceeds the models' "
                              f"max_batch_size_limit {models.max_batch_size_limit}")
+
+    @property
+    def decoding_actors(self) -> int:
+        """Actors that decode images at once: the readers (Preprocess) and the listing actors
+        (a fix decodes the original again)."""
+        return self.read_actors + self.listing_actors
+
+    def actor_limits(self, limits: InputLimits) -> InputLimits:
+        """The limits each decoding actor runs with. Online, each Preprocess replica's default
+        decode budget comes from its own Ray memory reservation; batch actors have none, so
+        each would take the host's default (a quarter of its memory), and eight of them could
+        decode twice the host's memory at once. Here they share that default instead; an image
+        over an actor's share is that image's error (too_many_pixels), never the job's. An
+        explicit `decode_memory_bytes` is per actor, as it is per replica online."""
+        if limits.decode_memory_bytes is not None:
+            return limits
+        share = max(MIN_ACTOR_DECODE_BYTES, limits.decode_budget() // self.decoding_actors)
+        return limits.model_copy(update={"decode_memory_bytes": share})
