@@ -42,6 +42,10 @@ class InputLimits(BaseModel):
     # listing_too_large) before any is decoded. None: a quarter of the replica's memory
     # (models.decode.default_decode_budget).
     decode_memory_bytes: int | None = Field(None, ge=16 * 2**20, le=2**40)
+    # Seconds an image may wait for room in that budget before it is answered `decode_busy`
+    # (that image only; the client may retry it): well under the HTTP request timeout, so a
+    # replica flooded with large images answers late ones instead of holding them.
+    decode_wait_s: float = Field(10.0, gt=0, le=120)
 
     def decode_budget(self, replica_memory: float | None = None) -> int:
         """`decode_memory_bytes`, else the default for a replica with that much memory (None:

@@ -2,7 +2,8 @@
 
 Decoding is the one step whose memory an upload decides: each image's cost is read from its header
 and held against the replica's decode budget while the image is decoded and measured (or fixed),
-so however many images arrive at once, the replica holds at most the budget's worth."""
+so however many images arrive at once, the replica holds at most the budget's worth. An image
+that finds no room within `decode_wait_s` is answered `decode_busy` (that image only)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from ray.serve.metrics import Counter, Gauge, Histogram
 
 from curator.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
 from curator.errors import ImageError
-from models.decode import DecodeBudget, DecodeLimits, default_decode_budget, read_header
+from models.decode import (
+    DecodeBudget,
+    DecodeBusy,
+    DecodeLimits,
+    default_decode_budget,
+    read_header,
+)
 from models.preprocess import Preprocessor
 
 _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
@@ -36,9 +43,10 @@ def replica_memory() -> float | None:
 class Preprocess:
     def __init__(
         self, max_image_bytes: int, max_image_pixels: int, emit_model_inputs: bool = True,
-        decode_memory_bytes: int | None = None,
+        decode_memory_bytes: int | None = None, decode_wait_s: float | None = None,
     ) -> None:
         self._emit_model_inputs = emit_model_inputs
+        self._decode_wait_s = decode_wait_s
         self._budget = DecodeBudget(decode_memory_bytes or default_decode_budget(replica_memory()))
         self._preprocessor = Preprocessor(
             decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels,
@@ -70,10 +78,14 @@ class Preprocess:
         started = time.perf_counter()
         # The compact model inputs travel on to the model stages, never to the client; with no
         # model stage after this one, they are not sent at all.
-        with self._decoding_room(data):
-            measured = measure_locally(
-                data, image_id, self._preprocessor, keep_model_inputs=self._emit_model_inputs
-            )
+        try:
+            with self._decoding_room(data):
+                measured = measure_locally(
+                    data, image_id, self._preprocessor, keep_model_inputs=self._emit_model_inputs
+                )
+        except DecodeBusy as busy:
+            busy.image_id = image_id
+            measured = MeasuredImage(image_id=image_id, error=busy.to_dict())
         if measured.error is not None:
             self._failures.inc(tags={"code": measured.error["code"]})
         else:
@@ -83,8 +95,11 @@ class Preprocess:
     def apply_fixes(self, data: bytes, fixes: list[tuple[str, dict]]) -> FixedFile:
         """The fixes a rule asked for (rules.fixes): decode, fix, encode as sRGB JPEG. On this
         CPU replica rather than the ingress, whose event loop must not do pixel work."""
-        with self._decoding_room(data):
-            fixed = fix_locally(data, fixes, self._preprocessor)
+        try:
+            with self._decoding_room(data):
+                fixed = fix_locally(data, fixes, self._preprocessor)
+        except DecodeBusy as busy:
+            fixed = FixedFile(error=busy.to_dict())
         if fixed.error is not None:
             self._failures.inc(tags={"code": fixed.error["code"]})
         return fixed
@@ -93,7 +108,7 @@ class Preprocess:
         """The replica's decode budget: capacity, reserved now, the most reserved at once, waits."""
         budget = self._budget
         return {"capacity": budget.capacity, "in_use": budget.in_use, "peak": budget.peak,
-                "waits": budget.waits}
+                "waits": budget.waits, "timeouts": budget.timeouts}
 
     @contextmanager
     def _decoding_room(self, data: bytes) -> Iterator[None]:
@@ -103,7 +118,7 @@ class Preprocess:
             cost = read_header(data, self._preprocessor.decode_limits).decode_bytes
         except ImageError:
             cost = 0
-        with self._budget.reserve(cost) as waited:
+        with self._budget.reserve(cost, self._decode_wait_s) as waited:
             if waited:
                 self._budget_waits.inc()
             self._decoding.set(self._budget.in_use)

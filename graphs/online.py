@@ -43,6 +43,7 @@ def build_graph(
         max_image_pixels=args.limits.max_image_pixels,
         emit_model_inputs=stages is not None,
         decode_memory_bytes=args.limits.decode_memory_bytes,
+        decode_wait_s=args.limits.decode_wait_s,
     )
     canary = Canary.bind(args.store.url, args.canary_interval_s)  # type: ignore[attr-defined]
     app_args = args.model_dump(mode="json")

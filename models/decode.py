@@ -365,13 +365,22 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(blended.astype(np.uint8))
 
 
+class DecodeBusy(ImageError):
+    """No room in the decode budget came in time: the replica is busy, the image is fine."""
+
+    status = 503
+    code = "decode_busy"
+
+
 class DecodeBudget:
     """Bytes of decoding working memory a process lets run at once, shared by its threads.
 
     `reserve(cost)` waits until the images being decoded leave room for `cost`, first come first
     served, so a replica's peak memory stays near its baseline plus the budget whatever arrives;
     a cost over the whole budget is refused (`read_header` with `max_decode_bytes` refuses such an
-    image before it gets here)."""
+    image before it gets here). A wait is bounded: after `timeout_s` the image gives up its place
+    in the queue with `decode_busy`, so a replica flooded with large images answers each late
+    one in bounded time instead of holding it until the client's own timeout."""
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -380,12 +389,14 @@ class DecodeBudget:
         self.in_use = 0
         self.peak = 0  # the most reserved at once
         self.waits = 0  # reservations that had to wait for room
+        self.timeouts = 0  # reservations that gave up waiting (DecodeBusy)
         self._ready = threading.Condition()
         self._queue: deque[object] = deque()
 
     @contextmanager
-    def reserve(self, cost: int) -> Iterator[bool]:
-        """Hold `cost` bytes for the block; gives whether it had to wait for them."""
+    def reserve(self, cost: int, timeout_s: float | None = None) -> Iterator[bool]:
+        """Hold `cost` bytes for the block; gives whether it had to wait for them. Raises
+        `DecodeBusy` when no room came within `timeout_s` (None: wait as long as it takes)."""
         if cost > self.capacity:
             raise ValueError(f"{cost} bytes exceed the whole budget of {self.capacity}")
         ticket = object()
@@ -395,8 +406,15 @@ class DecodeBudget:
             if self._queue[0] is not ticket or self.in_use + cost > self.capacity:
                 self.waits += 1
                 waited = True
-            self._ready.wait_for(
-                lambda: self._queue[0] is ticket and self.in_use + cost <= self.capacity)
+            if not self._ready.wait_for(
+                    lambda: self._queue[0] is ticket and self.in_use + cost <= self.capacity,
+                    timeout=timeout_s):
+                self._queue.remove(ticket)
+                self.timeouts += 1
+                self._ready.notify_all()  # the one behind may be first in line now
+                raise DecodeBusy(
+                    f"the replica's decode memory stayed full for {timeout_s:g} s "
+                    f"({cost} bytes asked); retry the image", code="decode_busy")
             self._queue.popleft()
             self.in_use += cost
             self.peak = max(self.peak, self.in_use)

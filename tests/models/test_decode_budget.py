@@ -25,6 +25,7 @@ from models.decode import (
     MAX_DEFAULT_DECODE_BYTES,
     MIN_DEFAULT_DECODE_BYTES,
     DecodeBudget,
+    DecodeBusy,
     DecodeLimits,
     decode_image,
     default_decode_budget,
@@ -194,3 +195,65 @@ def test_the_cost_covers_the_memory_decoding_and_measuring_really_take(
     counted = DECODE_BYTES_PER_PIXEL[str(large["mode"])]
     print(f"{kind} ({large['mode']}): {per_pixel:.1f} B/px measured, {counted} counted")
     assert 0 < per_pixel <= counted
+
+
+def test_a_wait_for_room_gives_up_in_time_and_leaves_the_queue() -> None:
+    """An image that finds no room within its wait is `decode_busy`; it leaves its place in the
+    queue, so the one behind it is served as soon as room comes."""
+    budget = DecodeBudget(100)
+    room = threading.Event()
+    served: list[str] = []
+
+    def hold() -> None:
+        with budget.reserve(90):
+            room.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while budget.in_use == 0:
+        time.sleep(0.001)
+    with pytest.raises(DecodeBusy) as busy, budget.reserve(50, timeout_s=0.05):
+        pass
+    assert (busy.value.code, busy.value.status) == ("decode_busy", 503)
+    assert budget.timeouts == 1
+
+    def small() -> None:
+        with budget.reserve(10, timeout_s=5):
+            served.append("small")
+
+    behind = threading.Thread(target=small)
+    behind.start()
+    behind.join(5)
+    assert served == ["small"]  # fits beside the holder, and nobody stale is ahead of it
+    room.set()
+    holder.join(5)
+    assert budget.in_use == 0
+
+
+def test_a_busy_replica_answers_the_image_decode_busy() -> None:
+    """The Preprocess replica's own class (outside Serve) with a budget another image holds: a
+    second image that does not fit in time gets its own error, and the replica stays usable."""
+    from deployments.preprocess import Preprocess
+
+    replica = Preprocess.func_or_class(
+        max_image_bytes=25 * MIB, max_image_pixels=50_000_000, emit_model_inputs=False,
+        decode_memory_bytes=16 * MIB, decode_wait_s=0.05)
+    photo = synthetic.to_jpeg_bytes(synthetic.render_product((1000, 1000)))
+    assert read_header(photo, DecodeLimits()).decode_bytes > 8 * MIB  # two do not fit at once
+    released = threading.Event()
+
+    def hold() -> None:
+        with replica._budget.reserve(12 * MIB):
+            released.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while replica._budget.in_use == 0:
+        time.sleep(0.001)
+    answer = replica.run(photo, "late")
+    assert answer.error is not None and answer.error["code"] == "decode_busy"
+    assert answer.error["image_id"] == "late"
+    assert replica.decode_budget()["timeouts"] == 1
+    released.set()
+    holder.join(5)
+    assert replica.run(photo, "later").error is None
