@@ -33,7 +33,8 @@ def add_batch_commands(subparsers: Any) -> None:
         "batch", help="assess a manifest of listings offline with Ray Data",
         description="Assess every listing of a manifest (CSV, JSON Lines or Parquet: listing_id, "
         "image_id, path or url, optional category, marketplace, role) with the online graph's "
-        "stages on Ray Data; one HTTP answer per listing goes to DIR/answers-*.jsonl.")
+        "stages on Ray Data; one HTTP answer per listing goes to DIR/answers-*.jsonl "
+        "(and to DIR/answers-*.parquet with --format parquet).")
     batch.add_argument("manifest", type=Path,
                        help="the images, one a row; a relative path is from the manifest's folder")
     batch.add_argument("--out", type=Path, required=True, metavar="DIR",
@@ -54,6 +55,11 @@ def add_batch_commands(subparsers: Any) -> None:
                        default=defaults.gpus_per_model_actor, metavar="GPUS",
                        help="GPUs each extractor and scorer actor asks Ray for (default 0: CPU; "
                        "0.5: two share one GPU)")
+    batch.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
+                       dest="output_format",
+                       help="jsonl (default): the answers as JSON Lines; parquet: the same, and "
+                       "beside each answers-*.jsonl an answers-*.parquet with a row per listing "
+                       "(typed columns, the images as a nested list, the answer's JSON text)")
     batch.add_argument("--address", default=None,
                        help="the Ray to run on (default: RAY_ADDRESS, else a cluster started "
                        "with `ray start` on this machine, else a new local one; `local`: always "
@@ -68,6 +74,7 @@ def _batch(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, read_actors=args.read_actors,
         extract_actors=args.extract_actors, score_actors=args.score_actors,
         listing_actors=args.listing_actors, gpus_per_model_actor=args.gpus_per_model_actor,
+        parquet=args.output_format == "parquet",
     )
     try:
         from graphs.batch import BatchSettings

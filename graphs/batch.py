@@ -114,9 +114,10 @@ class BatchSummary:
 def run_batch(manifest: pa.Table, out: Path, settings: BatchSettings,
               options: BatchOptions = BatchOptions()) -> BatchSummary:  # noqa: B008 - frozen
     """Assess every listing of `manifest` (from `read_manifest`) on the connected Ray; the
-    answers go to JSON Lines files in `out`."""
+    answers go to JSON Lines files in `out` (and Parquet ones beside them with
+    `options.parquet`)."""
     started = time.perf_counter()
-    sink = ListingAnswersDatasink(out)
+    sink = ListingAnswersDatasink(out, parquet=options.parquet)
     build_dataset(manifest, settings, options).write_datasink(sink)
     return BatchSummary(sink.counts, time.perf_counter() - started)
 

@@ -19,6 +19,7 @@ class BatchOptions:
     score_actors: int = 1  # QualityScorer actors
     listing_actors: int = 1  # rules + fixes + selection actors
     gpus_per_model_actor: float = 0.0  # GPUs each extractor and scorer actor asks Ray for
+    parquet: bool = False  # also write the answers as Parquet, beside the JSON Lines
 
     def check(self, models: ModelStageSettings) -> None:
         """ValueError for options these models cannot run with."""

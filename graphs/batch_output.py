@@ -50,10 +50,12 @@ class AnswerCounts:
 
 class ListingAnswersDatasink(Datasink[AnswerCounts]):
     """Writes the `answer` column, one JSON text per line, to `answers-NNNNN.jsonl` files (one
-    per write task) in a local folder on the driver's node."""
+    per write task) in a local folder on the driver's node; with `parquet`, the same answers to
+    `answers-NNNNN.parquet` beside each (graphs.batch_parquet)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, parquet: bool = False) -> None:
         self.directory = directory
+        self.parquet = parquet
         self.counts = AnswerCounts()  # filled on the driver once every task has written
 
     @property
@@ -67,12 +69,21 @@ class ListingAnswersDatasink(Datasink[AnswerCounts]):
         counts = AnswerCounts()
         # Named by the task: a retried task rewrites its own file rather than adding one.
         path = self.directory / f"answers-{ctx.task_idx:05d}.jsonl"
+        texts: list[str] = []
         with path.open("w", encoding="utf-8") as out:
             for block in blocks:
                 for answer in BlockAccessor.for_block(block).to_arrow().column("answer"):
                     text = answer.as_py()
                     out.write(text + "\n")
                     counts.add(json.loads(text))
+                    if self.parquet:
+                        texts.append(text)
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            from graphs.batch_parquet import answers_table
+
+            pq.write_table(answers_table(texts), path.with_suffix(".parquet"))
         return counts
 
     def on_write_complete(self, write_result: WriteResult[AnswerCounts]) -> None:
