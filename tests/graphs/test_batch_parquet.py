@@ -38,8 +38,10 @@ ASSESSED: dict[str, Any] = {
     "selection": {"main_image_id": "a", "order": ["a", "b"], "main_image_compliant": True,
                   "reason": "compliant", "duplicates": {}, "steps": []},
 }
-REFUSED: dict[str, Any] = {"listing_id": "L-2", "error": {"code": "too_many_images", "message": "7 > 6",
-                                          "field": "images"}}
+REFUSED: dict[str, Any] = {
+    "listing_id": "L-2",
+    "error": {"code": "too_many_images", "message": "7 > 6", "field": "images"},
+}
 
 
 def write(directory: Path, answers: list[dict[str, Any]], task: int,
