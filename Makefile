@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test bench capacity manifests lint clean
+.PHONY: install serve test bench capacity manifests cluster-demo lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 # The capacity model (docs/capacity.md) from the latest bench figures.
 capacity: $(STAMP)
 	$(BIN)/python -m benchmarks.capacity --results benchmarks/results/latest.json --write-doc
+
+# Autoscaling under a load step on a simulated multi-node Ray cluster on this host (issue 14):
+# benchmarks/results/cluster_demo.json and .png. CLUSTER_DEMO_ARGS: --quick, --step-rate N.
+cluster-demo: $(STAMP)
+	$(BIN)/python -m benchmarks.cluster_demo $(CLUSTER_DEMO_ARGS)
 
 # The KubeRay RayService, generated from graphs/serve_config.gpu.yaml and cluster.yaml.
 manifests: $(STAMP)

@@ -35,7 +35,13 @@ import requests
 import yaml
 
 from benchmarks.arrivals import poisson_arrivals
-from benchmarks.fake_cluster import HEAD_TYPE, ClusterSpec, FakeCluster, NodeType
+from benchmarks.fake_cluster import (
+    DEFAULT_TEMP_DIR,
+    HEAD_TYPE,
+    ClusterSpec,
+    FakeCluster,
+    NodeType,
+)
 from benchmarks.images import render_images
 from benchmarks.samples import Sample
 from benchmarks.service import LOOPBACK, free_port
@@ -76,11 +82,16 @@ DEMO_CLUSTER = ClusterSpec(
 # graphs/serve_config.gpu.yaml's deployments, scaled to this host: fewer replicas, queue targets
 # a CPU replica can meet, delays of seconds rather than minutes. What places replicas is kept:
 # the model stages ask for a share of a GPU (an L4), the others for CPU only.
-_FAST = {"upscale_delay_s": 3, "downscale_delay_s": 15, "look_back_period_s": 5}
+_FAST = {"upscale_delay_s": 3, "downscale_delay_s": 20, "look_back_period_s": 12}
 SCALED_DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "Curator": {
         "ray_actor_options": {"num_cpus": 0.5},
-        "user_config": {"admission": {"latency_target_ms": 500}},
+        # Every fake node shares this host's two cores, so replicas added under the step add
+        # no throughput, and what is in flight (throughput x latency) grows only with the
+        # latency that admission lets through. A looser limit (4x the no-load latency, up to
+        # 2 s, instead of 2x and 0.5 s) gives the model stages the queue that makes Serve ask
+        # for their maximum, as the added capacity would on a real cluster.
+        "user_config": {"admission": {"latency_target_ms": 2000, "tolerance": 4.0}},
         "autoscaling_config": {"min_replicas": 1, "max_replicas": 1,
                                "target_ongoing_requests": 32},
     },
@@ -217,11 +228,11 @@ class Poller(threading.Thread):
     def __init__(self, cluster: FakeCluster, serve: ServeClient, origin: float) -> None:
         super().__init__(name="cluster-poller", daemon=True)
         self._cluster, self._serve, self._origin = cluster, serve, origin
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self.snapshots: list[ClusterSnapshot] = []
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 status = self._cluster.status()
                 nodes: dict[str, int] = {}
@@ -229,17 +240,22 @@ class Poller(threading.Thread):
                     if node.ray_node_type_name != HEAD_TYPE:
                         nodes[node.ray_node_type_name] = nodes.get(node.ray_node_type_name,
                                                                    0) + 1
-                self.snapshots.append(ClusterSnapshot(
+                snapshot = ClusterSnapshot(
                     t=round(time.perf_counter() - self._origin, 2), nodes=nodes,
                     replicas=self._serve.running_replicas(),
                     pending_launches=len(status.pending_launches) + len(status.pending_nodes),
-                ))
+                )
+                if not self.snapshots or (snapshot.nodes, snapshot.replicas) != (
+                        self.snapshots[-1].nodes, self.snapshots[-1].replicas):
+                    logger.info("t=%.0f s: nodes %s, replicas %s", snapshot.t, snapshot.nodes,
+                                snapshot.replicas)
+                self.snapshots.append(snapshot)
             except Exception as error:  # one missed poll is a gap, not the end of the run
                 logger.warning("poll failed: %s", error)
-            self._stop.wait(POLL_S)
+            self._stopping.wait(POLL_S)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=15)
 
     def back_to(self, nodes: dict[str, int], replicas: dict[str, int]) -> bool:
@@ -288,7 +304,7 @@ def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
              spec: ClusterSpec = DEMO_CLUSTER) -> dict[str, Any]:
     """Start the cluster, deploy, drive the profile, stop everything; the result as a dict."""
     data_dir = Path(tempfile.mkdtemp(prefix="curator-cluster-data-"))
-    cluster = FakeCluster(spec, **({"temp_dir": temp_dir} if temp_dir else {}))
+    cluster = FakeCluster(spec, temp_dir or DEFAULT_TEMP_DIR)
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
     config = demo_serve_config(port, data_dir)
@@ -325,7 +341,7 @@ def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
         finally:
             time.sleep(POLL_S)
             poller.stop()
-    seconds = int(max([s.finished for s in samples] + [time.perf_counter()]) - origin) + 1
+        seconds = int(time.perf_counter() - origin)
     timeline = merge(bin_samples(samples, origin, seconds), poller.snapshots)
     return {
         "ready_s": ready_s,
