@@ -11,9 +11,11 @@ Expected: Serve adds model replicas under the step; those that do not fit on the
 make the autoscaler launch more; after the step Serve removes the extra replicas, and the nodes
 left idle are terminated after the idle timeout; no request fails meanwhile.
 
-    .venv/bin/python -m benchmarks.cluster_demo [--quick] [--step-rate 6]
+    .venv/bin/python -m benchmarks.cluster_demo [--quick] [--step-rate 6] [--no-batch]
 
-writes benchmarks/results/cluster_demo.json (`samples`: one a second) and cluster_demo.png.
+writes benchmarks/results/cluster_demo.json (`samples`: one a second) and cluster_demo.png. Then,
+on a fresh cluster, a `curator batch --format parquet` job whose model actors ask for fake GPUs
+(benchmarks.cluster_batch), under `batch` in the JSON.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import requests
 import yaml
 
 from benchmarks.arrivals import poisson_arrivals
+from benchmarks.cluster_batch import run_batch_on_cluster
 from benchmarks.fake_cluster import (
     DEFAULT_TEMP_DIR,
     HEAD_TYPE,
@@ -405,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-rate", type=float, default=6.0,
                         help="listings/s during the step (one AttributeExtractor replica "
                         "serves about 2/s on this host's CPU)")
+    parser.add_argument("--no-batch", action="store_true",
+                        help="skip the batch job on the cluster after the online run")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "cluster_demo.json")
     parser.add_argument("--plot", type=Path, default=RESULTS_DIR / "cluster_demo.png")
     args = parser.parse_args(argv)
@@ -414,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(REPO_ROOT)
     plan = profile(args.step_rate, args.quick)
     result = {"machine": machine, **run_demo(plan, args.step_rate)}
+    if not args.no_batch:
+        # A fresh cluster, so that the batch job's model actors meet no Serve replicas and the
+        # GPU workers launched are theirs.
+        with FakeCluster(DEMO_CLUSTER) as cluster:
+            result["batch"] = run_batch_on_cluster(cluster)
+        logger.info("batch on the cluster: %s", result["batch"]["actors_by_node_type"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     logger.info("wrote %s", args.json)
@@ -425,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"curator on a fake multi-node Ray cluster, {machine['cpu_model']}, "
                   f"{machine['date'][:10]}; step {args.step_rate:g} listings/s", args.plot)
     print(json.dumps({"summary": result["summary"], "status_counts": result["status_counts"],
-                      "failed": result["failed"], "ready_s": result["ready_s"]}, indent=1))
+                      "failed": result["failed"], "ready_s": result["ready_s"],
+                      "batch": {k: v for k, v in result.get("batch", {}).items()
+                                if k != "parquet_columns"}}, indent=1))
     return 0 if result["failed"] == 0 else 1
 
 
