@@ -26,6 +26,9 @@ Recall, per variant, through the whole detector (`TextDetector`, post-processing
   post-processing's cut-offs (box score, line height, stroke density) come and go with it.
 Start-up: seconds to create a session from the shipped file and from an ORT-optimised copy saved
 offline (`SessionOptions.optimized_model_filepath`).
+Targets (issue 11), printed PASS/MISS: the variant `cpu_precision: auto` runs on this host at
+least 3x cheaper than the reference at 1 thread, batch 1; its label recall >= 0.9; INT8 640
+finding >= 0.98 of FP32 640's boxes on the held-out photos.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.targets import Target
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
 from models.detectors.base import Detections, FrameBox
 from models.detectors.text import TextDetector, letterbox, normalise
 from models.detectors.text_settings import TextDetectorSettings
 from models.preprocess import ModelInputs, Preprocessor
 from models.runtime.base import RuntimeInfo
-from models.runtime.cpu_features import cpu_features
+from models.runtime.cpu_features import CpuFeatures, cpu_features
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,13 @@ LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+# Issue 11's: the runtime `auto` picks on this host against ORT FP32 on one thread at 640, the
+# recall it must hold, and the INT8 model's agreement with FP32 wherever INT8 runs.
+SPEEDUP = Target("text detector CPU ms per image: FP32 / the auto choice, 1 thread, batch 1",
+                 3.0, True, "x")
+LABEL_RECALL = Target("text recall against labels, the auto choice", 0.9, True, "recall")
+INT8_AGREEMENT = Target("INT8 640 finds FP32 640's boxes on held-out photos", 0.98, True,
+                        "recall")
 MATCH_IOU = 0.5  # a variant box finds an FP32 box again when they overlap at least this much
 INK_FOUND = 0.5  # a stamp is found when at least this share of its ink lies inside boxes
 
@@ -94,6 +105,31 @@ def variants() -> list[Variant]:
     if openvino_available():
         found.append(Variant("openvino-bf16-640", TEXT_DETECTOR, "all", 640, "openvino"))
     return found
+
+
+def auto_variant(features: CpuFeatures) -> str:
+    """The variant the service's `cpu_precision: auto` runs on this host (models/runtime)."""
+    from models.runtime.select import choose_cpu_model, openvino_available
+
+    choice = choose_cpu_model(TEXT_DETECTOR, "auto", features, openvino_available())
+    if choice.runtime == "openvino":
+        return "openvino-bf16-640"
+    return "int8-640" if choice.precision == "int8" else "fp32-640"
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 11's checks on a run's figures: the auto choice's speed-up and recall, and INT8's
+    agreement with FP32 on real photos."""
+    chosen = result["auto_variant"]
+    speed = next(t for t in result["timings"]
+                 if (t["variant"], t["threads"], t["batch"]) == (chosen, 1, 1))
+    recall = {r["variant"]: r for r in result["recall"]}
+    checks = [SPEEDUP.check(round(speed["ratio"], 2), chosen),
+              LABEL_RECALL.check(recall[chosen]["against_labels"], chosen)]
+    if "int8-640" in recall:
+        checks.append(INT8_AGREEMENT.check(recall["int8-640"]["real_against_fp32"],
+                                           f"{result['held_out_photos']} photos"))
+    return checks
 
 
 def session(path: Path, level: str, threads: int, save_to: Path | None = None
@@ -367,7 +403,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     startup = {variant.name: startup_seconds(variant.artifact.path())
                for variant in found if variant.level == "all" and variant.canvas_px == 640
                and variant.runtime == "onnxruntime"}
-    return {
+    result = {
+        "auto_variant": auto_variant(features),
         "cpu": {"model": features.model, "describe": features.describe(),
                 "flags": sorted(features.flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni",
                                                   "amx_int8"})},
@@ -384,6 +421,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         "recall": [asdict(recall) for recall in recalls],
         "startup": startup,
     }
+    result["targets"] = targets(result)
+    return result
 
 
 def _openvino_version() -> str | None:
@@ -427,6 +466,11 @@ def render(result: dict[str, Any]) -> str:
     for name, figures in result["startup"].items():
         lines.append(f"start-up {name}: session {figures['shipped_s']:.2f} s from the shipped "
                      f"file, {figures['offline_optimised_s']:.2f} s from an offline-optimised copy")
+    lines.append(f"targets (issue 11; the service's auto choice here: {result['auto_variant']}):")
+    for check in result["targets"]:
+        lines.append(f"  {'PASS' if check['passed'] else 'MISS'}  {check['target']} "
+                     f"[{check['where']}]: {check['value']} {check['unit']} "
+                     f"(target {check['comparison']} {check['limit']})")
     return "\n".join(lines)
 
 

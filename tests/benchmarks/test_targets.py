@@ -9,6 +9,9 @@ import pytest
 from benchmarks.targets import (
     BATCHING,
     EFFICIENCY,
+    FULL_EFFICIENCY,
+    FULL_P50_AT_C1,
+    LOW_LOAD_SHED,
     P50_AT_C1,
     TAIL_OPEN,
     devset_targets,
@@ -42,7 +45,7 @@ def test_target_without_value_misses() -> None:
 
 
 def _level(concurrency: int | None, images_per_s: float, p99: float, *, rate: float | None = None,
-           batch_mean: float | None = None) -> dict[str, Any]:
+           batch_mean: float | None = None, refused: int = 0) -> dict[str, Any]:
     sizes = ({"extractor": {"mean": batch_mean}, "scorer": {"mean": batch_mean + 1}}
              if batch_mean is not None else {})
     return {
@@ -51,7 +54,7 @@ def _level(concurrency: int | None, images_per_s: float, p99: float, *, rate: fl
         "latency_ms": {"p50": p99 / 2, "p99": p99, "mean": p99 / 2},
         "latency_is_lower_bound": False, "errors_5xx": 0, "errors_other": 0,
         "extra": {}, "batch_sizes": sizes, "peak_rss_mib": 100.0, "peak_pss_mib": 80.0,
-        "service_cpu_ms_per_image": 400.0,
+        "service_cpu_ms_per_image": 400.0, "refused": refused,
     }
 
 
@@ -78,9 +81,15 @@ def test_headline_full_graph() -> None:
     assert head["peak_at_concurrency"] == 16
     assert head["serving_efficiency"] == pytest.approx(0.688)
     checks = {check["target"]: check for check in head["targets"]}
-    assert len(checks) == 5
-    assert P50_AT_C1.name not in checks  # the backbone's target, reported but not judged here
+    assert len(checks) == 7
+    assert P50_AT_C1.name not in checks  # the backbone's 100 ms: the full graph has issue 11's
     assert head["p50_ms_at_concurrency_1"] == 150.0
+    assert (checks[FULL_P50_AT_C1.name]["passed"], checks[FULL_P50_AT_C1.name]["margin"]) == (
+        True, 50.0)
+    assert checks[FULL_EFFICIENCY.name]["passed"] is False  # 5.5 / 8.0 < 0.85
+    assert EFFICIENCY.name not in checks
+    assert (checks[LOW_LOAD_SHED.name]["where"], checks[LOW_LOAD_SHED.name]["passed"]) == (
+        "c=1", True)
     tail_closed = checks["p99 at the highest load with >= 80% of peak throughput, closed loop"]
     assert (tail_closed["where"], tail_closed["passed"]) == ("c=64", False)
     assert head["tail_near_peak_closed_lowest"]["load"] == "c=4"
@@ -90,6 +99,15 @@ def test_headline_full_graph() -> None:
     # The smaller stage mean at the most loaded level near the peak (c=64), not at the peak.
     assert checks[BATCHING.name]["value"] == 6.0
     assert checks[BATCHING.name]["passed"] is True
+
+
+def test_headline_full_graph_misses_on_a_listing_shed_at_low_concurrency() -> None:
+    levels = [_level(1, 4.0, 300.0), _level(2, 5.0, 500.0, refused=1), _level(4, 5.4, 900.0,
+                                                                           refused=30)]
+    head = headline("full", {"images_per_s": 6.0, "cpu_ms_per_image": 240.0}, levels)
+    shed = next(check for check in head["targets"] if check["target"] == LOW_LOAD_SHED.name)
+    # c=4's refusals are admission doing its job near the peak; c=2's is a refused second client.
+    assert (shed["value"], shed["where"], shed["passed"]) == (1.0, "c=1,c=2", False)
 
 
 def test_headline_open_loop_target_on_highest_qualifying_rate() -> None:
