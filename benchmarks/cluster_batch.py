@@ -89,13 +89,21 @@ def run_batch_on_cluster(cluster: FakeCluster, images: int = 32) -> dict[str, An
             "images": images,
             "wall_s": wall_s,
             "command": " ".join(["curator", *command[1:]]),
-            "summary": done.stdout.strip().splitlines(),
+            "summary": summary_lines(done.stdout),
             "jsonl_rows": jsonl_rows,
             "parquet_rows": table.num_rows if table is not None else 0,
             "parquet_columns": table.schema.names if table is not None else [],
             "actors_by_node_type": actor_placement(cluster, node_types),
             "worker_nodes_peak": peak,
         }
+
+
+def summary_lines(stdout: str) -> list[str]:
+    """The command's summary (from its `listings` line on), without the autoscaler's event lines
+    that Ray prints to a driver on the cluster."""
+    lines = stdout.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("listings ")), len(lines))
+    return lines[start:]
 
 
 def actor_placement(cluster: FakeCluster, node_types: dict[str, str]) -> dict[str, list[str]]:
