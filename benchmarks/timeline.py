@@ -108,6 +108,7 @@ def plot_timeline(samples: Sequence[dict[str, Any]], phases: Sequence[tuple[str,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     times = [sample["t"] for sample in samples]
     figure, axes = plt.subplots(4, 1, figsize=(9, 10), dpi=110, sharex=True)
@@ -118,6 +119,7 @@ def plot_timeline(samples: Sequence[dict[str, Any]], phases: Sequence[tuple[str,
             axis.step(times, [sample[key].get(name, 0) for sample in samples], where="post",
                       label=name)
         axis.set_ylabel(label)
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=7, loc="upper right")
     axes[2].plot(times, [s["offered"] for s in samples], color="grey", linewidth=0.8,
                  label="offered listings/s")
