@@ -306,14 +306,15 @@ async def drive(url: str, payloads: list[Payload], plan: Profile, origin: float,
 def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
              spec: ClusterSpec = DEMO_CLUSTER) -> dict[str, Any]:
     """Start the cluster, deploy, drive the profile, stop everything; the result as a dict."""
-    data_dir = Path(tempfile.mkdtemp(prefix="curator-cluster-data-"))
     cluster = FakeCluster(spec, temp_dir or DEFAULT_TEMP_DIR)
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
-    config = demo_serve_config(port, data_dir)
-    config["applications"][0]["args"]["models"]["extractor_models"] = list(plan.extractor_models)
     started = time.monotonic()
-    with cluster:
+    # The decisions store's folder outlives the cluster only until the cluster has stopped.
+    with tempfile.TemporaryDirectory(prefix="curator-cluster-data-") as data_dir, cluster:
+        config = demo_serve_config(port, Path(data_dir))
+        config["applications"][0]["args"]["models"]["extractor_models"] = list(
+            plan.extractor_models)
         serve = ServeClient(cluster.dashboard_port)
         serve.deploy(config)
         wait_ready(cluster, serve, url, READY_TIMEOUT_S)
