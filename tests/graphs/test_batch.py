@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from curator import synthetic
@@ -23,6 +24,7 @@ from curator.pipeline import LocalPipeline
 from curator.rules_cli import DEFAULT_SERVE_CONFIG
 from curator.schemas import Role
 from graphs.batch import BatchSettings
+from graphs.batch_parquet import ANSWER_SCHEMA
 from rules import policy_set_from_texts
 from tests.graphs.manifests import write_csv
 
@@ -81,7 +83,7 @@ def batch_run(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
         # A local Ray of its own, shut down as the command ends; small batches, so that the
         # model stages see several.
         status = main(["batch", str(collection / "manifest.csv"), "--out", str(out),
-                       "--address", "local", "--batch-size", "4"])
+                       "--address", "local", "--batch-size", "4", "--format", "parquet"])
     assert status == 0
     answers: dict[str, list[dict[str, Any]]] = {}
     for file in sorted(out.glob("answers-*.jsonl")):
@@ -182,3 +184,17 @@ def test_the_summary_counts_what_was_written(batch_run: BatchRun) -> None:
     assert lines["actions"].startswith("approve")
     assert "fix 1" in lines["actions"]
     assert float(lines["throughput"].split()[0]) > 0
+
+
+def test_parquet_beside_the_json_lines_holds_the_same_answers(batch_run: BatchRun) -> None:
+    out = batch_run.collection / "answers"
+    lines = [line for file in sorted(out.glob("answers-*.jsonl"))
+             for line in file.read_text().splitlines()]
+    table = pq.read_table(sorted(out.glob("answers-*.parquet")))
+    assert table.schema.equals(ANSWER_SCHEMA)
+    assert table.num_rows == len(lines) == len(LISTINGS)
+    assert table.column("answer").to_pylist() == lines
+    rows = {row["listing_id"]: row for row in table.to_pylist()}
+    assert rows["L-4"]["error_code"] == "duplicate_image_id"
+    assert [image["image_id"] for image in rows["L-3"]["images"]] == [
+        image_id for image_id, _, _ in LISTINGS["L-3"]]
