@@ -186,6 +186,8 @@ class FakeCluster:
             f"--temp-dir={self.temp_dir}", f"--num-cpus={self.spec.head_cpus}", "--num-gpus=0",
             f"--dashboard-port={self.dashboard_port}", "--dashboard-host=127.0.0.1",
             f"--ray-client-server-port={free_port()}",
+            # Fixed (52365) by default: a port any other Ray on this host may hold.
+            f"--dashboard-agent-listen-port={free_port()}",
             f"--autoscaling-config={config_path}", "--disable-usage-stats",
         ]
         logger.info("starting the fake cluster's head: %s", " ".join(command))
