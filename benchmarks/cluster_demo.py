@@ -136,10 +136,6 @@ class Profile:
     phases: tuple[Phase, ...]
     extractor_models: tuple[str, ...] = ("text", "objects", "faces_hands", "nudity")
 
-    @property
-    def seconds(self) -> float:
-        return sum(phase.seconds for phase in self.phases)
-
 
 def profile(step_rate: float, quick: bool = False) -> Profile:
     quiet = 0.5

@@ -8,7 +8,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,7 @@ class ClusterSnapshot:
     t: float
     nodes: dict[str, int]  # node type -> running nodes (idle ones included)
     replicas: dict[str, int]  # deployment -> RUNNING replicas
-    pending_launches: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    pending_launches: int = 0  # nodes asked of the provider and not up yet
 
 
 def is_failure(status: str) -> bool:
