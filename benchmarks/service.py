@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from benchmarks.procmon import ProcessTreeMonitor
+from graphs.serve_env import local_serve_env
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class ServeService:
 
     def start(self, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         config = bench_config(self.config, self.port, Path(self._tmp.name) / "serve_config.yaml")
-        env = {**os.environ, **self._extra_env}
+        # As `curator serve` runs it; --serve-env overrides.
+        env = local_serve_env({**os.environ, **self._extra_env})
         # Never attach to (and, on exit, shut down Serve on) a Ray someone else started here.
         env.pop("RAY_ADDRESS", None)
         env.setdefault("RAY_USAGE_STATS_ENABLED", "0")

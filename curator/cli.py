@@ -24,6 +24,7 @@ from curator.eval_cli import add_eval_commands
 from curator.models_cli import add_models_commands
 from curator.rules_cli import add_rules_commands
 from experiments.report_cli import add_experiments_commands
+from graphs.serve_env import local_serve_env
 
 DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 READY_TIMEOUT_S = 300
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     # SIGINT restored, since a shell starts background jobs with SIGINT ignored.
     child = subprocess.Popen(
         [sys.executable, "-m", "ray.serve.scripts", "run", str(args.config)],
+        env=local_serve_env(os.environ),  # Serve's background work sized for one machine
         start_new_session=True,
         preexec_fn=_restore_sigint,
     )
