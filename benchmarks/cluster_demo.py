@@ -197,11 +197,15 @@ class ServeClient:
         applications: dict[str, Any] = answer.json().get("applications") or {}
         return applications.get(APP_NAME) or {}
 
-    def running_replicas(self) -> dict[str, int]:
+    def replicas(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Per deployment: the replicas RUNNING, and the target Serve's autoscaler has set."""
         deployments = self.application().get("deployments") or {}
-        return {name: sum(1 for replica in deployment.get("replicas") or []
-                          if replica.get("state") == "RUNNING")
-                for name, deployment in deployments.items()}
+        running = {name: sum(1 for replica in deployment.get("replicas") or []
+                             if replica.get("state") == "RUNNING")
+                   for name, deployment in deployments.items()}
+        target = {name: int(deployment.get("target_num_replicas") or 0)
+                  for name, deployment in deployments.items()}
+        return running, target
 
 
 def wait_ready(cluster: FakeCluster, serve: ServeClient, url: str, timeout_s: float) -> None:
@@ -239,15 +243,17 @@ class Poller(threading.Thread):
                     if node.ray_node_type_name != HEAD_TYPE:
                         nodes[node.ray_node_type_name] = nodes.get(node.ray_node_type_name,
                                                                    0) + 1
+                running, target = self._serve.replicas()
                 snapshot = ClusterSnapshot(
                     t=round(time.perf_counter() - self._origin, 2), nodes=nodes,
-                    replicas=self._serve.running_replicas(),
+                    replicas=running, target_replicas=target,
                     pending_launches=len(status.pending_launches) + len(status.pending_nodes),
                 )
-                if not self.snapshots or (snapshot.nodes, snapshot.replicas) != (
-                        self.snapshots[-1].nodes, self.snapshots[-1].replicas):
-                    logger.info("t=%.0f s: nodes %s, replicas %s", snapshot.t, snapshot.nodes,
-                                snapshot.replicas)
+                last = self.snapshots[-1] if self.snapshots else None
+                if last is None or (snapshot.nodes, snapshot.replicas, snapshot.target_replicas
+                                    ) != (last.nodes, last.replicas, last.target_replicas):
+                    logger.info("t=%.0f s: nodes %s, replicas %s, target %s", snapshot.t,
+                                snapshot.nodes, snapshot.replicas, snapshot.target_replicas)
                 self.snapshots.append(snapshot)
             except Exception as error:  # one missed poll is a gap, not the end of the run
                 logger.warning("poll failed: %s", error)
@@ -257,13 +263,16 @@ class Poller(threading.Thread):
         self._stopping.set()
         self.join(timeout=15)
 
-    def back_to(self, nodes: dict[str, int], replicas: dict[str, int]) -> bool:
-        """Whether the last poll found the cluster as small as `nodes`/`replicas` again."""
+    def back_to(self, before: ClusterSnapshot) -> bool:
+        """Whether the last poll found the cluster as small as `before` again: its nodes, its
+        replicas and Serve's targets."""
         if not self.snapshots:
             return False
         last = self.snapshots[-1]
-        return (all(last.nodes.get(k, 0) <= nodes.get(k, 0) for k in {*last.nodes, *nodes})
-                and all(last.replicas.get(k, 0) <= replicas.get(k, 0) for k in replicas))
+        return all(all(now.get(k, 0) <= then.get(k, 0) for k in {*now, *then})
+                   for now, then in ((last.nodes, before.nodes),
+                                     (last.replicas, before.replicas),
+                                     (last.target_replicas, before.target_replicas)))
 
 
 async def drive(url: str, payloads: list[Payload], plan: Profile, origin: float,
@@ -330,7 +339,7 @@ def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
 
         def done_early() -> bool:
             now = time.perf_counter() - origin
-            if now < step_end or not poller.back_to(before.nodes, before.replicas):
+            if now < step_end or not poller.back_to(before):
                 back_since.clear()
                 return False
             back_since.append(now)
@@ -355,7 +364,8 @@ def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
         "failed": sum(1 for s in samples if is_failure(s.status)),
         "summary": summarize(timeline, plan),
         "events": {"nodes": changes(timeline, "nodes"),
-                   "replicas": changes(timeline, "replicas")},
+                   "replicas": changes(timeline, "replicas"),
+                   "target_replicas": changes(timeline, "target_replicas")},
         "samples": timeline,
     }
 
@@ -392,6 +402,9 @@ def summarize(timeline: list[dict[str, Any]], plan: Profile) -> dict[str, Any]:
         "back_to_before_s_after_step_end": round(removed[0] - step_end, 1) if removed else None,
         "replicas_before": before["replicas"], "replicas_peak": peak("replicas"),
         "replicas_end": end["replicas"],
+        "target_replicas_before": before["target_replicas"],
+        "target_replicas_peak": peak("target_replicas"),
+        "target_replicas_end": end["target_replicas"],
         "step_goodput_per_s": round(sum(s["goodput"] for s in step) / max(1, len(step)), 2),
         "step_shed_share": round(sum(s["shed"] for s in step) / max(1, len(step)), 3),
         "step_p99_ms_max": max((s["p99_ms"] for s in step if s["p99_ms"] is not None),

@@ -8,7 +8,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ class ClusterSnapshot:
     nodes: dict[str, int]  # node type -> running nodes (idle ones included)
     replicas: dict[str, int]  # deployment -> RUNNING replicas
     pending_launches: int = 0  # nodes asked of the provider and not up yet
+    # deployment -> the replicas Serve's autoscaler wants: its decision, before the replicas
+    # (and the nodes for them) have started
+    target_replicas: dict[str, int] = field(default_factory=dict)
 
 
 def is_failure(status: str) -> bool:
@@ -75,6 +78,7 @@ def merge(bins: Sequence[dict[str, Any]], snapshots: Sequence[ClusterSnapshot]
             **entry,
             "nodes": dict(last.nodes) if last else {},
             "replicas": dict(last.replicas) if last else {},
+            "target_replicas": dict(last.target_replicas) if last else {},
             "pending_launches": last.pending_launches if last else 0,
         })
     return merged
@@ -111,12 +115,15 @@ def plot_timeline(samples: Sequence[dict[str, Any]], phases: Sequence[tuple[str,
 
     times = [sample["t"] for sample in samples]
     figure, axes = plt.subplots(4, 1, figsize=(9, 10), dpi=110, sharex=True)
-    panels = (("nodes", "worker nodes"), ("replicas", "replicas"))
+    panels = (("nodes", "worker nodes"), ("replicas", "replicas (dotted: target)"))
     for axis, (key, label) in zip(axes[:2], panels, strict=False):
         names = sorted({name for sample in samples for name in sample[key]})
-        for name in names:
+        for index, name in enumerate(names):
             axis.step(times, [sample[key].get(name, 0) for sample in samples], where="post",
-                      label=name)
+                      label=name, color=f"C{index}")
+            if key == "replicas":  # Serve's target beside the replicas running
+                axis.step(times, [sample["target_replicas"].get(name, 0) for sample in samples],
+                          where="post", color=f"C{index}", linestyle=":", linewidth=0.9)
         axis.set_ylabel(label)
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=7, loc="upper right")
