@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
-
-from pathlib import Path
 
 from curator import synthetic
 from models.measurements import background, composition
