@@ -20,7 +20,8 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/curator serve
 
-test: $(STAMP)
+# Lint first: the layer contracts are part of what a green test run means.
+test: lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -44,9 +45,11 @@ cluster-demo: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/python -m deploy.kuberay.generate
 
+# ruff, mypy, and the import layers of pyproject.toml [tool.importlinter] (README, Layout).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy curator deployments graphs models rules experiments benchmarks deploy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

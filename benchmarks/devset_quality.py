@@ -10,9 +10,9 @@ from benchmarks.targets import devset_targets
 
 
 def measure_devset(app_args: dict[str, Any]) -> dict[str, Any]:
-    from curator.evaluation import DEVSET_DIR, evaluate_devset, load_devset
-    from curator.pipeline import LocalPipeline
-    from curator.settings import ModelStageSettings
+    from curator.core.evaluation import DEVSET_DIR, evaluate_devset, load_devset
+    from curator.core.pipeline import LocalPipeline
+    from curator.core.settings import ModelStageSettings
     from rules import POLICY_DIR, load_policy_set
 
     stages = ModelStageSettings.model_validate(app_args.get("models") or {})

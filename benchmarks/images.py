@@ -35,7 +35,7 @@ class BenchImage:
 
 def devset_images(count: int = 16) -> list[BenchImage]:
     """`count` dev-set photos spread evenly over the set (sorted by path, so runs compare)."""
-    from curator.evaluation import load_devset
+    from curator.core.evaluation import load_devset
 
     labelled = load_devset()
     if not 2 <= count <= len(labelled):
@@ -50,7 +50,8 @@ def devset_images(count: int = 16) -> list[BenchImage]:
 
 def render_images(count: int = 16, size: tuple[int, int] = IMAGE_SIZE_PX) -> list[BenchImage]:
     """`count` distinct JPEGs, alternating white and busy backgrounds, seeded so runs compare."""
-    from curator import synthetic  # imported late: the module list of a quick `--help` stays small
+    # Imported late: the module list of a quick `--help` stays small.
+    from tests.support import synthetic
 
     if count < 2:
         raise ValueError("need at least 2 images (one white, one busy)")

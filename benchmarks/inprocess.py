@@ -2,8 +2,8 @@
 HTTP, on the same images and with the same stage settings (the serve config's `args:`).
 
 For each one-image listing it does what the ingress does per listing: the stages
-(`curator.pipeline.LocalPipeline`: preprocess, attribute extractor, quality scorer), then the rules
-and selection (`ListingAssessor.assess`). Its images/s is the denominator of the serving
+(`curator.core.pipeline.LocalPipeline`: preprocess, attribute extractor, quality scorer), then
+the rules and selection (`ListingAssessor.assess`). Its images/s is the denominator of the serving
 efficiency. With `batch` > 1, that many listings go through the stages together (the stages'
 batching), each then assessed on its own.
 """
@@ -74,8 +74,8 @@ def run_inprocess(
     one intra-op thread there. Measured on this 2-core host, the quality scorer with torch's
     default 2 threads spent ~15x the CPU per image, so leaving it would make the limit a strawman.
     """
-    from curator.assessment import ListingAssessor
-    from curator.settings import CuratorAppArgs
+    from curator.core.assessment import ListingAssessor
+    from curator.core.settings import CuratorAppArgs
     from rules import load_policy_set
 
     settings = CuratorAppArgs.model_validate(app_args or {})
@@ -176,8 +176,8 @@ StagesRun = Callable[[list[tuple[str, bytes]]], list[Any]]
 def _stages(settings: Any) -> tuple[StagesRun, str, Any]:
     """What the graph runs per image, in this process: the stages function, a description,
     and the object holding the stages (for `.preprocessor` and `.extractor`)."""
-    from curator.assessment import measure_locally
-    from curator.pipeline import LocalPipeline
+    from curator.core.assessment import measure_locally
+    from curator.core.pipeline import LocalPipeline
 
     if settings.models is None:  # the technical-only graph: Preprocess alone
         from models.decode import DecodeLimits

@@ -118,8 +118,8 @@ def measure_models(
     """The models of the config's `args.models` (the defaults when the config has none)."""
     import torch
 
-    from curator.assessment import measure_locally
-    from curator.settings import CuratorAppArgs, ModelStageSettings
+    from curator.core.assessment import measure_locally
+    from curator.core.settings import CuratorAppArgs, ModelStageSettings
     from models.extractor import AttributeExtractor
     from models.preprocess import Preprocessor
     from models.runtime.select import torch_device

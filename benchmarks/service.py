@@ -25,12 +25,12 @@ import requests
 import yaml
 
 from benchmarks.procmon import ProcessTreeMonitor
+from graphs.serve_config import DEFAULT_SERVE_CONFIG
 from graphs.serve_env import local_serve_env
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SERVE_CONFIG = REPO_ROOT / "graphs" / "serve_config.yaml"
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 180.0  # Ray start + replica start on a busy 2-core host (usually 8-20 s)
 STOP_TIMEOUT_S = 30.0  # SIGINT -> serve.shutdown() -> Ray exits with the driver

@@ -181,8 +181,8 @@ class LabelledImage:
 def labelled_images(quick: bool = False) -> list[LabelledImage]:
     """The text-recall test's generated scenes (with their ink) and the benchmark's products."""
     from benchmarks.images import render_images
-    from curator import synthetic
     from tests.models.detectors import text_scenes
+    from tests.support import synthetic
 
     preprocessor = Preprocessor()
     scenes = [text_scenes.overlay_scene(i) for i in range(12 if quick else 36)]

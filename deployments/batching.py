@@ -14,3 +14,7 @@ class BatchingConfig(BaseModel):
 
     max_batch_size: int = Field(8, ge=1, le=256)
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1)
+
+
+# Histogram boundaries of the batch sizes the model stages report.
+BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]

@@ -1,6 +1,6 @@
 """Curator: the HTTP ingress. Fans a listing's images out to the stage deployments concurrently,
 then applies the rules, fixes what the rules say to fix, and selects the main image
-(curator.assessment, plain Python). The policy set is live: `reconfigure()` swaps it."""
+(curator.core.assessment, plain Python). The policy set is live: `reconfigure()` swaps it."""
 
 # No `from __future__ import annotations` here: Serve's class-based routes need the endpoint
 # annotations as real types, or FastAPI cannot build the form and OpenAPI models.
@@ -19,26 +19,9 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 import curator
-from curator.admission import AdmissionLimiter, Overloaded
-from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
-from curator.errors import CuratorError, ImageError
-from curator.fetch import ImageFetcher
-from curator.http import (
-    BodySizeLimit,
-    install_error_handlers,
-    openapi_body,
-    parse_json_body,
-    reading_request,
-    require_api_key,
-)
-from curator.image_jobs import (
-    ImageJob,
-    check_decode_memory,
-    check_listing,
-    job_from_input,
-    upload_request,
-)
-from curator.schemas import (
+from curator.contracts.errors import CuratorError, ImageError
+from curator.contracts.ids import CATEGORY_PATTERN, EXPERIMENT_ID_PATTERN, MARKETPLACE_PATTERN
+from curator.contracts.schemas import (
     AdmissionState,
     AssessRequest,
     AssessResponse,
@@ -51,7 +34,25 @@ from curator.schemas import (
     PolicyResponse,
     VersionResponse,
 )
-from curator.settings import CuratorAppArgs, CuratorConfig
+from curator.core.admission import AdmissionLimiter, Overloaded
+from curator.core.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
+from curator.core.fetch import ImageFetcher
+from curator.core.image_jobs import (
+    ImageJob,
+    check_decode_memory,
+    check_listing,
+    job_from_input,
+    upload_request,
+)
+from curator.core.settings import CuratorAppArgs, CuratorConfig
+from curator.http.shared import (
+    BodySizeLimit,
+    install_error_handlers,
+    openapi_body,
+    parse_json_body,
+    reading_request,
+    require_api_key,
+)
 from deployments.stage_chain import TECHNICAL_CARD, StageChain
 from experiments.config import ExperimentConfig, experiments_from_data
 from experiments.live import Arm, EnsuredStore, LiveExperiments, decision_record
@@ -296,8 +297,8 @@ class Curator:
     )
     async def policy(
         self,
-        category: Annotated[str, Path(pattern=r"^[a-z0-9_\-]{1,64}$")],
-        marketplace: Annotated[str, Path(pattern=r"^[A-Z]{2}$")],
+        category: Annotated[str, Path(pattern=CATEGORY_PATTERN)],
+        marketplace: Annotated[str, Path(pattern=MARKETPLACE_PATTERN)],
     ) -> PolicyResponse:
         return PolicyResponse.of(self._live.assessor.policies, category, marketplace,
                                  self._reload_error)
@@ -357,7 +358,7 @@ class Curator:
 
     @app.get("/v1/experiments/{experiment_id}/report")
     async def experiment_report(
-        self, experiment_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+        self, experiment_id: Annotated[str, Path(pattern=EXPERIMENT_ID_PATTERN)]
     ) -> dict:
         from experiments.report import build_report
 

@@ -10,17 +10,14 @@ from typing import Any
 from ray import serve
 from ray.serve.metrics import Histogram
 
-from curator.assessment import MeasuredImage
-from curator.pipeline import extract_stage
-from deployments.batching import BatchingConfig
+from curator.core.assessment import MeasuredImage
+from curator.core.pipeline import extract_stage
+from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.extractor import AttributeExtractor as Extractor
 from models.runtime.request import RuntimeRequest
 
 logger = logging.getLogger("ray.serve")
-
-BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
 class AttributeExtractor:

@@ -15,8 +15,8 @@ import ray
 from ray import serve
 from ray.serve.metrics import Counter, Gauge, Histogram
 
-from curator.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
+from curator.core.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
 from models.decode import (
     DecodeBudget,
     DecodeBusy,

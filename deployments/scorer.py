@@ -11,10 +11,9 @@ from typing import Any
 from ray import serve
 from ray.serve.metrics import Histogram
 
-from curator.assessment import MeasuredImage
-from curator.pipeline import score_stage
-from deployments.batching import BatchingConfig
-from deployments.extractor import BATCH_SIZE_BOUNDARIES
+from curator.core.assessment import MeasuredImage
+from curator.core.pipeline import score_stage
+from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.runtime.base import RuntimeInfo
 from models.runtime.select import torch_device

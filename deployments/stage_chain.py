@@ -17,10 +17,10 @@ from dataclasses import replace
 
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
-from curator.assessment import FixedMeasurement, MeasuredImage, stage_failed
-from curator.errors import ImageError
-from curator.fetch import ImageFetcher
-from curator.image_jobs import ImageJob
+from curator.contracts.errors import ImageError
+from curator.core.assessment import FixedMeasurement, MeasuredImage, stage_failed
+from curator.core.fetch import ImageFetcher
+from curator.core.image_jobs import ImageJob
 from rules.schema import FixRef
 
 logger = logging.getLogger("ray.serve")
@@ -133,8 +133,8 @@ class StageChain:
 def needs_extractor(card: str) -> bool:
     """Whether the card reads an attribute the extractor makes (or one unknown here, to be safe):
     then it is scored after the extractor rather than beside it."""
+    from curator.contracts.vocabulary import VOCABULARY
     from models import scorer_cards
-    from models.vocabulary import VOCABULARY
 
     needs = scorer_cards.get(card).needs
     return any(name not in VOCABULARY or VOCABULARY[name].stage == "extractor" for name in needs)

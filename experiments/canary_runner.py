@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
 from experiments.canary import (
     CanaryController,
     CanaryState,

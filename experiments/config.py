@@ -22,7 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
+from curator.contracts.ids import EXPERIMENT_ID_PATTERN
 
 CONTROL = "control"
 
@@ -124,7 +125,7 @@ class Guardrail(_Frozen):
 
 
 class ExperimentConfig(_Frozen):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    id: str = Field(min_length=1, pattern=EXPERIMENT_ID_PATTERN)
     # Seeds the hash; a new salt per experiment keeps assignments independent. Defaults to id.
     salt: str = Field(default_factory=lambda data: str(data.get("id", "")), min_length=1)
     description: str = ""

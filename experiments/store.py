@@ -21,7 +21,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
 from experiments.canary import Transition
 from experiments.records import (
     REJECT_ACTION,

@@ -26,7 +26,7 @@ import ray
 import ray.data
 import yaml
 
-from curator.settings import CuratorAppArgs, CuratorConfig, ModelStageSettings
+from curator.core.settings import CuratorAppArgs, CuratorConfig, ModelStageSettings
 from graphs.batch_options import BatchOptions
 from graphs.batch_output import AnswerCounts, ListingAnswersDatasink
 from graphs.batch_stages import AssessListings, ExtractAttributes, ReadImages, ScoreQuality

@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from curator.assessment import Fixer, ListingAssessor
-from curator.errors import CuratorError
-from curator.http import describe_invalid_request
-from curator.image_jobs import ImageJob, check_listing
-from curator.schemas import AssessRequest
+from curator.contracts.errors import CuratorError
+from curator.contracts.schemas import AssessRequest
+from curator.core.assessment import Fixer, ListingAssessor
+from curator.core.image_jobs import ImageJob, check_listing
+from curator.core.invalid_request import describe_invalid_request
 
 Row = Mapping[str, Any]  # one manifest row: its columns and its `measured` MeasuredImage
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curator.settings import InputLimits, ModelStageSettings
+from curator.core.settings import InputLimits, ModelStageSettings
 
 # The smallest decode budget InputLimits accepts: a share below it is raised to it.
 MIN_ACTOR_DECODE_BYTES = 16 * 2**20

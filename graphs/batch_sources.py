@@ -1,5 +1,5 @@
 """Image files for the batch mode: a local path, or a URL fetched exactly as `images[].url` is
-online (curator.fetch: http(s) only, no private addresses, size cap, redirects checked). What
+online (curator.core.fetch: http(s) only, no private addresses, size cap, redirects checked). What
 cannot be read becomes the image's error, with the API's codes plus `file_unreadable`."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from curator.assessment import MeasuredImage, stage_failed
-from curator.errors import ImageError
-from curator.fetch import ImageFetcher
-from curator.settings import InputLimits, UrlFetchSettings
+from curator.contracts.errors import ImageError
+from curator.core.assessment import MeasuredImage, stage_failed
+from curator.core.fetch import ImageFetcher
+from curator.core.settings import InputLimits, UrlFetchSettings
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from curator.assessment import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
-from curator.pipeline import LocalPipeline, extract_stage, score_stage
-from curator.settings import InputLimits, ModelStageSettings, UrlFetchSettings
+from curator.core.assessment import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
+from curator.core.pipeline import LocalPipeline, extract_stage, score_stage
+from curator.core.settings import InputLimits, ModelStageSettings, UrlFetchSettings
 from graphs.batch_listing import assess_listing
 from graphs.batch_manifest import IMAGE_INDEX
 from graphs.batch_sources import ImageSource
@@ -103,7 +103,7 @@ class AssessListings:
 
     def __init__(self, policy_texts: dict[str, str], stages: ModelStageSettings,
                  limits: InputLimits, url_fetch: UrlFetchSettings) -> None:
-        from curator.assessment import ListingAssessor
+        from curator.core.assessment import ListingAssessor
         from rules import policy_set_from_texts
 
         self._assessor = ListingAssessor(policy_set_from_texts(policy_texts))

@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.serve import Application
 
-from curator.settings import CuratorAppArgs
+from curator.core.settings import CuratorAppArgs
 from deployments.canary import Canary
 from deployments.curator import Curator
 from deployments.extractor import AttributeExtractor

@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.registry import Registry
+from curator.contracts.registry import Registry
 
 logger = logging.getLogger(__name__)
 

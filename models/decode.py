@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
 
 logger = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from curator.contracts.vocabulary import AttributeValue
 from models.detectors.base import DetectedBox, Detections, Detector
 from models.detectors.items import judge_items
 from models.detectors.people import judge_people
 from models.preprocess import ModelInputs
 from models.runtime.base import RuntimeInfo
 from models.runtime.request import RuntimeRequest
-from models.vocabulary import AttributeValue
 
 logger = logging.getLogger(__name__)
 

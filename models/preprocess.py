@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
+from curator.contracts.vocabulary import AttributeValue
 from models.decode import DecodedImage, DecodeLimits, decode_image
 from models.measurements import background as background_measure
 from models.measurements import color, composition, exposure, hashes, sharpness
@@ -33,7 +34,6 @@ from models.measurements.file_info import file_attributes
 from models.measurements.scaling import shrink_by_whole_factor, shrink_to
 from models.measurements.thresholds import MeasurementThresholds
 from models.quality import ScorerCardV0
-from models.vocabulary import AttributeValue
 
 FloatBox = tuple[float, float, float, float]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.vocabulary import AttributeValue
+from curator.contracts.vocabulary import AttributeValue
 
 SCORER_NAME = "card-v0"
 

@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from curator.contracts.vocabulary import AttributeValue
 from models import scorer_cards
 from models.brisque import Brisque
 from models.preprocess import ModelInputs
-from models.vocabulary import AttributeValue
 
 logger = logging.getLogger(__name__)
 

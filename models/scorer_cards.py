@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from curator.contracts.registry import Registry
+from curator.contracts.vocabulary import AttributeValue
 from models.quality import SCORER_NAME as CARD_V0_NAME
 from models.quality import ScorerCardV0
-from models.registry import Registry
-from models.vocabulary import AttributeValue
 
 Attributes = Mapping[str, AttributeValue]
 

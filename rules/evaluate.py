@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from curator.errors import ImageError
-from models import vocabulary
-from models.vocabulary import AttributeValue
+from curator.contracts import vocabulary
+from curator.contracts.errors import ImageError
+from curator.contracts.vocabulary import AttributeValue
 from rules.schema import (
     ACTION_PRECEDENCE,
     Action,

@@ -46,7 +46,7 @@ import numpy as np
 import pydantic
 from PIL import Image
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
 from models.decode import DecodeLimits, decode_image
 from models.measurements.background import Segmentation, edge_connected
 from models.measurements.composition import touches_edge

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from curator.errors import PolicyError
+from curator.contracts.errors import PolicyError
 from rules.schema import CONDITION_TAGS, RULE_ERROR, Policy, PolicyFile
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from functools import cached_property
 
 from pydantic import ValidationError
 
-from curator.errors import PolicyError
+from curator.contracts.errors import PolicyError
 from rules.loader import PolicySource
 from rules.schema import (
     SEVERITY_ACTIONS,

@@ -1,7 +1,7 @@
 """The policy file format: pydantic models of a policy and its rules.
 
 A policy is a list of rules. Each rule states a REQUIREMENT on an image's attributes (names from
-`models.vocabulary`); a violation is an image for which the requirement does not hold.
+`curator.contracts.vocabulary`); a violation is an image for which the requirement does not hold.
 
     policy: main-image-core
     description: Core main-image rules
@@ -60,7 +60,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from models import vocabulary
+from curator.contracts import vocabulary
+from curator.contracts.ids import CATEGORY_PATTERN, MARKETPLACE_PATTERN, RULE_ID_PATTERN
 
 Severity = Literal["block", "warn", "info"]
 Action = Literal["reject", "review", "fix", "approve"]
@@ -91,9 +92,6 @@ INVERSE_OP: dict[str, str] = {
 _ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 MESSAGE_PLACEHOLDERS = frozenset({"measured", "threshold", "op", "attribute"})
 DEFAULT_MESSAGE = "{attribute} is {measured}; required: {op} {threshold}"
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
-CATEGORY_PATTERN = r"^[a-z0-9_\-]{1,64}$"  # as in the HTTP request
-MARKETPLACE_PATTERN = r"^[A-Z]{2}$"
 
 
 class _Model(BaseModel):
@@ -364,7 +362,7 @@ class FixRef(_Model):
 
 
 class Rule(_Model):
-    id: str = Field(pattern=_ID_PATTERN)
+    id: str = Field(pattern=RULE_ID_PATTERN)
     description: str = Field(min_length=1)
     applies_to: AppliesTo
     require: Condition
@@ -545,9 +543,9 @@ class PolicyFile(_Model):
     """One policy file as written. The root has rules and no `extends`; every other file extends
     a parent and may add, override and disable rules."""
 
-    id: str = Field(alias="policy", pattern=_ID_PATTERN)
+    id: str = Field(alias="policy", pattern=RULE_ID_PATTERN)
     description: str = ""
-    extends: str | None = Field(default=None, pattern=_ID_PATTERN)
+    extends: str | None = Field(default=None, pattern=RULE_ID_PATTERN)
     scope: Scope | None = None
     rules: tuple[Rule, ...] = ()
     overrides: dict[str, RuleOverride] = Field(default_factory=dict)

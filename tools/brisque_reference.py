@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from curator import synthetic
+from tests.support import synthetic
 
 logger = logging.getLogger("brisque_reference")
 

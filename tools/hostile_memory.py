@@ -15,8 +15,8 @@ before each scenario, so no sample can miss the peak) and its growth over the RS
     python -m tools.hostile_memory [--config FILE] [--decode-memory-bytes N] [--bombs DIR]
 
 `--bombs DIR` reads the bombs from DIR (written by `--write-bombs DIR`), so that a checkout
-without `curator.synthetic.bomb_png` (the code before the budget) can be measured with the same
-files. Needs Linux (/proc) and the same user as the service.
+without `tests.support.synthetic.bomb_png` (the code before the budget) can be measured with the
+same files. Needs Linux (/proc) and the same user as the service.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SIDE = 4000  # px: 16 MP of 16-bit grey
 
 
 def write_bombs(directory: Path, count: int = 32) -> list[Path]:
-    from curator.synthetic import bomb_png
+    from tests.support.synthetic import bomb_png
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -5,8 +5,8 @@ to INT8 (static QDQ) with ONNX Runtime's quantization tools.
     python tools/quantize_text_detector.py [--calibration percentile] [--activations quint8]
         [--photos N --renders N --chunk 4] [--keep-fp32 NODE ...] [--ranges cache.json]
 
-Calibration data are product renders the repo generates (`curator.synthetic`) with lines of text
-drawn on them, and optionally (--photos) real dev-set photos, preprocessed and letterboxed
+Calibration data are product renders the repo generates (`tests.support.synthetic`) with lines of
+text drawn on them, and optionally (--photos) real dev-set photos, preprocessed and letterboxed
 exactly as `models.detectors.text.TextDetector` does, so the ranges are the ones the service
 feeds the model. Seeds, words and fonts are the tool's own: the text-recall test's scenes
 (tests/models/detectors/text_scenes.py) are not calibration data, and nothing under the
@@ -47,11 +47,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from curator import synthetic
-from curator.evaluation import LabelledImage, load_devset
+from curator.core.evaluation import LabelledImage, load_devset
 from models.artifacts import TEXT_DETECTOR, WEIGHTS_DIR, sha256_of
 from models.detectors.text import letterbox, normalise
 from models.preprocess import Preprocessor
+from tests.support import synthetic
 
 logger = logging.getLogger("quantize_text_detector")
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from curator.contracts.vocabulary import AttributeValue
 from models.preprocess import ModelInputs
 from models.runtime.base import RuntimeInfo
-from models.vocabulary import AttributeValue
 
 FrameBox = tuple[float, float, float, float]  # x0, y0, x1, y1 in 0..1 units of the whole frame
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from curator.contracts.vocabulary import AttributeValue
 from models.detectors.base import DetectedBox, FrameBox
 from models.preprocess import ItemRegion, ModelInputs
-from models.vocabulary import AttributeValue
 
 # COCO classes that are public street fixtures, which no product photo shows. NanoDet reads
 # packshots as them (a stacked mug set as a stop sign at 0.68, a watch band or a boxing glove as a

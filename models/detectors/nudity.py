@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from curator.contracts.vocabulary import AttributeValue
 from models.artifacts import NUDITY_DETECTOR
 from models.detectors import yolo
 from models.detectors.base import DetectedBox, Detections
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
-from models.vocabulary import AttributeValue
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from curator.contracts.vocabulary import AttributeValue
 from models.detectors.base import DetectedBox, FrameBox
 from models.preprocess import ItemRegion
-from models.vocabulary import AttributeValue
 
 PERSON_KIND = "person"
 OBJECT_KIND = "object"

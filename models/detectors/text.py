@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from curator.contracts.vocabulary import AttributeValue
 from models.detectors.base import DetectedBox, Detections, FrameBox
 from models.detectors.db_postprocess import RotatedRect, TextRegion, binarise, regions_from_map
 from models.detectors.text_filter import text_like
@@ -27,7 +28,6 @@ from models.detectors.text_placement import place, surroundings
 from models.detectors.text_settings import TextDetectorSettings
 from models.preprocess import ModelInputs
 from models.runtime.base import InferenceRuntime, RuntimeInfo
-from models.vocabulary import AttributeValue
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from curator.contracts.vocabulary import AttributeValue
 from models.decode import DecodedImage
-from models.vocabulary import AttributeValue
 
 
 def file_attributes(decoded: DecodedImage) -> dict[str, AttributeValue]:

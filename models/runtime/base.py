@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 

@@ -29,7 +29,7 @@ def test_technical_only_drops_models_and_their_deployments() -> None:
 
 
 def test_written_variant_validates_as_app_args(tmp_path: Path) -> None:
-    from curator.settings import CuratorAppArgs
+    from curator.core.settings import CuratorAppArgs
 
     path = write_technical_config(DEFAULT_SERVE_CONFIG, tmp_path / "technical.yaml")
     args = CuratorAppArgs.model_validate(application_args(path))

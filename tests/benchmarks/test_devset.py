@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curator.evaluation import (
+from curator.core.evaluation import (
     CSV_HEADER,
     DEVSET_DIR,
     LABELS,
@@ -21,8 +21,8 @@ from curator.evaluation import (
     groups_of,
     load_devset,
 )
-from curator.pipeline import LocalPipeline
-from curator.settings import ModelStageSettings
+from curator.core.pipeline import LocalPipeline
+from curator.core.settings import ModelStageSettings
 from rules import POLICY_DIR, load_policy_set
 
 # The independent check set: never part of the dev set (see benchmarks/devset/README.md).

@@ -1,4 +1,4 @@
-"""The ingress's adaptive admission limit (curator.admission).
+"""The ingress's adaptive admission limit (curator.core.admission).
 
 The mechanics are tested directly; the behaviour on simulated hosts: a discrete-event model of a
 replica (c workers serving images first come, first served, each image taking its service time
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from curator.admission import AdmissionLimiter, AdmissionSettings, Overloaded, size_class
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
+from curator.core.admission import AdmissionLimiter, AdmissionSettings, Overloaded, size_class
 
 
 class Clock:

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from curator import synthetic
-from curator.assessment import (
+from curator.contracts.schemas import AssessResponse, ImageAssessment
+from curator.core.assessment import (
     FixedMeasurement,
     ListingAssessor,
     MeasuredImage,
     fix_locally,
     measure_locally,
 )
-from curator.schemas import AssessResponse, ImageAssessment
 from models.preprocess import Preprocessor
 from rules import POLICY_DIR, load_policy_set, policy_set_from_texts
 from rules.evaluate import evaluate
 from rules.schema import FixRef
+from tests.support import synthetic
 
 POLICIES = load_policy_set(POLICY_DIR)
 

@@ -11,7 +11,7 @@ import ray
 import yaml
 
 from curator.cli import main
-from curator.rules_cli import DEFAULT_SERVE_CONFIG
+from curator.cli.rules import DEFAULT_SERVE_CONFIG
 from rules import POLICY_DIR
 from tests.graphs.manifests import write_csv
 

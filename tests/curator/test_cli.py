@@ -15,9 +15,10 @@ import pytest
 import requests
 import yaml
 
-from curator import synthetic
-from curator.cli import DEFAULT_SERVE_CONFIG, main
+from curator.cli import main
+from graphs.serve_config import DEFAULT_SERVE_CONFIG
 from tests.integration.conftest import free_port
+from tests.support import synthetic
 
 
 def test_assess_prints_the_listing_answer(
@@ -38,7 +39,7 @@ def test_assess_prints_the_listing_answer(
 
 
 def test_vocabulary_lists_every_attribute(capsys: pytest.CaptureFixture[str]) -> None:
-    from models.vocabulary import VOCABULARY
+    from curator.contracts.vocabulary import VOCABULARY
 
     assert main(["vocabulary"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
@@ -46,8 +47,8 @@ def test_vocabulary_lists_every_attribute(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_serve_config_is_valid_and_batches_fit() -> None:
-    from curator.cli import _validated_serve_config
-    from curator.settings import CuratorAppArgs, CuratorConfig
+    from curator.cli.main import _validated_serve_config
+    from curator.core.settings import CuratorAppArgs, CuratorConfig
     from deployments.batching import BatchingConfig
     from graphs.online import scorer_deployment_name
 

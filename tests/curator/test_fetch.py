@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import pytest
 
-from curator.errors import ImageError
-from curator.fetch import AddressPolicy, ImageFetcher
-from curator.settings import UrlFetchSettings
+from curator.contracts.errors import ImageError
+from curator.core.fetch import AddressPolicy, ImageFetcher
+from curator.core.settings import UrlFetchSettings
 
 
 @pytest.mark.parametrize(

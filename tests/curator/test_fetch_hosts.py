@@ -18,8 +18,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from curator.errors import ImageError
-from curator.fetch import (
+from curator.contracts.errors import ImageError
+from curator.core.fetch import (
     AddressPolicy,
     ImageFetcher,
     UrlInvalid,
@@ -27,7 +27,7 @@ from curator.fetch import (
     _CheckingResolver,
     embedded_ipv4,
 )
-from curator.settings import UrlFetchSettings
+from curator.core.settings import UrlFetchSettings
 
 FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

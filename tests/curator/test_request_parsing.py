@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from curator.errors import CuratorError
-from curator.http import parse_json_body, reading_request
-from curator.image_jobs import job_from_input, upload_request
-from curator.schemas import AssessRequest, ImageInput, OutcomeEvent, OutcomesRequest
+from curator.contracts.errors import CuratorError
+from curator.contracts.schemas import AssessRequest, ImageInput, OutcomeEvent, OutcomesRequest
+from curator.core.image_jobs import job_from_input, upload_request
+from curator.http.shared import parse_json_body, reading_request
 from experiments.records import OutcomeRecord
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,

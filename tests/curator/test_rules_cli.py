@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from curator import synthetic
-from curator.assessment import measure_locally
 from curator.cli import main
-from curator.pipeline import LocalPipeline
-from curator.policy_explain import render_condition
-from curator.rules_cli import local_pipeline
+from curator.cli.rules import local_pipeline
+from curator.core.assessment import measure_locally
+from curator.core.pipeline import LocalPipeline
+from curator.core.policy_explain import render_condition
 from rules import POLICY_DIR, load_policy_set, policy_set_from_texts
 from rules.loader import read_policy_texts
 from rules.schema import Rule
+from tests.support import synthetic
 
 ZOOM_LINE = 'require: {attribute: file.longest_side, op: ">=", value: 1000}'
 OLD_ZOOM_PX, NEW_ZOOM_PX = 1000, 1300
@@ -129,7 +129,7 @@ def test_show_says_when_nothing_specific_applies(capsys: pytest.CaptureFixture[s
 
 
 def test_show_json_is_the_http_answer(capsys: pytest.CaptureFixture[str]) -> None:
-    from curator.schemas import PolicyResponse
+    from curator.contracts.schemas import PolicyResponse
 
     assert main(["rules", "show", "kids_apparel", "UK", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -348,7 +348,7 @@ def test_publish_refuses_a_broken_set_or_unknown_app(
 
 
 def test_impact_counts_main_image_changes_and_role_changes() -> None:
-    from curator.policy_impact import ImageOutcome, Impact, Listing, ListingOutcome
+    from curator.core.policy_impact import ImageOutcome, Impact, Listing, ListingOutcome
 
     listing = Listing("L-1", (("a.jpg", Path("a.jpg")), ("b.jpg", Path("b.jpg"))))
     old = ListingOutcome("a.jpg", "a.jpg: compliant", {

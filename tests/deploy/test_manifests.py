@@ -22,7 +22,7 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.serve.schema import ServeDeploySchema
 
-from curator.settings import CuratorAppArgs
+from curator.core.settings import CuratorAppArgs
 from deploy.kuberay import generate
 
 ROOT = Path(__file__).resolve().parents[2]

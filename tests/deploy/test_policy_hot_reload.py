@@ -24,10 +24,10 @@ import pytest
 import requests
 import yaml
 
-from curator import synthetic
 from rules import POLICY_DIR, policy_set_from_texts
 from rules.loader import read_policy_texts
 from tests.integration.conftest import free_port
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from curator.assessment import MeasuredImage
-from curator.fetch import ImageFetcher
-from curator.settings import InputLimits, UrlFetchSettings
+from curator.core.assessment import MeasuredImage
+from curator.core.fetch import ImageFetcher
+from curator.core.settings import InputLimits, UrlFetchSettings
 from deployments import stage_chain
 from deployments.extractor import AttributeExtractor
 from deployments.preprocess import Preprocess

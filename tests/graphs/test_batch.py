@@ -17,16 +17,16 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from curator import synthetic
-from curator.assessment import ListingAssessor
 from curator.cli import main
-from curator.pipeline import LocalPipeline
-from curator.rules_cli import DEFAULT_SERVE_CONFIG
-from curator.schemas import Role
+from curator.cli.rules import DEFAULT_SERVE_CONFIG
+from curator.contracts.schemas import Role
+from curator.core.assessment import ListingAssessor
+from curator.core.pipeline import LocalPipeline
 from graphs.batch import BatchSettings
 from graphs.batch_parquet import ANSWER_SCHEMA
 from rules import policy_set_from_texts
 from tests.graphs.manifests import write_csv
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curator import synthetic
-from curator.settings import InputLimits, UrlFetchSettings
+from curator.core.settings import InputLimits, UrlFetchSettings
 from graphs.batch_options import MIN_ACTOR_DECODE_BYTES, BatchOptions
 from graphs.batch_stages import ReadImages, measured_in
+from tests.support import synthetic
 
 MIB = 2**20
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from curator.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
+from curator.core.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
 from graphs.batch_listing import assess_listing, listing_request
 from rules import POLICY_DIR, load_policy_set
 from rules.schema import FixRef

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curator import batch_cli
+from curator.cli import batch as batch_cli
 from curator.cli import main
 from graphs.batch_options import BatchOptions
 from graphs.batch_output import ListingAnswersDatasink

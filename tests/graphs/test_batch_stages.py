@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from curator.assessment import MeasuredImage
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
+from curator.core.assessment import MeasuredImage
 from graphs.batch_sources import read_image_file
 from graphs.batch_stages import run_isolated
 

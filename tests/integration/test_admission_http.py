@@ -22,9 +22,9 @@ import pytest
 import requests
 from ray import serve
 
-from curator import synthetic
 from graphs.online import build_graph
 from tests.integration.conftest import TEST_LIMITS, store_args
+from tests.support import synthetic
 
 ROUTE = "/admission-lab"
 JPEG = synthetic.to_jpeg_bytes(synthetic.render_product(size=(400, 400), seed=7))

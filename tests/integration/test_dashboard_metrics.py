@@ -20,7 +20,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from ray import serve
 
-from curator import synthetic
 from graphs.online import build_graph
 from tests.integration.conftest import TEST_LIMITS, store_args
 from tests.integration.test_admission_http import (  # noqa: F401 (a fixture)
@@ -28,6 +27,7 @@ from tests.integration.test_admission_http import (  # noqa: F401 (a fixture)
     slow_image_url,
     wait_for_in_flight,
 )
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

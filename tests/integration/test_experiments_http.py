@@ -20,7 +20,6 @@ import requests
 from ray import serve
 from sqlalchemy.exc import SQLAlchemyError
 
-from curator import synthetic
 from experiments.assignment import assign
 from experiments.config import experiments_from_data
 from experiments.store import DecisionStore
@@ -29,6 +28,7 @@ from rules import POLICY_DIR
 from rules.loader import read_policy_texts
 from tests.experiments.postgres_server import PostgresServer
 from tests.integration.conftest import OUTCOME_KEY, OUTCOME_KEY_SHA256, TEST_LIMITS, store_args
+from tests.support import synthetic
 
 ROUTE = "/lab"
 EXPERIMENT: dict[str, Any] = {

@@ -36,15 +36,15 @@ import ray
 import requests
 from ray import serve
 
-from curator import synthetic
-from curator.assessment import MeasuredImage, measure_locally
-from curator.pipeline import extract_stage
+from curator.core.assessment import MeasuredImage, measure_locally
+from curator.core.pipeline import extract_stage
 from deployments.extractor import AttributeExtractor
 from graphs.online import build_graph
 from models.extractor import AttributeExtractor as Extractor
 from models.runtime.request import RuntimeRequest
 from tests.experiments.postgres_server import PostgresServer
 from tests.integration.conftest import TEST_LIMITS, store_args
+from tests.support import synthetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -30,10 +30,10 @@ from hypothesis.errors import Unsatisfiable
 from ray import serve
 from schemathesis import GenerationMode
 
-from curator import synthetic
-from curator.schemas import ErrorResponse
+from curator.contracts.schemas import ErrorResponse
 from graphs.online import build_graph
 from tests.integration.conftest import OUTCOME_KEY, OUTCOME_KEY_SHA256, TEST_LIMITS, store_args
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

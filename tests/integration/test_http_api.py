@@ -14,11 +14,11 @@ import requests
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from curator import synthetic
 from models import artifacts
 from models.runtime.cpu_features import cpu_features
 from models.runtime.select import choose_cpu_model, openvino_available
 from tests.models.detectors.text_scenes import overlay_scene
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from curator import synthetic
 from tests.models.detectors.text_scenes import overlay_scene
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

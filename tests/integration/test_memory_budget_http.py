@@ -17,10 +17,10 @@ import pytest
 import requests
 from ray import serve
 
-from curator import synthetic
 from graphs.online import build_graph
 from models.decode import DECODE_BYTES_PER_PIXEL
 from tests.integration.conftest import TEST_LIMITS, store_args
+from tests.support import synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from curator import synthetic
 from models.decode import decode_image
 from models.measurements import background
 from models.measurements.scaling import shrink_by_whole_factor
 from models.measurements.thresholds import MeasurementThresholds
+from tests.support import synthetic
 
 TH = MeasurementThresholds()
 SIZE = (600, 600)

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from curator import synthetic
 from models.measurements import background, composition
 from models.preprocess import Preprocessor
 from tests.models.scenes import (
@@ -18,6 +17,7 @@ from tests.models.scenes import (
     segmented,
     true_product_mask,
 )
+from tests.support import synthetic
 
 DEVSET_IMAGES = Path(__file__).resolve().parents[2] / "benchmarks" / "devset" / "images"
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
 from models.measurements.border import (
     band_run,
     detect_border,
@@ -21,6 +20,7 @@ from tests.models.scenes import (
     TH,
     decoded,
 )
+from tests.support import synthetic
 
 BORDER_CASES = {
     "dark-40px": (lambda: synthetic.add_border(IMAGES["white"](), 40, (40, 40, 40)), 40),

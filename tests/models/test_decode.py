@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
 from models.decode import DecodeLimits, decode_image
+from tests.support import synthetic
 
 RED, GREEN, BLUE, YELLOW = (220, 30, 30), (30, 200, 40), (30, 40, 220), (230, 210, 30)
 

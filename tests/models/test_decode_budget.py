@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
-from curator.errors import CuratorError, ImageError
-from curator.image_jobs import check_decode_memory
-from curator.settings import InputLimits
+from curator.contracts.errors import CuratorError, ImageError
+from curator.core.image_jobs import check_decode_memory
+from curator.core.settings import InputLimits
 from models.decode import (
     DECODE_BYTES_PER_PIXEL,
     MAX_DEFAULT_DECODE_BYTES,
@@ -31,6 +30,7 @@ from models.decode import (
     default_decode_budget,
     read_header,
 )
+from tests.support import synthetic
 
 MIB = 2**20
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
 from models.decode import DecodeLimits, decode_image
 
 CODES = {"empty_image", "image_too_large", "unsupported_format", "too_many_pixels",

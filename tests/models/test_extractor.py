@@ -21,7 +21,7 @@ DEVSET_STEP = 24
 
 @cache
 def devset_inputs() -> tuple[ModelInputs, ...]:
-    from curator.evaluation import load_devset
+    from curator.core.evaluation import load_devset
     from models.preprocess import Preprocessor
 
     preprocessor = Preprocessor()

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
 from models.decode import decode_image
 from models.measurements import background, color, exposure, hashes, sharpness
 from models.measurements.scaling import (
@@ -26,6 +25,7 @@ from tests.models.scenes import (
     decoded,
     segmented,
 )
+from tests.support import synthetic
 
 # --- scaling ----------------------------------------------------------------------------------
 

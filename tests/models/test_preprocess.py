@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
-from curator.errors import ImageError
-from models import vocabulary
+from curator.contracts import vocabulary
+from curator.contracts.errors import ImageError
 from models.decode import DecodeLimits
 from models.preprocess import Preprocessor, PreprocessResult
 from models.quality import SCORER_NAME
+from tests.support import synthetic
 
 SIZE = (800, 800)
 PREPROCESSOR = Preprocessor()

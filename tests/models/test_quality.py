@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import vocabulary
+from curator.contracts import vocabulary
 from models.quality import SCORER_NAME, ScorerCardV0
 
 CARD = ScorerCardV0()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from curator import synthetic
+from curator.contracts.vocabulary import AttributeValue
 from models import scorer_cards
 from models.preprocess import ModelInputs, Preprocessor
 from models.quality import ScorerCardV0
@@ -22,7 +22,7 @@ from models.scorer import (
     QualityScorer,
     product_region,
 )
-from models.vocabulary import AttributeValue
+from tests.support import synthetic
 
 CPU = torch.device("cpu")
 Item = tuple[ModelInputs, dict[str, AttributeValue]]

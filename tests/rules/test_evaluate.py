@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from curator.errors import ImageError
+from curator.contracts.errors import ImageError
 from rules.evaluate import ImageVerdict, NotEvaluated, evaluate, strongest_action
 from rules.schema import Policy
 

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, JpegImagePlugin
 
-from curator import synthetic
+from curator.contracts.vocabulary import AttributeValue
 from models.decode import decode_image
 from models.preprocess import Preprocessor
-from models.vocabulary import AttributeValue
 from rules.evaluate import evaluate
 from rules.fixes import (
     FIXES,
@@ -27,6 +26,7 @@ from rules.fixes import (
     validate_fix_params,
 )
 from rules.loader import POLICY_DIR, load_policy
+from tests.support import synthetic
 
 PREPROCESSOR = Preprocessor()
 POLICY = load_policy(POLICY_DIR / "base.yaml")  # the main-image rules (was main_image.yaml)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curator.errors import PolicyError
+from curator.contracts.errors import PolicyError
 from rules.loader import POLICY_DIR, load_policy, load_policy_set
 
 HEADER = "policy: test-policy\ndescription: test\nrules:\n"

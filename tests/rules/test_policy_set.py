@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from curator.errors import PolicyError
-from curator.synthetic import render_product, to_jpeg_bytes
+from curator.contracts.errors import PolicyError
 from models.preprocess import Preprocessor
 from rules.evaluate import evaluate
 from rules.loader import POLICY_DIR, load_policy_set, policy_set_from_texts
 from rules.policy_set import PolicySet
+from tests.support.synthetic import render_product, to_jpeg_bytes
 
 ROOT = """\
 policy: root

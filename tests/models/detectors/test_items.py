@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from curator import synthetic
 from models.detectors.base import DetectedBox
 from models.detectors.items import (
     ItemSettings,
@@ -16,6 +15,7 @@ from models.detectors.items import (
     seam_count,
 )
 from models.preprocess import ItemRegion, ModelInputs, Preprocessor
+from tests.support import synthetic
 
 SETTINGS = ItemSettings()
 

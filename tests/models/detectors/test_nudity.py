@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curator import synthetic
-from models import vocabulary
+from curator.contracts import vocabulary
 from models.artifacts import NUDITY_DETECTOR
 from models.detectors import yolo
 from models.detectors.base import Detections
@@ -24,6 +23,7 @@ from models.detectors.nudity import (
 from models.preprocess import ModelInputs, Preprocessor
 from models.runtime.base import RuntimeInfo
 from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
+from tests.support import synthetic
 
 CANVAS = 320
 ANCHORS = 2100  # 40² + 20² + 10² anchors of a 320 px YOLOv8 input

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import vocabulary
+from curator.contracts import vocabulary
 from models.detectors.base import DetectedBox
 from models.detectors.people import PeopleJudgeSettings, judge_people, share_inside
 from models.preprocess import ItemRegion

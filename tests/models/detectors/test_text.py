@@ -9,14 +9,14 @@ from functools import cache
 import numpy as np
 import pytest
 
-from curator import synthetic
-from models import vocabulary
+from curator.contracts import vocabulary
 from models.artifacts import TEXT_DETECTOR, ArtifactError
 from models.detectors.base import Detections
 from models.detectors.text import TextDetector, covered_fraction, letterbox, normalise
 from models.preprocess import ModelInputs, Preprocessor
 from models.runtime.base import RuntimeInfo
 from tests.models.detectors import text_scenes
+from tests.support import synthetic
 
 TEXT_NAMES = {name for name in vocabulary.VOCABULARY if name.startswith("text.")}
 PREPROCESSOR = Preprocessor()

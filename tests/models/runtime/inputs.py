@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
-from curator import synthetic
+from tests.support import synthetic
 
 WORDS = ("SALE -50%", "BEST SELLER", "FREE SHIPPING", "NEW")
 

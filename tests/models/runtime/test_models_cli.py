@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from curator.models_cli import EXIT_OK, EXIT_UNSUPPORTED, add_models_commands
+from curator.cli.models import EXIT_OK, EXIT_UNSUPPORTED, add_models_commands
 from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, all_artifacts
 from models.runtime.engine_cache import EngineCache, EngineKey
 from models.runtime.profiles import profile_for

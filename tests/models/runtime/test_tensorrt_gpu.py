@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from curator.models_cli import add_models_commands
+from curator.cli.models import add_models_commands
 from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, ModelArtifact
 from models.runtime.base import InferenceRuntime, RuntimeInputError
 from models.runtime.engine_cache import CacheStatus, EngineCache, sha256_bytes

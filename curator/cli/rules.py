@@ -9,8 +9,8 @@
 Wired into `curator.cli` with `add_rules_commands(verbs)`; each sub-verb sets `run`, which returns
 the process exit status. The in-process paths (explain, impact) use the same `LocalPipeline` and
 `ListingAssessor` as `curator assess`, so they decide exactly as the service does. The impact
-computation and report live in `curator.policy_impact`; the words for rules and verdicts in
-`curator.policy_explain`.
+computation and report live in `curator.core.policy_impact`; the words for rules and verdicts in
+`curator.core.policy_explain`.
 """
 
 from __future__ import annotations
@@ -31,28 +31,29 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from curator import schemas
-from curator.errors import PolicyError
-from curator.policy_explain import render_action, render_condition, render_explanation
-from curator.policy_impact import (
+from curator.contracts import schemas
+from curator.contracts.errors import PolicyError
+from curator.contracts.ids import CATEGORY_PATTERN, MARKETPLACE_PATTERN
+from curator.core.policy_explain import render_action, render_condition, render_explanation
+from curator.core.policy_impact import (
     DEFAULT_CATEGORY,
     DEFAULT_EXAMPLES,
     DEFAULT_MARKETPLACE,
     find_listings,
     impact_report,
 )
+from graphs.serve_config import DEFAULT_SERVE_CONFIG
 from rules.loader import POLICY_DIR, load_policy_set, policy_set_from_texts, read_policy_texts
-from rules.schema import CATEGORY_PATTERN, MARKETPLACE_PATTERN, Rule
+from rules.schema import Rule
 
 if TYPE_CHECKING:
-    from curator.pipeline import LocalPipeline
+    from curator.core.pipeline import LocalPipeline
     from rules.policy_set import PolicySet
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # a policy set does not load, or the command's input is unusable
 
 INGRESS_DEPLOYMENT = "Curator"
-DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 
 
 def add_rules_commands(subparsers: Any) -> None:
@@ -148,7 +149,7 @@ def _load(directory: Path) -> PolicySet | None:
 @cache
 def local_pipeline() -> LocalPipeline:
     """One pipeline per process: it loads the ONNX models, which takes a while."""
-    from curator.pipeline import LocalPipeline
+    from curator.core.pipeline import LocalPipeline
 
     return LocalPipeline()
 
@@ -245,7 +246,7 @@ def _provenance(sources: Sequence[str]) -> str:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from curator.assessment import ListingAssessor
+    from curator.core.assessment import ListingAssessor
 
     policies = _load(args.policies)
     if policies is None:
@@ -372,7 +373,7 @@ def _validate_serve_config(config: dict[str, Any]) -> None:
     """ValueError unless Serve and the ingress would both accept the config."""
     from ray.serve.schema import ServeDeploySchema
 
-    from curator.settings import CuratorConfig
+    from curator.core.settings import CuratorConfig
 
     ServeDeploySchema.model_validate(config)  # pydantic's ValidationError is a ValueError
     for application in config["applications"]:

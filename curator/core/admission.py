@@ -79,7 +79,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from curator.errors import CuratorError
+from curator.contracts.errors import CuratorError
 
 DEEPEST_CUT = 0.5  # the most one round trip of slow answers can take off the limit
 SHORT_WINDOW = 9  # answers under load whose latency ratios' lower quartile is the gradient

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curator.admission import AdmissionSettings
+from curator.core.admission import AdmissionSettings
 from models.runtime.request import RuntimeRequest
+from rules.loader import POLICY_DIR
 
 if TYPE_CHECKING:
     from models.decode import DecodeLimits
 
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "rules" / "policies"
+DEFAULT_POLICY_DIR = POLICY_DIR
 # Decisions and outboxes of a local deployment; clusters point `store.url` at PostgreSQL.
 DEFAULT_DATA_DIR = Path("~/.local/share/curator")
 
@@ -217,5 +218,5 @@ class CuratorConfig(BaseModel):
     policy_sets: dict[str, dict[str, str]] = {}
     # Experiment definitions (experiments.config), at most one running.
     experiments: list[dict[str, Any]] = []
-    # Load shedding on the assess endpoints (curator.admission): tunable without a restart.
+    # Load shedding on the assess endpoints (curator.core.admission): tunable without a restart.
     admission: AdmissionSettings = AdmissionSettings()

@@ -14,17 +14,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from curator.assessment import (
+from curator.core.assessment import (
     FixedMeasurement,
     MeasuredImage,
     fix_locally,
     measure_locally,
     stage_failed,
 )
-from curator.settings import InputLimits, ModelStageSettings
+from curator.core.settings import InputLimits, ModelStageSettings
 
 if TYPE_CHECKING:
-    from curator.assessment import Fixer
+    from curator.core.assessment import Fixer
     from models.extractor import AttributeExtractor
     from models.scorer import QualityScorer
     from rules.schema import FixRef

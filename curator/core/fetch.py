@@ -26,8 +26,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from curator.errors import ImageError
-from curator.settings import UrlFetchSettings
+from curator.contracts.errors import ImageError
+from curator.core.settings import UrlFetchSettings
 
 logger = logging.getLogger("ray.serve")
 

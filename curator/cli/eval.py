@@ -1,5 +1,5 @@
 """`curator eval`: the real stages, rules and selection over the labelled dev set, in this process,
-and how far their answers agree with the reviewer's (curator.evaluation).
+and how far their answers agree with the reviewer's (curator.core.evaluation).
 
 Wired into `curator.cli` with `add_eval_commands(verbs)`. Exits 0 when the run completed, 2 when
 the dev set or an option is unusable; the figures themselves never fail the command: the
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curator.evaluation import DEVSET_DIR, DevSetError, groups_of, load_devset
+from curator.core.evaluation import DEVSET_DIR, DevSetError, groups_of, load_devset
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -48,10 +48,10 @@ def add_eval_commands(subparsers: Any) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from curator.eval_report import format_table, write_contact_sheet
-    from curator.evaluation import evaluate_devset
-    from curator.pipeline import LocalPipeline
-    from curator.settings import ModelStageSettings
+    from curator.cli.eval_report import format_table, write_contact_sheet
+    from curator.core.evaluation import evaluate_devset
+    from curator.core.pipeline import LocalPipeline
+    from curator.core.settings import ModelStageSettings
     from rules import POLICY_DIR, load_policy_set
 
     try:

@@ -1,4 +1,4 @@
-"""curator.synthetic: the generators the measurement tests rely on tell the truth."""
+"""tests.support.synthetic: the generators the measurement tests rely on tell the truth."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator import synthetic
+from tests.support import synthetic
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels() -> None:

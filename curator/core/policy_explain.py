@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from curator import schemas
+from curator.contracts import schemas
 from rules.schema import (
     AllOf,
     AnyOf,

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from curator import schemas
-from curator.errors import CuratorError, ImageError
+from curator.contracts import schemas
+from curator.contracts.errors import CuratorError, ImageError
 from rules import Candidate, ImageVerdict, Policy, PolicySet, Violation, evaluate, select_main_image
 from rules.evaluate import Role
 from rules.schema import FixRef

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curator import schemas
+from curator.contracts import schemas
 
 if TYPE_CHECKING:
-    from curator.assessment import FixedMeasurement, Fixer, MeasuredImage
-    from curator.pipeline import LocalPipeline
+    from curator.core.assessment import FixedMeasurement, Fixer, MeasuredImage
+    from curator.core.pipeline import LocalPipeline
     from rules.policy_set import PolicySet
     from rules.schema import FixRef, Policy
 
@@ -125,7 +125,7 @@ class ListingAssessments:
     async def outcomes(
         self, policies: PolicySet, category: str, marketplace: str
     ) -> dict[str, ListingOutcome]:
-        from curator.assessment import ListingAssessor
+        from curator.core.assessment import ListingAssessor
 
         version = policies.resolve(category, marketplace).version
         if version not in self._by_version:

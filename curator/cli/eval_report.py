@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from curator.evaluation import LABELS, EvaluationReport, ImageResult
+from curator.core.evaluation import LABELS, EvaluationReport, ImageResult
 
 THUMBNAIL_SIDE = 360
 # Box outline colour per detection kind; other kinds are drawn grey.

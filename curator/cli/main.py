@@ -19,14 +19,14 @@ from types import FrameType
 
 import yaml
 
-from curator.batch_cli import add_batch_commands
-from curator.eval_cli import add_eval_commands
-from curator.models_cli import add_models_commands
-from curator.rules_cli import add_rules_commands
-from experiments.report_cli import add_experiments_commands
+from curator.cli.batch import add_batch_commands
+from curator.cli.eval import add_eval_commands
+from curator.cli.experiments import add_experiments_commands
+from curator.cli.models import add_models_commands
+from curator.cli.rules import add_rules_commands
+from graphs.serve_config import DEFAULT_SERVE_CONFIG
 from graphs.serve_env import local_serve_env
 
-DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent.parent / "graphs" / "serve_config.yaml"
 READY_TIMEOUT_S = 300
 
 logger = logging.getLogger("curator")
@@ -107,7 +107,7 @@ def _validated_serve_config(path: Path) -> dict:
     """Fail before starting Ray when the config or the app arguments in it are wrong."""
     from ray.serve.schema import ServeDeploySchema
 
-    from curator.settings import CuratorAppArgs
+    from curator.core.settings import CuratorAppArgs
 
     raw = yaml.safe_load(path.read_text())
     schema = ServeDeploySchema.model_validate(raw)
@@ -130,8 +130,8 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
 
 
 def _assess(args: argparse.Namespace) -> int:
-    from curator.assessment import ListingAssessor
-    from curator.pipeline import LocalPipeline
+    from curator.core.assessment import ListingAssessor
+    from curator.core.pipeline import LocalPipeline
     from rules import POLICY_DIR, load_policy_set
 
     assessor = ListingAssessor(load_policy_set(args.policies or POLICY_DIR))
@@ -151,7 +151,7 @@ def _assess(args: argparse.Namespace) -> int:
 
 
 def _vocabulary(_: argparse.Namespace) -> int:
-    from models.vocabulary import VOCABULARY
+    from curator.contracts.vocabulary import VOCABULARY
 
     for attribute in VOCABULARY.values():
         bounds = ""

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from curator.errors import CuratorError, ImageError
-from curator.schemas import AssessRequest, ImageInput, Role
+from curator.contracts.errors import CuratorError, ImageError
+from curator.contracts.schemas import AssessRequest, ImageInput, Role
 from models.decode import DecodeLimits, read_header
 
 _DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from curator.errors import CuratorError
-from curator.rules_cli import DEFAULT_SERVE_CONFIG
+from curator.contracts.errors import CuratorError
 from graphs.batch_options import BatchOptions
+from graphs.serve_config import DEFAULT_SERVE_CONFIG
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # the input is unusable; nothing ran (argparse's own errors exit 2 too)

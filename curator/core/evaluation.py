@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 from rules.evaluate import ImageVerdict, evaluate
 
 if TYPE_CHECKING:
-    from curator.assessment import MeasuredImage
-    from curator.pipeline import LocalPipeline
+    from curator.core.assessment import MeasuredImage
+    from curator.core.pipeline import LocalPipeline
     from rules.policy_set import PolicySet
 
-DEVSET_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "devset"
+DEVSET_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "devset"
 
 LABELS: tuple[str, ...] = (
     "white_background", "overlay_text", "person", "multiple_items", "border",
@@ -277,7 +277,7 @@ def evaluate_devset(
     marketplace: str = "US",
 ) -> EvaluationReport:
     """Assess each group as one listing through the real stages, rules, fixes and selection."""
-    from curator.assessment import ListingAssessor
+    from curator.core.assessment import ListingAssessor
 
     assessor = ListingAssessor(policies)
     image_results: list[ImageResult] = []

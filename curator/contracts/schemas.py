@@ -3,18 +3,49 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from curator.contracts.ids import CALLER_ID_PATTERN, CATEGORY_PATTERN, MARKETPLACE_PATTERN
+
 if TYPE_CHECKING:
-    from rules.policy_set import PolicySet
+    from collections.abc import Mapping, Sequence
+
+
+class _ResolvedRule(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def model_dump(self, *, mode: str, by_alias: bool, exclude_none: bool) -> dict[str, Any]: ...
+
+
+class _ResolvedPolicy(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def layers(self) -> Sequence[str]: ...
+    @property
+    def rules(self) -> Sequence[_ResolvedRule]: ...
+    @property
+    def sources(self) -> Mapping[str, Sequence[str]]: ...
+
+
+class ResolvesPolicies(Protocol):
+    """What a policy set offers the contract (rules.PolicySet): the contract sits below the
+    policy layer, so it names the shape, not the class."""
+
+    @property
+    def version(self) -> str: ...
+
+    def resolve(self, category: str, marketplace: str) -> _ResolvedPolicy: ...
 
 AttributeValue = bool | int | float | str | None
 Action = Literal["approve", "review", "reject", "fix"]
 Role = Literal["main", "alternate"]
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
 # The instants an outcome event may carry. Outside them a time is a typo or an attack, and near
 # the ends of datetime's range a time zone's offset overflows it on the way to UTC.
@@ -31,7 +62,7 @@ class ApiInput(BaseModel):
 
 class ImageInput(ApiInput):
 
-    image_id: str = Field(pattern=_ID_PATTERN, description="Unique within the listing")
+    image_id: str = Field(pattern=CALLER_ID_PATTERN, description="Unique within the listing")
     data: str | None = Field(None, description="Base64 of the image file (a data: URL is accepted)")
     url: str | None = Field(
         None, max_length=2048, description="http(s) URL to fetch the image from"
@@ -47,9 +78,10 @@ class ImageInput(ApiInput):
 
 class AssessRequest(ApiInput):
 
-    listing_id: str = Field(pattern=_ID_PATTERN)
-    category: str = Field("default", pattern=r"^[a-z0-9_\-]{1,64}$")
-    marketplace: str = Field("US", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 region")
+    listing_id: str = Field(pattern=CALLER_ID_PATTERN)
+    category: str = Field("default", pattern=CATEGORY_PATTERN)
+    marketplace: str = Field("US", pattern=MARKETPLACE_PATTERN,
+                             description="ISO 3166 alpha-2 region")
     images: list[ImageInput] = Field(min_length=1)
     include_fixed_images: bool = Field(
         True, description="Return each fixed image as base64 JPEG (false: only what was fixed)"
@@ -221,7 +253,8 @@ class PolicyResponse(BaseModel):
 
     @classmethod
     def of(
-        cls, policies: PolicySet, category: str, marketplace: str, reload_error: str | None = None
+        cls, policies: ResolvesPolicies, category: str, marketplace: str,
+        reload_error: str | None = None,
     ) -> PolicyResponse:
         """The effective policy of (category, marketplace): the HTTP answer and `curator rules
         show --json` alike."""
@@ -253,11 +286,11 @@ class VersionResponse(BaseModel):
 
 class OutcomeEvent(ApiInput):
 
-    event_id: str = Field(pattern=_ID_PATTERN, description="Unique; a repeat is ignored")
+    event_id: str = Field(pattern=CALLER_ID_PATTERN, description="Unique; a repeat is ignored")
     type: Literal["impression", "click", "add_to_cart", "purchase", "return"]
     time: AwareDatetime = Field(description="When it happened, with a time zone")
-    unit_id: str | None = Field(None, pattern=_ID_PATTERN, description="The listing id")
-    decision_id: str | None = Field(None, max_length=64, pattern=_ID_PATTERN)
+    unit_id: str | None = Field(None, pattern=CALLER_ID_PATTERN, description="The listing id")
+    decision_id: str | None = Field(None, max_length=64, pattern=CALLER_ID_PATTERN)
     value: float | None = Field(None, ge=0, description="Money, for purchase and return")
 
     @field_validator("time")
