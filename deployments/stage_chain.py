@@ -21,12 +21,12 @@ from curator.contracts.errors import ImageError
 from curator.core.assessment import FixedMeasurement, MeasuredImage, stage_failed
 from curator.core.fetch import ImageFetcher
 from curator.core.image_jobs import ImageJob
+from models.scorer_cards import TECHNICAL_CARD
 from rules.schema import FixRef
 
 logger = logging.getLogger("ray.serve")
 
 PREPROCESS_BACKEND = "cpu: pillow + opencv + numpy"
-TECHNICAL_CARD = "card-v0"  # the technical-only tier's card: no model stages to feed another
 
 
 class StageChain:

@@ -32,6 +32,9 @@ from models.quality import ScorerCardV0
 
 Attributes = Mapping[str, AttributeValue]
 
+# The technical-only tier's card (no model stages): card v0 needs only Preprocess's attributes.
+TECHNICAL_CARD = CARD_V0_NAME
+
 
 class ScorerCard(Protocol):
     @property

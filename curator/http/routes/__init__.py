@@ -1,0 +1,1 @@
+"""The HTTP routes, one router per concern; curator.http.app includes them in this order."""
