@@ -119,11 +119,8 @@ def measure_models(
     import torch
 
     from curator.core.assessment import measure_locally
+    from curator.core.pipeline import build_extractor, build_preprocessor, build_scorer
     from curator.core.settings import CuratorAppArgs, ModelStageSettings
-    from models.extractor import AttributeExtractor
-    from models.preprocess import Preprocessor
-    from models.runtime.select import torch_device
-    from models.scorer import QualityScorer
 
     started = time.perf_counter()
     settings = CuratorAppArgs.model_validate(app_args or {})
@@ -132,7 +129,7 @@ def measure_models(
     if len(usable) < len(set(batches)):
         logger.warning("batches above max_batch_size_limit %d skipped",
                        stages.max_batch_size_limit)
-    preprocessor = Preprocessor()
+    preprocessor = build_preprocessor()
     measured = [measure_locally(image.jpeg, image.image_id, preprocessor, keep_model_inputs=True)
                 for image in images]
     ready = [item for item in measured if item.ok and item.model_inputs is not None]
@@ -142,7 +139,7 @@ def measure_models(
     def batch_of(size: int) -> list[Any]:
         return [ready[index % len(ready)] for index in range(size)]
 
-    extractor = AttributeExtractor.create(stages.extractor_models, stages.runtime_request())
+    extractor = build_extractor(stages.extractor_models, stages.runtime_request())
     onnx_threads = ("the runtime's default intra-op threads (ONNX Runtime: one per physical "
                     f"core, {psutil.cpu_count(logical=False)} here; the replicas' sessions use "
                     "the same default)")
@@ -161,7 +158,7 @@ def measure_models(
         ))
     text = extractor.detectors.get("text")
     if text is not None and text.runtime_info.precision != "fp32":
-        reference = AttributeExtractor.create(
+        reference = build_extractor(
             ["text"], replace(stages.runtime_request(), cpu_precision="fp32"))
         detector = reference.detectors["text"]
         cells = [time_calls(partial(detector.detect, [item.model_inputs
@@ -181,7 +178,7 @@ def measure_models(
         torch.set_num_threads(torch_threads)
     used_threads = torch.get_num_threads()
     try:
-        scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
+        scorer = build_scorer(stages.scorer_card)
         cells = []
         for size in usable:
             pairs = [(item.model_inputs, item.attributes) for item in batch_of(size)]

@@ -11,10 +11,9 @@ from ray import serve
 from ray.serve.metrics import Histogram
 
 from curator.core.assessment import MeasuredImage
-from curator.core.pipeline import extract_stage
+from curator.core.pipeline import build_extractor, extract_stage
 from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
 from deployments.runtime_metric import RuntimeChoiceMetric
-from models.extractor import AttributeExtractor as Extractor
 from models.runtime.request import RuntimeRequest
 
 logger = logging.getLogger("ray.serve")
@@ -26,7 +25,7 @@ class AttributeExtractor:
         # detector_threads > 1: a lone request's detectors run side by side and take the idle
         # cores; under load the replicas share the cores as before (models.detector_threads).
         self._limit = request.max_batch_size
-        self._extractor = Extractor.create(models, request, detector_threads=detector_threads)
+        self._extractor = build_extractor(models, request, detector_threads)
         self._batch_sizes = Histogram(
             "curator_extractor_batch_size",
             description="Images per batch the extractor ran",

@@ -17,6 +17,7 @@ from ray.serve.metrics import Counter, Gauge, Histogram
 
 from curator.contracts.errors import ImageError
 from curator.core.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
+from curator.core.pipeline import build_preprocessor
 from models.decode import (
     DecodeBudget,
     DecodeBusy,
@@ -24,7 +25,6 @@ from models.decode import (
     default_decode_budget,
     read_header,
 )
-from models.preprocess import Preprocessor
 
 _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
 
@@ -48,9 +48,9 @@ class Preprocess:
         self._emit_model_inputs = emit_model_inputs
         self._decode_wait_s = decode_wait_s
         self._budget = DecodeBudget(decode_memory_bytes or default_decode_budget(replica_memory()))
-        self._preprocessor = Preprocessor(
-            decode_limits=DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels,
-                                       max_decode_bytes=self._budget.capacity)
+        self._preprocessor = build_preprocessor(
+            DecodeLimits(max_bytes=max_image_bytes, max_pixels=max_image_pixels,
+                         max_decode_bytes=self._budget.capacity)
         )
         self._latency = Histogram(
             "curator_preprocess_ms",

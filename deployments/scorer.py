@@ -12,12 +12,10 @@ from ray import serve
 from ray.serve.metrics import Histogram
 
 from curator.core.assessment import MeasuredImage
-from curator.core.pipeline import score_stage
+from curator.core.pipeline import build_scorer, score_stage
 from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.runtime.base import RuntimeInfo
-from models.runtime.select import torch_device
-from models.scorer import QualityScorer as Scorer
 
 logger = logging.getLogger("ray.serve")
 
@@ -26,7 +24,7 @@ logger = logging.getLogger("ray.serve")
 class QualityScorer:
     def __init__(self, card: str, max_batch_size_limit: int) -> None:
         self._limit = max_batch_size_limit
-        self._scorer = Scorer(card=card, device=torch_device())
+        self._scorer = build_scorer(card)
         self._card = card
         self._batch_sizes = Histogram(
             "curator_scorer_batch_size",

@@ -21,7 +21,14 @@ from functools import cached_property
 import pyarrow as pa
 
 from curator.core.assessment import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
-from curator.core.pipeline import LocalPipeline, extract_stage, score_stage
+from curator.core.pipeline import (
+    LocalPipeline,
+    build_extractor,
+    build_preprocessor,
+    build_scorer,
+    extract_stage,
+    score_stage,
+)
 from curator.core.settings import InputLimits, ModelStageSettings, UrlFetchSettings
 from graphs.batch_listing import assess_listing
 from graphs.batch_manifest import IMAGE_INDEX
@@ -38,10 +45,8 @@ class ReadImages:
     """Read each image (file or URL) and run the Preprocess stage on it (CPU)."""
 
     def __init__(self, limits: InputLimits, url_fetch: UrlFetchSettings) -> None:
-        from models.preprocess import Preprocessor
-
         self._source = ImageSource(limits, url_fetch)
-        self._preprocessor = Preprocessor(decode_limits=limits.decode_limits())
+        self._preprocessor = build_preprocessor(limits.decode_limits())
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         image_ids = batch.column("image_id").to_pylist()
@@ -71,9 +76,7 @@ class ExtractAttributes:
     """The AttributeExtractor stage (text, people) over a batch; on a GPU where Ray gives one."""
 
     def __init__(self, stages: ModelStageSettings) -> None:
-        from models.extractor import AttributeExtractor
-
-        extractor = AttributeExtractor.create(stages.extractor_models, stages.runtime_request())
+        extractor = build_extractor(stages.extractor_models, stages.runtime_request())
         self._stage: Stage = lambda items: extract_stage(extractor, items)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -84,10 +87,7 @@ class ScoreQuality:
     """The QualityScorer stage (BRISQUE + the scorer card) over a batch."""
 
     def __init__(self, stages: ModelStageSettings) -> None:
-        from models.runtime.select import torch_device
-        from models.scorer import QualityScorer
-
-        scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
+        scorer = build_scorer(stages.scorer_card)
         self._stage: Stage = lambda items: score_stage(scorer, items)
 
     def __call__(self, batch: pa.Table) -> pa.Table:

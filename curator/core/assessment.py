@@ -37,7 +37,7 @@ from rules.schema import FixRef
 
 if TYPE_CHECKING:
     from models.detectors.base import DetectedBox
-    from models.preprocess import ModelInputs
+    from models.preprocess import ModelInputs, Preprocessor
 
 CONTROL_VARIANT = "control"
 
@@ -95,7 +95,8 @@ def stage_failed(image_id: str) -> MeasuredImage:
 
 
 def measure_locally(
-    data: bytes, image_id: str, preprocessor: Any = None, keep_model_inputs: bool = False
+    data: bytes, image_id: str, preprocessor: Preprocessor | None = None,
+    keep_model_inputs: bool = False,
 ) -> MeasuredImage:
     """The Preprocess stage in this process (CLI, benchmark); the same class the replica runs."""
     from models.preprocess import Preprocessor
@@ -126,7 +127,8 @@ class FixedFile:
 
 
 def fix_locally(
-    data: bytes, fixes: Sequence[tuple[str, dict[str, Any]]], preprocessor: Any = None
+    data: bytes, fixes: Sequence[tuple[str, dict[str, Any]]],
+    preprocessor: Preprocessor | None = None,
 ) -> FixedFile:
     """Apply fixes in this process (the Preprocess replica, the CLI), measuring the way
     `preprocessor` does; refusals and undecodable files become an error answer."""

@@ -1,4 +1,6 @@
-"""The stages over `MeasuredImage`s, shared by the Serve deployments and the in-process pipeline.
+"""The stages over `MeasuredImage`s, shared by the Serve deployments and the in-process pipeline,
+and the one place the stage models are built (`build_preprocessor`, `build_extractor`,
+`build_scorer`): Serve, Ray Data, `curator assess` and the benchmarks all construct them here.
 
 A stage function takes a batch of items, runs its model once over those that are still
 assessable, and passes the rest (images that failed an earlier stage) through untouched. The
@@ -25,11 +27,41 @@ from curator.core.settings import InputLimits, ModelStageSettings
 
 if TYPE_CHECKING:
     from curator.core.assessment import Fixer
+    from models.decode import DecodeLimits
     from models.extractor import AttributeExtractor
+    from models.preprocess import Preprocessor
+    from models.runtime.request import RuntimeRequest
     from models.scorer import QualityScorer
     from rules.schema import FixRef
 
 logger = logging.getLogger(__name__)
+
+
+# The builders import the models late: torch and the inference runtimes take seconds to import,
+# and a process builds only the stages it runs (a Preprocess replica never loads torch).
+
+
+def build_preprocessor(decode_limits: DecodeLimits | None = None) -> Preprocessor:
+    """The Preprocess stage; `decode_limits` None: the defaults for this host."""
+    from models.preprocess import Preprocessor
+
+    return Preprocessor() if decode_limits is None else Preprocessor(decode_limits=decode_limits)
+
+
+def build_extractor(models: Sequence[str], request: RuntimeRequest,
+                    detector_threads: int = 1) -> AttributeExtractor:
+    """The AttributeExtractor stage: `models` (by name) on the runtime `request` chooses."""
+    from models.extractor import AttributeExtractor
+
+    return AttributeExtractor.create(models, request, detector_threads=detector_threads)
+
+
+def build_scorer(card: str) -> QualityScorer:
+    """The QualityScorer stage of `card`, on the device torch_device() chooses."""
+    from models.runtime.select import torch_device
+    from models.scorer import QualityScorer
+
+    return QualityScorer(card=card, device=torch_device())
 
 
 def extract_stage(
@@ -94,16 +126,10 @@ class LocalPipeline:
         stages: ModelStageSettings = ModelStageSettings(),  # noqa: B008 - frozen
         limits: InputLimits = InputLimits(),  # noqa: B008 - frozen
     ) -> None:
-        from models.extractor import AttributeExtractor
-        from models.preprocess import Preprocessor
-        from models.runtime.select import torch_device
-        from models.scorer import QualityScorer
-
         self.batch_size = stages.max_batch_size_limit
-        self.preprocessor = Preprocessor(decode_limits=limits.decode_limits())
-        self.extractor = AttributeExtractor.create(stages.extractor_models,
-                                                   stages.runtime_request())
-        self.scorer = QualityScorer(card=stages.scorer_card, device=torch_device())
+        self.preprocessor = build_preprocessor(limits.decode_limits())
+        self.extractor = build_extractor(stages.extractor_models, stages.runtime_request())
+        self.scorer = build_scorer(stages.scorer_card)
 
     def run(self, images: Sequence[tuple[str, bytes]]) -> list[MeasuredImage]:
         measured = [
