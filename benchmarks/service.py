@@ -25,7 +25,7 @@ import requests
 import yaml
 
 from benchmarks.procmon import ProcessTreeMonitor
-from graphs.serve_config import DEFAULT_SERVE_CONFIG
+from graphs.serve_config import DEFAULT_SERVE_CONFIG, read_serve_config
 from graphs.serve_env import local_serve_env
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def free_port() -> int:
 
 def bench_config(source: Path, port: int, destination: Path) -> Path:
     """A copy of the serve config that listens on loopback:`port`; nothing else changes."""
-    config = yaml.safe_load(source.read_text())
+    config = read_serve_config(source)
     http_options = config.setdefault("http_options", {})
     http_options["host"] = LOOPBACK
     http_options["port"] = port
@@ -89,14 +89,14 @@ def technical_only(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_technical_config(source: Path, destination: Path) -> Path:
-    config = yaml.safe_load(source.read_text())
+    config = read_serve_config(source)
     destination.write_text(yaml.safe_dump(technical_only(config), sort_keys=False))
     return destination
 
 
 def application_args(config: Path) -> dict[str, Any]:
     """The `args:` of the config's (first) application: the stage settings the service gets."""
-    applications = yaml.safe_load(config.read_text()).get("applications") or [{}]
+    applications = read_serve_config(config).get("applications") or [{}]
     return dict(applications[0].get("args") or {})
 
 

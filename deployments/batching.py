@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The batcher's values before a user_config sets them (the serve configs do): the @serve.batch
+# decorators and BatchingConfig both start from these.
+DEFAULT_MAX_BATCH_SIZE = 8  # images
+DEFAULT_BATCH_WAIT_TIMEOUT_S = 0.005  # seconds a batch waits to fill
+
 
 class BatchingConfig(BaseModel):
     """Validated `user_config` of a batched deployment; applied in `reconfigure()` without a
@@ -12,8 +17,8 @@ class BatchingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_batch_size: int = Field(8, ge=1, le=256)
-    batch_wait_timeout_s: float = Field(0.005, ge=0, le=1)
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=256)
+    batch_wait_timeout_s: float = Field(DEFAULT_BATCH_WAIT_TIMEOUT_S, ge=0, le=1)
 
 
 # Histogram boundaries of the batch sizes the model stages report.

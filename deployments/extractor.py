@@ -12,7 +12,12 @@ from ray.serve.metrics import Histogram
 
 from curator.core.assessment import MeasuredImage
 from curator.core.pipeline import build_extractor, extract_stage
-from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
+from deployments.batching import (
+    BATCH_SIZE_BOUNDARIES,
+    DEFAULT_BATCH_WAIT_TIMEOUT_S,
+    DEFAULT_MAX_BATCH_SIZE,
+    BatchingConfig,
+)
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.runtime.request import RuntimeRequest
 
@@ -48,7 +53,8 @@ class AttributeExtractor:
     def runtime_info(self) -> dict[str, dict[str, str]]:
         return {name: info.as_dict() for name, info in self._extractor.runtime_info.items()}
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                 batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def extract(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         # Inference blocks; a worker thread keeps this replica's event loop free to form the
         # next batch meanwhile.

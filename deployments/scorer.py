@@ -13,7 +13,12 @@ from ray.serve.metrics import Histogram
 
 from curator.core.assessment import MeasuredImage
 from curator.core.pipeline import build_scorer, score_stage
-from deployments.batching import BATCH_SIZE_BOUNDARIES, BatchingConfig
+from deployments.batching import (
+    BATCH_SIZE_BOUNDARIES,
+    DEFAULT_BATCH_WAIT_TIMEOUT_S,
+    DEFAULT_MAX_BATCH_SIZE,
+    BatchingConfig,
+)
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.runtime.base import RuntimeInfo
 
@@ -48,7 +53,8 @@ class QualityScorer:
     def runtime_info(self) -> dict[str, str]:
         return {"card": self._card, "device": str(self._scorer.device), "runtime": "torch"}
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                 batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def score(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         return await asyncio.to_thread(self._score_batch, items)
 

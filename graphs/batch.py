@@ -19,23 +19,20 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import ray
 import ray.data
-import yaml
 
 from curator.core.settings import CuratorAppArgs, CuratorConfig, ModelStageSettings
 from graphs.batch_options import BatchOptions
 from graphs.batch_output import AnswerCounts, ListingAnswersDatasink
 from graphs.batch_stages import AssessListings, ExtractAttributes, ReadImages, ScoreQuality
+from graphs.serve_config import ingress_entry, online_application, read_serve_config
 from rules.loader import policy_set_from_texts, read_policy_texts
 
 logger = logging.getLogger(__name__)
 
-ONLINE_IMPORT_PATH = "graphs.online:build_app"
-INGRESS_DEPLOYMENT = "Curator"
 # Ray scheduling labels, not cores (Ray pins nothing): fractions, so that one actor of every
 # stage plus Ray Data's shuffle and write tasks fit on a 2-core host at once, as the serve
 # config's fractions do. Actual CPU use follows the work.
@@ -64,19 +61,12 @@ class BatchSettings:
         """The online application's settings in the serve config at `path`; `policy_dir`
         replaces its policy set. ValueError (pydantic's included) for a config that cannot
         run offline."""
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        online = [app for app in config.get("applications") or []
-                  if app.get("import_path") == ONLINE_IMPORT_PATH]
-        if not online:
-            raise ValueError(f"{path}: no application with import_path {ONLINE_IMPORT_PATH}")
-        app_args = CuratorAppArgs.model_validate(online[0].get("args") or {})
+        online = online_application(read_serve_config(path), path)
+        app_args = CuratorAppArgs.model_validate(online.get("args") or {})
         if app_args.models is None:
             raise ValueError(f"{path}: args.models is null (the technical-only tier); the batch "
                              "mode runs the model stages")
-        deployments = online[0].get("deployments") or []
-        ingress: dict[str, Any] = next(
-            (d for d in deployments if d.get("name") == INGRESS_DEPLOYMENT), {})
-        live = CuratorConfig.model_validate(ingress.get("user_config") or {})
+        live = CuratorConfig.model_validate(ingress_entry(online).get("user_config") or {})
         if live.experiments:
             logger.warning("%s configures experiments; offline answers are the control arm's",
                            path)

@@ -17,14 +17,12 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-import yaml
-
 from curator.cli.batch import add_batch_commands
 from curator.cli.eval import add_eval_commands
 from curator.cli.experiments import add_experiments_commands
 from curator.cli.models import add_models_commands
 from curator.cli.rules import add_rules_commands
-from graphs.serve_config import DEFAULT_SERVE_CONFIG
+from graphs.serve_config import DEFAULT_SERVE_CONFIG, check_app_args, read_serve_config
 from graphs.serve_env import local_serve_env
 
 READY_TIMEOUT_S = 300
@@ -105,15 +103,9 @@ def _restore_sigint() -> None:
 
 def _validated_serve_config(path: Path) -> dict:
     """Fail before starting Ray when the config or the app arguments in it are wrong."""
-    from ray.serve.schema import ServeDeploySchema
-
-    from curator.core.settings import CuratorAppArgs
-
-    raw = yaml.safe_load(path.read_text())
-    schema = ServeDeploySchema.model_validate(raw)
-    for application in schema.applications:
-        CuratorAppArgs.model_validate(application.args or {})
-    return raw
+    config = read_serve_config(path)
+    check_app_args(config)
+    return config
 
 
 def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:

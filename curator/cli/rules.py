@@ -42,7 +42,12 @@ from curator.core.policy_impact import (
     find_listings,
     impact_report,
 )
-from graphs.serve_config import DEFAULT_SERVE_CONFIG
+from graphs.serve_config import (
+    DEFAULT_SERVE_CONFIG,
+    INGRESS_DEPLOYMENT,
+    check_user_config,
+    read_serve_config,
+)
 from rules.loader import POLICY_DIR, load_policy_set, policy_set_from_texts, read_policy_texts
 from rules.schema import Rule
 
@@ -53,7 +58,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_INVALID = 1  # a policy set does not load, or the command's input is unusable
 
-INGRESS_DEPLOYMENT = "Curator"
 
 
 def add_rules_commands(subparsers: Any) -> None:
@@ -327,12 +331,10 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"{args.dir}: the policy texts do not rebuild policy set {policies.version}",
               file=sys.stderr)
         return EXIT_INVALID
-    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     try:
-        if not isinstance(config, dict):
-            raise ValueError("a serve config is a mapping with `applications`")
+        config = read_serve_config(args.config)
         with_policies(config, args.app, texts)
-        _validate_serve_config(config)
+        check_user_config(config)
     except ValueError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -367,19 +369,6 @@ def with_policies(config: dict[str, Any], app: str, texts: dict[str, str]) -> di
         deployments.append(ingress)
     ingress["user_config"] = {**(ingress.get("user_config") or {}), "policies": texts}
     return config
-
-
-def _validate_serve_config(config: dict[str, Any]) -> None:
-    """ValueError unless Serve and the ingress would both accept the config."""
-    from ray.serve.schema import ServeDeploySchema
-
-    from curator.core.settings import CuratorConfig
-
-    ServeDeploySchema.model_validate(config)  # pydantic's ValidationError is a ValueError
-    for application in config["applications"]:
-        for deployment in application.get("deployments") or []:
-            if deployment.get("name") == INGRESS_DEPLOYMENT and "user_config" in deployment:
-                CuratorConfig.model_validate(deployment["user_config"])
 
 
 def _temporary_yaml() -> Path:

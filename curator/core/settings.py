@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curator.core.admission import AdmissionSettings
+from models.runtime.profiles import DEFAULT_MAX_BATCH
 from models.runtime.request import RuntimeRequest
 from rules.loader import POLICY_DIR
 
@@ -102,7 +103,7 @@ class ModelStageSettings(BaseModel):
     extra_scorer_cards: tuple[str, ...] = ()
     # The largest batch a replica's runtimes are built for (a TensorRT profile's max). The live
     # max_batch_size in each deployment's user_config must stay at or below it.
-    max_batch_size_limit: int = Field(32, ge=1, le=256)
+    max_batch_size_limit: int = Field(DEFAULT_MAX_BATCH, ge=1, le=256)
     runtime: Literal["auto", "tensorrt", "onnxruntime"] = "auto"
     # Intra-op threads of each CPU session (ONNX Runtime or OpenVINO); 0: one per core. Replicas
     # that share a host's cores do more per CPU second with fewer (benchmarks/README.md).

@@ -30,8 +30,9 @@ SampleShape = tuple[SampleDim, ...]
 # batches still run (split into chunks of max) but never at the tuned size.
 BatchProfile = tuple[int, int, int]
 
-# Matches curator.core.settings' default max_batch_size_limit; `build-engines --max-batch` and the
-# deployments must use the same number, or prebuilt engines are not found (different key).
+# The default max_batch_size_limit (curator.core.settings takes it from here) and of
+# `build-engines --max-batch`: both must use the same number, or prebuilt engines are not found
+# (different key).
 DEFAULT_MAX_BATCH = 32
 
 
