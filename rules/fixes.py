@@ -30,7 +30,8 @@ border, shrunk by a whole factor to the analysis size, segmented by
 `models.measurements.background`. Masks are mapped back to full resolution; a box is widened by
 one analysis pixel so a product is never cut. Each fix's parameters are in `rules.fix_params`,
 the canvas geometry of padding and shrinking in `rules.fix_canvas`; this module holds the fixes,
-their registry and `apply_fixes`, the entry point.
+their implementations and `apply_fixes`, the entry point; the catalogue (names, parameters,
+targets) is `rules.fix_params`.
 """
 
 from __future__ import annotations
@@ -54,15 +55,23 @@ from models.measurements.scaling import scaled_size
 from models.measurements.thresholds import MeasurementThresholds
 from rules.fix_canvas import WHITE, canvas_size, centre_on_white, crop_with_margin, resize_to
 from rules.fix_params import (
+    FIX_SPECS,
     ConvertToSrgbJpegParams,
     DownscaleParams,
+    FixSpec,
     PadToFillParams,
     TrimBorderParams,
     WhitenBackgroundParams,
+    fix_names,
+    validate_fix_params,
 )
 from rules.fix_scene import Scene, analyse, full_resolution_box, full_resolution_mask, near_white
 
 # Output encoding: quality 95 and 4:4:4 (no chroma subsampling) keep product edges clean.
+# The catalogue's lookups, re-exported for the callers that apply fixes.
+__all__ = ["FIXES", "FixDefinition", "FixError", "FixedImage", "apply_fixes", "fix_names",
+           "validate_fix_params"]
+
 JPEG_QUALITY = 95
 # pad_to_fill pastes the product's box onto pure white: a backdrop darker than this (any channel)
 # would show as a visible rectangle around the product (whiten it first).
@@ -119,39 +128,26 @@ FixFunction = Callable[[np.ndarray, Any, _Source], np.ndarray]
 
 @dataclass(frozen=True)
 class FixDefinition:
-    name: str
-    description: str
-    params: type[pydantic.BaseModel]
-    targets: tuple[str, ...]  # attribute names the fix is meant to change
+    """A fix of the catalogue (rules.fix_params.FIX_SPECS) with the function that applies it."""
+
+    spec: FixSpec
     apply: FixFunction = field(repr=False, compare=False)
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
-FIXES: dict[str, FixDefinition] = {}  # in canonical order (the module docstring says why)
+    @property
+    def description(self) -> str:
+        return self.spec.description
 
+    @property
+    def params(self) -> type[pydantic.BaseModel]:
+        return self.spec.params
 
-def _register(definition: FixDefinition) -> None:
-    if definition.name in FIXES:
-        raise ValueError(f"fix {definition.name!r} registered twice")
-    FIXES[definition.name] = definition
-
-
-def fix_names() -> tuple[str, ...]:
-    return tuple(FIXES)
-
-
-def validate_fix_params(name: str, params: Mapping[str, Any] | None) -> pydantic.BaseModel:
-    """The parameters of fix `name`, validated; `ValueError` saying what is wrong."""
-    definition = FIXES.get(name)
-    if definition is None:
-        raise ValueError(f"unknown fix {name!r}; known fixes: {', '.join(FIXES)}")
-    try:
-        return definition.params.model_validate(dict(params or {}))
-    except pydantic.ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'params'}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise ValueError(f"invalid params for fix {name!r}: {problems}") from None
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.spec.targets
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -362,31 +358,16 @@ def convert_to_srgb_jpeg(
     return rgb
 
 
-for _definition in (
-    FixDefinition(
-        "trim_border", "Paint a frame or line along the edges pure white, keeping the canvas size",
-        TrimBorderParams, ("frame.border",), trim_border,
-    ),
-    FixDefinition(
-        "whiten_background",
-        "Set the near-white background connected to the edges to pure white (255,255,255)",
-        WhitenBackgroundParams,
-        ("background.pure_white_fraction", "background.white_fraction"), whiten_background,
-    ),
-    FixDefinition(
-        "pad_to_fill",
-        "Crop to the product and centre it on white so it fills fill_ratio of the frame",
-        PadToFillParams, ("composition.fill_ratio", "file.aspect_ratio"), pad_to_fill,
-    ),
-    FixDefinition(
-        "downscale", "Shrink (Lanczos) so the longest side is at most max_side",
-        DownscaleParams, ("file.longest_side",), downscale,
-    ),
-    FixDefinition(
-        "convert_to_srgb_jpeg",
-        "Re-encode as a baseline sRGB JPEG (CMYK, 16-bit, WEBP, palette; transparency on white)",
-        ConvertToSrgbJpegParams, ("file.format", "file.color_mode", "background.transparent"),
-        convert_to_srgb_jpeg,
-    ),
-):
-    _register(_definition)
+_IMPLEMENTATIONS: dict[str, FixFunction] = {
+    "trim_border": trim_border,
+    "whiten_background": whiten_background,
+    "pad_to_fill": pad_to_fill,
+    "downscale": downscale,
+    "convert_to_srgb_jpeg": convert_to_srgb_jpeg,
+}
+# Every fix of the catalogue with its implementation, in the catalogue's (canonical) order.
+FIXES: dict[str, FixDefinition] = {
+    name: FixDefinition(spec, _IMPLEMENTATIONS[name]) for name, spec in FIX_SPECS.items()
+}
+if set(_IMPLEMENTATIONS) != set(FIXES):
+    raise RuntimeError(f"fixes without a catalogue entry: {set(_IMPLEMENTATIONS) - set(FIXES)}")

@@ -62,6 +62,7 @@ from pydantic_core import PydanticCustomError
 
 from curator.contracts import vocabulary
 from curator.contracts.ids import CATEGORY_PATTERN, MARKETPLACE_PATTERN, RULE_ID_PATTERN
+from rules.fix_params import validate_fix_params
 
 Severity = Literal["block", "warn", "info"]
 Action = Literal["reject", "review", "fix", "approve"]
@@ -352,8 +353,6 @@ class FixRef(_Model):
 
     @model_validator(mode="after")
     def _known_fix(self) -> FixRef:
-        from rules.fixes import validate_fix_params
-
         try:
             validate_fix_params(self.name, self.with_)
         except ValueError as exc:

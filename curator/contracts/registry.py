@@ -1,7 +1,7 @@
 """A named registry that refuses duplicates and names the known entries when a lookup misses.
 
-Shared by model artifacts and scorer cards, so "registered twice" and "unknown X" read the same
-everywhere."""
+The one registry pattern: model artifacts, scorer cards, the attribute vocabulary and the fix
+catalogue all use it, so "registered twice" and "unknown X" read the same everywhere."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def in_order(self) -> dict[str, T]:
+        """The entries by name in the order they were registered (a copy)."""
+        return dict(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
 
     def values(self) -> list[T]:
         return list(self._entries.values())

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from curator.contracts.registry import Registry
+
 AttributeValue = bool | int | float | str | None
 AttributeKind = Literal["bool", "int", "float", "str"]
 
@@ -28,14 +30,12 @@ class Attribute:
     stage: Literal["preprocess", "extractor", "scorer"] = "preprocess"
 
 
-_REGISTRY: dict[str, Attribute] = {}
+_ATTRIBUTES: Registry[Attribute] = Registry("attribute")
 
 
 def _register(*attributes: Attribute) -> None:
     for attribute in attributes:
-        if attribute.name in _REGISTRY:
-            raise ValueError(f"attribute {attribute.name!r} registered twice")
-        _REGISTRY[attribute.name] = attribute
+        _ATTRIBUTES.add(attribute.name, attribute)
 
 
 _register(
@@ -204,7 +204,7 @@ _register(
     Attribute("quality.scorer", "str", "-", "Scorer card that produced quality.score"),
 )
 
-VOCABULARY: dict[str, Attribute] = dict(_REGISTRY)
+VOCABULARY: dict[str, Attribute] = _ATTRIBUTES.in_order()
 
 
 def get(name: str) -> Attribute:
