@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from curator.core.settings import CuratorAppArgs
 from deployments.canary import Canary
@@ -34,31 +34,40 @@ def build_graph(
     # Serve validates `args:` of the config into CuratorAppArgs because of the annotation;
     # model_validate also accepts a dict for direct Python callers.
     args = CuratorAppArgs.model_validate(args)
-    ingress = Curator if ingress_user_config is None else Curator.options(  # type: ignore[attr-defined]
-        user_config=ingress_user_config)
-    # `.bind` is added by @serve.deployment at run time and is not visible to mypy.
+    ingress = deployment(Curator)
+    if ingress_user_config is not None:
+        ingress = ingress.options(user_config=ingress_user_config)
     stages = args.models
-    preprocess = Preprocess.bind(  # type: ignore[attr-defined]
+    preprocess = deployment(Preprocess).bind(
         max_image_bytes=args.limits.max_image_bytes,
         max_image_pixels=args.limits.max_image_pixels,
         emit_model_inputs=stages is not None,
         decode_memory_bytes=args.limits.decode_memory_bytes,
         decode_wait_s=args.limits.decode_wait_s,
     )
-    canary = Canary.bind(args.store.url, args.canary_interval_s)  # type: ignore[attr-defined]
+    canary = deployment(Canary).bind(args.store.url, args.canary_interval_s)
     app_args = args.model_dump(mode="json")
     if stages is None:
-        return ingress.bind(preprocess, None, None, canary, app_args)  # type: ignore[union-attr]
-    extractor = AttributeExtractor.bind(  # type: ignore[attr-defined]
+        return ingress.bind(preprocess, None, None, canary, app_args)
+    extractor = deployment(AttributeExtractor).bind(
         list(stages.extractor_models), stages.runtime_request(), stages.detector_threads,
     )
     # One QualityScorer deployment per card, so experiment variants can route to either.
     scorers = {
-        card: QualityScorer.options(name=scorer_deployment_name(card, stages.scorer_card))  # type: ignore[attr-defined]
+        card: deployment(QualityScorer)
+        .options(name=scorer_deployment_name(card, stages.scorer_card))
         .bind(card, stages.max_batch_size_limit)
         for card in stages.scorer_cards
     }
-    return ingress.bind(preprocess, extractor, scorers, canary, app_args)  # type: ignore[union-attr]
+    return ingress.bind(preprocess, extractor, scorers, canary, app_args)
+
+
+def deployment(decorated: object) -> Deployment:
+    """The Serve deployment a `@serve.deployment` class became. mypy still sees the class (it
+    has no `.bind`/`.options`); this checks at run time what the type says."""
+    if not isinstance(decorated, Deployment):
+        raise TypeError(f"{decorated!r} is not a Serve deployment")
+    return decorated
 
 
 def scorer_deployment_name(card: str, default_card: str) -> str:
