@@ -21,5 +21,12 @@ class BatchingConfig(BaseModel):
     batch_wait_timeout_s: float = Field(DEFAULT_BATCH_WAIT_TIMEOUT_S, ge=0, le=1)
 
 
+# The stage deployments' logging: their calls come from the ingress, one per image and stage,
+# so an access-log line each would bury the console's start-up lines, runtimes, policy reloads,
+# canary transitions and errors (which still log). Serve's request metrics still count every
+# call. The ingress keeps its access log of HTTP requests; the Canary's polls are switched off
+# in the serve config.
+STAGE_LOGGING = {"enable_access_log": False}
+
 # Histogram boundaries of the batch sizes the model stages report.
 BATCH_SIZE_BOUNDARIES = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]

@@ -16,6 +16,7 @@ from deployments.batching import (
     BATCH_SIZE_BOUNDARIES,
     DEFAULT_BATCH_WAIT_TIMEOUT_S,
     DEFAULT_MAX_BATCH_SIZE,
+    STAGE_LOGGING,
     BatchingConfig,
 )
 from deployments.runtime_metric import RuntimeChoiceMetric
@@ -23,7 +24,8 @@ from models.runtime.request import RuntimeRequest
 
 logger = logging.getLogger("ray.serve")
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
+                  logging_config=STAGE_LOGGING)
 class AttributeExtractor:
     def __init__(self, models: list[str], request: RuntimeRequest,
                  detector_threads: int = 1) -> None:
@@ -38,6 +40,9 @@ class AttributeExtractor:
         )
         self._runtime_metric = RuntimeChoiceMetric()
         self._runtime_metric.update(self._extractor.runtime_info)
+        logger.info("extractor runtimes: %s", ", ".join(
+            f"{name} {info.runtime} on {info.device} ({info.precision})"
+            for name, info in self._extractor.runtime_info.items()))
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = BatchingConfig.model_validate(user_config)

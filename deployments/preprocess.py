@@ -18,6 +18,7 @@ from ray.serve.metrics import Counter, Gauge, Histogram
 from curator.contracts.errors import ImageError
 from curator.core.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
 from curator.core.pipeline import build_preprocessor
+from deployments.batching import STAGE_LOGGING
 from models.decode import (
     DecodeBudget,
     DecodeBusy,
@@ -39,7 +40,8 @@ def replica_memory() -> float | None:
         return None
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8,
+                  logging_config=STAGE_LOGGING)
 class Preprocess:
     def __init__(
         self, max_image_bytes: int, max_image_pixels: int, emit_model_inputs: bool = True,

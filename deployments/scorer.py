@@ -17,6 +17,7 @@ from deployments.batching import (
     BATCH_SIZE_BOUNDARIES,
     DEFAULT_BATCH_WAIT_TIMEOUT_S,
     DEFAULT_MAX_BATCH_SIZE,
+    STAGE_LOGGING,
     BatchingConfig,
 )
 from deployments.runtime_metric import RuntimeChoiceMetric
@@ -25,7 +26,8 @@ from models.runtime.base import RuntimeInfo
 logger = logging.getLogger("ray.serve")
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
+                  logging_config=STAGE_LOGGING)
 class QualityScorer:
     def __init__(self, card: str, max_batch_size_limit: int) -> None:
         self._limit = max_batch_size_limit
@@ -41,6 +43,7 @@ class QualityScorer:
         self._runtime_metric = RuntimeChoiceMetric()
         self._runtime_metric.update({"brisque": RuntimeInfo(
             "brisque", "torch", str(self._scorer.device), "fp32")})
+        logger.info("scorer %s runtime: torch on %s (fp32)", card, self._scorer.device)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = BatchingConfig.model_validate(user_config)
