@@ -176,7 +176,7 @@ StagesRun = Callable[[list[tuple[str, bytes]]], list[Any]]
 def _stages(settings: Any) -> tuple[StagesRun, str, Any]:
     """What the graph runs per image, in this process: the stages function, a description,
     and the object holding the stages (for `.preprocessor` and `.extractor`)."""
-    from curator.core.assessment import measure_locally
+    from curator.core.measured import measure_locally
     from curator.core.pipeline import LocalPipeline
 
     if settings.models is None:  # the technical-only graph: Preprocess alone

@@ -118,7 +118,7 @@ def measure_models(
     """The models of the config's `args.models` (the defaults when the config has none)."""
     import torch
 
-    from curator.core.assessment import measure_locally
+    from curator.core.measured import measure_locally
     from curator.core.pipeline import build_extractor, build_preprocessor, build_scorer
     from curator.core.settings import CuratorAppArgs, ModelStageSettings
 

@@ -10,7 +10,7 @@ from typing import Any
 from ray import serve
 from ray.serve.metrics import Histogram
 
-from curator.core.assessment import MeasuredImage
+from curator.core.measured import MeasuredImage
 from curator.core.pipeline import build_extractor, extract_stage
 from deployments.batching import (
     BATCH_SIZE_BOUNDARIES,

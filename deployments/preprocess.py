@@ -16,7 +16,7 @@ from ray import serve
 from ray.serve.metrics import Counter, Gauge, Histogram
 
 from curator.contracts.errors import ImageError
-from curator.core.assessment import FixedFile, MeasuredImage, fix_locally, measure_locally
+from curator.core.measured import FixedFile, MeasuredImage, fix_locally, measure_locally
 from curator.core.pipeline import build_preprocessor
 from deployments.batching import STAGE_LOGGING
 from models.decode import (

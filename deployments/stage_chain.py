@@ -18,9 +18,9 @@ from dataclasses import replace
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
 from curator.contracts.errors import ImageError
-from curator.core.assessment import FixedMeasurement, MeasuredImage, stage_failed
 from curator.core.fetch import ImageFetcher
 from curator.core.image_jobs import ImageJob
+from curator.core.measured import FixedMeasurement, MeasuredImage, stage_failed
 from models.scorer_cards import TECHNICAL_CARD
 from rules.schema import FixRef
 

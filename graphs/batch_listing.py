@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from curator.contracts.errors import CuratorError
 from curator.contracts.schemas import AssessRequest
-from curator.core.assessment import Fixer, ListingAssessor
+from curator.core.assessment import ListingAssessor
 from curator.core.image_jobs import ImageJob, check_listing
 from curator.core.invalid_request import describe_invalid_request
+from curator.core.measured import Fixer
 
 Row = Mapping[str, Any]  # one manifest row: its columns and its `measured` MeasuredImage
 

@@ -11,8 +11,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from curator.contracts.errors import ImageError
-from curator.core.assessment import MeasuredImage, stage_failed
 from curator.core.fetch import ImageFetcher
+from curator.core.measured import MeasuredImage, stage_failed
 from curator.core.settings import InputLimits, UrlFetchSettings
 
 logger = logging.getLogger(__name__)

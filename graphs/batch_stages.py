@@ -20,7 +20,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from curator.core.assessment import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
+from curator.core.measured import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
 from curator.core.pipeline import (
     LocalPipeline,
     build_extractor,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from rules.evaluate import ImageVerdict, evaluate
 
 if TYPE_CHECKING:
-    from curator.core.assessment import MeasuredImage
+    from curator.core.measured import MeasuredImage
     from curator.core.pipeline import LocalPipeline
     from rules.policy_set import PolicySet
 

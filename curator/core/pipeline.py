@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from curator.core.assessment import (
+from curator.core.measured import (
     FixedMeasurement,
     MeasuredImage,
     fix_locally,
@@ -26,7 +26,7 @@ from curator.core.assessment import (
 from curator.core.settings import InputLimits, ModelStageSettings
 
 if TYPE_CHECKING:
-    from curator.core.assessment import Fixer
+    from curator.core.measured import Fixer
     from models.decode import DecodeLimits
     from models.extractor import AttributeExtractor
     from models.preprocess import Preprocessor

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from curator.contracts import schemas
 
 if TYPE_CHECKING:
-    from curator.core.assessment import FixedMeasurement, Fixer, MeasuredImage
+    from curator.core.measured import FixedMeasurement, Fixer, MeasuredImage
     from curator.core.pipeline import LocalPipeline
     from rules.policy_set import PolicySet
     from rules.schema import FixRef, Policy

@@ -26,9 +26,9 @@ from curator.contracts.schemas import (
     VersionResponse,
 )
 from curator.core.admission import AdmissionLimiter, Overloaded
-from curator.core.assessment import FixedMeasurement, MeasuredImage
 from curator.core.image_jobs import ImageJob, check_decode_memory, check_listing
 from curator.core.live_config import LiveConfig
+from curator.core.measured import FixedMeasurement, MeasuredImage
 from curator.core.settings import CuratorAppArgs, CuratorConfig
 from experiments.config import ExperimentConfig
 from experiments.live import EnsuredStore, LiveExperiments, decision_record

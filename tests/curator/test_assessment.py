@@ -17,13 +17,8 @@ import pytest
 from PIL import Image
 
 from curator.contracts.schemas import AssessResponse, ImageAssessment
-from curator.core.assessment import (
-    FixedMeasurement,
-    ListingAssessor,
-    MeasuredImage,
-    fix_locally,
-    measure_locally,
-)
+from curator.core.assessment import ListingAssessor
+from curator.core.measured import FixedMeasurement, MeasuredImage, fix_locally, measure_locally
 from models.preprocess import Preprocessor
 from rules import POLICY_DIR, load_policy_set, policy_set_from_texts
 from rules.evaluate import evaluate

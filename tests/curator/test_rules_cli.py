@@ -15,7 +15,7 @@ import yaml
 
 from curator.cli import main
 from curator.cli.rules import local_pipeline
-from curator.core.assessment import measure_locally
+from curator.core.measured import measure_locally
 from curator.core.pipeline import LocalPipeline
 from curator.core.policy_explain import render_condition
 from rules import POLICY_DIR, load_policy_set, policy_set_from_texts

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from curator.contracts.errors import CuratorError
-from curator.core.assessment import FixedMeasurement, MeasuredImage, fix_locally, measure_locally
 from curator.core.image_jobs import ImageJob
+from curator.core.measured import FixedMeasurement, MeasuredImage, fix_locally, measure_locally
 from curator.core.service import CuratorService, Replica
 from curator.core.settings import CuratorAppArgs, StoreSettings
 from experiments.live import EnsuredStore

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from curator.core.assessment import MeasuredImage
 from curator.core.fetch import ImageFetcher
+from curator.core.measured import MeasuredImage
 from curator.core.settings import InputLimits, UrlFetchSettings
 from deployments import stage_chain
 from deployments.extractor import AttributeExtractor

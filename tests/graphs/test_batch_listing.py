@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from curator.contracts.errors import CuratorError
-from curator.core.assessment import FixedMeasurement, ListingAssessor, MeasuredImage
+from curator.core.assessment import ListingAssessor
+from curator.core.measured import FixedMeasurement, MeasuredImage
 from graphs.batch_listing import assess_listing, listing_request
 from rules import POLICY_DIR, load_policy_set
 from rules.schema import FixRef

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from curator.contracts.errors import ImageError
-from curator.core.assessment import MeasuredImage
+from curator.core.measured import MeasuredImage
 from graphs.batch_sources import read_image_file
 from graphs.batch_stages import run_isolated
 

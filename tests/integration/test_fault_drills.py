@@ -36,7 +36,7 @@ import ray
 import requests
 from ray import serve
 
-from curator.core.assessment import MeasuredImage, measure_locally
+from curator.core.measured import MeasuredImage, measure_locally
 from curator.core.pipeline import extract_stage
 from deployments.extractor import AttributeExtractor
 from graphs.online import build_graph

@@ -12,7 +12,7 @@ DEVSET = Path(__file__).resolve().parents[3] / "benchmarks" / "devset" / "images
 
 @cache
 def devset_inputs(name: str) -> ModelInputs:
-    from curator.core.assessment import measure_locally
+    from curator.core.measured import measure_locally
     from models.preprocess import Preprocessor
 
     measured = measure_locally((DEVSET / name).read_bytes(), name, Preprocessor(),
