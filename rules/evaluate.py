@@ -19,24 +19,18 @@ from typing import Any, Literal
 from curator.contracts import vocabulary
 from curator.contracts.errors import ImageError
 from curator.contracts.vocabulary import AttributeValue
-from rules.schema import (
-    ACTION_PRECEDENCE,
-    Action,
+from rules.conditions import (
     AllOf,
     AnyOf,
     Between,
     Comparison,
-    Concern,
-    FixRef,
     Leaf,
     Not,
-    Policy,
-    Rule,
-    Severity,
     Threshold,
     display_threshold,
     failure_shapes,
 )
+from rules.schema import ACTION_PRECEDENCE, Action, Concern, FixRef, Policy, Rule, Severity
 
 Role = Literal["main", "alternate"]
 ROLES: tuple[Role, ...] = ("main", "alternate")

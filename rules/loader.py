@@ -25,7 +25,8 @@ import yaml
 from pydantic import ValidationError
 
 from curator.contracts.errors import PolicyError
-from rules.schema import CONDITION_TAGS, RULE_ERROR, Policy, PolicyFile
+from rules.conditions import CONDITION_TAGS, RULE_ERROR
+from rules.schema import Policy, PolicyFile
 
 if TYPE_CHECKING:
     from rules.policy_set import PolicySet

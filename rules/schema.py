@@ -42,26 +42,26 @@ import hashlib
 import json
 import string
 from functools import cached_property
-from typing import Annotated, Any, Literal, NoReturn, Union
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
     Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    Tag,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from curator.contracts import vocabulary
 from curator.contracts.ids import CATEGORY_PATTERN, MARKETPLACE_PATTERN, RULE_ID_PATTERN
+from rules.conditions import (
+    Condition,
+    PolicyModel,
+    Scalar,
+    attribute_kind,
+    display_threshold,
+    fail_rule,
+    failure_shapes,
+    leaves,
+)
 from rules.fix_params import validate_fix_params
 
 Severity = Literal["block", "warn", "info"]
@@ -69,11 +69,6 @@ Action = Literal["reject", "review", "fix", "approve"]
 Fallback = Literal["reject", "review"]
 AppliesTo = Literal["main", "alternate", "any"]
 Concern = Literal["file", "content"]
-ComparisonOp = Literal["<", "<=", ">", ">=", "==", "!="]
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
-Number = StrictInt | StrictFloat
-# What a violation reports as its threshold: one value, the list of an `in`, or a (lo, hi) range.
-Threshold = bool | int | float | str | tuple[Any, ...]
 
 # The actions each severity may take, the first being its default. A warning that rejected would
 # be a block in disguise, and an info that did anything but approve would not be an info.
@@ -86,261 +81,15 @@ SEVERITY_ACTIONS: dict[str, tuple[str, ...]] = {
 # review: an image that needs a person gets one even when part of it could be fixed.
 ACTION_PRECEDENCE: tuple[Action, ...] = ("reject", "review", "fix", "approve")
 
-# The requirement that is violated when a negated comparison fails (`not: {a >= x}` is `a < x`).
-INVERSE_OP: dict[str, str] = {
-    "<": ">=", ">=": "<", ">": "<=", "<=": ">", "==": "!=", "!=": "==", "in": "not in",
-}
-_ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 MESSAGE_PLACEHOLDERS = frozenset({"measured", "threshold", "op", "attribute"})
 DEFAULT_MESSAGE = "{attribute} is {measured}; required: {op} {threshold}"
 
-
-class _Model(BaseModel):
-    # Unknown keys are typos (`severty:`), never extensions: reject them.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _attribute_kind(name: str) -> str:
-    try:
-        return vocabulary.get(name).kind
-    except KeyError as exc:
-        raise ValueError(exc.args[0]) from None
-
-
-def _normalise(name: str, value: Any) -> Any:
-    """The canonical form of a rule value: ints given for a float attribute become floats, so that
-    `0` and `0.0` give the same policy version."""
-    try:
-        kind = vocabulary.get(name).kind
-    except KeyError:
-        return value  # reported by the attribute validator
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-# The error type of checks that span several fields of a model: ctx["field"] names the key the
-# problem is about, so the loader reports that key's line rather than the line of the mapping.
-RULE_ERROR = "policy_rule"
-
-
-def _fail(detail: str, field: str) -> NoReturn:
-    raise PydanticCustomError(RULE_ERROR, "{detail}", {"detail": detail, "field": field})
-
-
-def _check_value(name: str, value: Any, field: str) -> None:
-    if value is None:
-        _fail(f"{name}: a rule cannot compare with null (missing values are skipped)", field)
-    try:
-        vocabulary.check_value(name, value)
-    except ValueError as exc:
-        hint = ""
-        if isinstance(value, bool) and _attribute_kind(name) == "str":
-            hint = (f" ({value!r} in YAML: unquoted yes/no/on/off/true/false are booleans; "
-                    "quote the string)")
-        _fail(f"{exc}{hint}", field)
-
-
-def _known_attribute(name: str) -> str:
-    _attribute_kind(name)
-    return name
-
-
-# Checked on the field itself, so an unknown name is reported at the `attribute:` line.
-AttributeName = Annotated[str, AfterValidator(_known_attribute)]
-
-
-class Comparison(_Model):
-    attribute: AttributeName
-    op: ComparisonOp
-    value: Scalar
-
-    @model_validator(mode="before")
-    @classmethod
-    def _canonical_value(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "attribute" in data and "value" in data:
-            data = {**data, "value": _normalise(str(data["attribute"]), data["value"])}
-        return data
-
-    @model_validator(mode="after")
-    def _fits_attribute(self) -> Comparison:
-        kind = _attribute_kind(self.attribute)
-        if kind in ("bool", "str") and self.op in _ORDERING_OPS:
-            _fail(f"{self.attribute} is {kind}: only == and != apply to it, not {self.op}", "op")
-        _check_value(self.attribute, self.value, "value")
-        return self
-
-
-class Between(_Model):
-    """Inclusive range: lo <= attribute <= hi."""
-
-    attribute: AttributeName
-    between: tuple[Number, Number]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _canonical_bounds(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("between"), list | tuple):
-            name = str(data.get("attribute"))
-            data = {**data, "between": [_normalise(name, v) for v in data["between"]]}
-        return data
-
-    @model_validator(mode="after")
-    def _fits_attribute(self) -> Between:
-        kind = _attribute_kind(self.attribute)
-        if kind not in ("int", "float"):
-            _fail(f"{self.attribute} is {kind}: `between` needs a numeric attribute", "between")
-        lo, hi = self.between
-        for bound in (lo, hi):
-            _check_value(self.attribute, bound, "between")
-        if lo > hi:
-            _fail(f"between [{lo}, {hi}]: the lower bound is above the upper bound", "between")
-        return self
-
-
-class Membership(_Model):
-    """`in` or `not_in` a list of allowed (or forbidden) values; exactly one of them."""
-
-    attribute: AttributeName
-    in_: tuple[Scalar, ...] | None = Field(default=None, alias="in")
-    not_in: tuple[Scalar, ...] | None = None
-
-    @model_validator(mode="after")
-    def _fits_attribute(self) -> Membership:
-        if (self.in_ is None) == (self.not_in is None):
-            raise ValueError("give exactly one of `in` and `not_in`")
-        field = "in" if self.in_ is not None else "not_in"
-        values = self.values
-        if not values:
-            _fail("the list of values is empty", field)
-        kind = _attribute_kind(self.attribute)
-        # Membership is exact equality: meaningless for floats, and a bool wants `==`.
-        if kind not in ("str", "int"):
-            _fail(f"{self.attribute} is {kind}: `{field}` needs a str or int attribute", field)
-        for value in values:
-            _check_value(self.attribute, value, field)
-        return self
-
-    @property
-    def values(self) -> tuple[Any, ...]:
-        return self.in_ if self.in_ is not None else (self.not_in or ())
-
-    @property
-    def op(self) -> str:
-        return "in" if self.in_ is not None else "not in"
-
-
-def _some_conditions(conditions: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Not `min_length`: that also fires, misleadingly, when the only item is invalid.
-    if not conditions:
-        raise ValueError("needs at least one condition")
-    return conditions
-
-
-class AllOf(_Model):
-    all_: Annotated[tuple[Condition, ...], AfterValidator(_some_conditions)] = Field(alias="all")
-
-
-class AnyOf(_Model):
-    any_: Annotated[tuple[Condition, ...], AfterValidator(_some_conditions)] = Field(alias="any")
-
-
-class Not(_Model):
-    not_: Condition = Field(alias="not")
-
-
-Leaf = Comparison | Between | Membership
-
-_TAG_BY_TYPE: dict[type, str] = {
-    Comparison: "comparison",
-    Between: "range",
-    Membership: "membership",
-    AllOf: "all_of",
-    AnyOf: "any_of",
-    Not: "negation",
-}
-# The tags pydantic inserts into an error's location; the loader drops them when it names a field.
-CONDITION_TAGS = frozenset(_TAG_BY_TYPE.values())
-
-
-def _condition_tag(data: Any) -> str | None:
-    """Which kind of condition a mapping is, by its keys (composition keys win, then leaf keys)."""
-    if not isinstance(data, dict):
-        return _TAG_BY_TYPE.get(type(data))
-    for key, tag in (("all", "all_of"), ("any", "any_of"), ("not", "negation")):
-        if key in data:
-            return tag
-    if "attribute" in data:
-        if "between" in data:
-            return "range"
-        if "in" in data or "not_in" in data:
-            return "membership"
-        return "comparison"
-    return None
-
-
-Condition = Annotated[
-    Union[  # noqa: UP007 - the tagged members need the explicit Union form
-        Annotated[Comparison, Tag("comparison")],
-        Annotated[Between, Tag("range")],
-        Annotated[Membership, Tag("membership")],
-        Annotated[AllOf, Tag("all_of")],
-        Annotated[AnyOf, Tag("any_of")],
-        Annotated[Not, Tag("negation")],
-    ],
-    Discriminator(
-        _condition_tag,
-        custom_error_type="invalid_condition",
-        custom_error_message=(
-            "a condition is {attribute, op, value}, {attribute, between}, {attribute, in}, "
-            "{attribute, not_in}, {all: [...]}, {any: [...]} or {not: {...}}"
-        ),
-    ),
-]
-
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-Not.model_rebuild()
-
-
-def leaves(condition: Any, negated: bool = False) -> list[tuple[Leaf, bool]]:
-    """Every comparison of a condition with whether it sits under an odd number of `not`s."""
-    if isinstance(condition, AllOf | AnyOf):
-        children = condition.all_ if isinstance(condition, AllOf) else condition.any_
-        return [pair for child in children for pair in leaves(child, negated)]
-    if isinstance(condition, Not):
-        return leaves(condition.not_, not negated)
-    return [(condition, negated)]
-
-
-def failure_shapes(leaf: Leaf, negated: bool) -> list[tuple[str, Threshold]]:
-    """The (op, threshold) pairs a violation of this leaf can report: the requirement that failed.
-
-    A failed range reports the bound it crossed, so a message reads "at least 500" or "at most
-    10000" rather than a pair.
-    """
-    if isinstance(leaf, Comparison):
-        return [(INVERSE_OP[leaf.op] if negated else leaf.op, leaf.value)]
-    if isinstance(leaf, Between):
-        if negated:
-            return [("not between", leaf.between)]
-        return [(">=", leaf.between[0]), ("<=", leaf.between[1])]
-    return [(INVERSE_OP[leaf.op] if negated else leaf.op, leaf.values)]
-
-
-def display_threshold(op: str, threshold: Threshold) -> Any:
-    """What `{threshold}` shows in a message: lists as "JPEG, PNG", ranges as "500 to 10000"."""
-    if isinstance(threshold, tuple):
-        if op in ("between", "not between"):
-            return f"{threshold[0]} to {threshold[1]}"
-        return ", ".join(str(value) for value in threshold)
-    return threshold
 
 
 _SAMPLE_MEASURED: dict[str, Any] = {"bool": True, "int": 1, "float": 0.5, "str": "X"}
 
 
-class FixRef(_Model):
+class FixRef(PolicyModel):
     """A named fix (rules.fixes) and its parameters; `fix: name` in a file is `{name: name}`."""
 
     name: str
@@ -356,11 +105,11 @@ class FixRef(_Model):
         try:
             validate_fix_params(self.name, self.with_)
         except ValueError as exc:
-            _fail(str(exc), "name")
+            fail_rule(str(exc), "name")
         return self
 
 
-class Rule(_Model):
+class Rule(PolicyModel):
     id: str = Field(pattern=RULE_ID_PATTERN)
     description: str = Field(min_length=1)
     applies_to: AppliesTo
@@ -391,16 +140,16 @@ class Rule(_Model):
     def _consistent(self) -> Rule:
         allowed = SEVERITY_ACTIONS[self.severity]
         if self.action not in allowed:
-            _fail(f"severity {self.severity} allows action {' or '.join(allowed)}, "
+            fail_rule(f"severity {self.severity} allows action {' or '.join(allowed)}, "
                   f"not {self.action}", "action")
         if (self.action == "fix") != (self.fix is not None):
             if self.fix is None:
-                _fail("action fix needs `fix:` naming the fix", "action")
-            _fail(f"`fix:` is only for action fix, not {self.action}", "fix")
+                fail_rule("action fix needs `fix:` naming the fix", "action")
+            fail_rule(f"`fix:` is only for action fix, not {self.action}", "fix")
         if self.otherwise is not None and self.action != "fix":
-            _fail("`otherwise:` is only for action fix", "otherwise")
+            fail_rule("`otherwise:` is only for action fix", "otherwise")
         if self.otherwise == "reject" and self.severity == "warn":
-            _fail("a warning cannot fall back to reject; use severity block", "otherwise")
+            fail_rule("a warning cannot fall back to reject; use severity block", "otherwise")
         self._check_message()
         return self
 
@@ -410,13 +159,13 @@ class Rule(_Model):
         try:
             fields = [name for _, name, _, _ in string.Formatter().parse(self.message)]
         except ValueError as exc:
-            _fail(f"message template is malformed: {exc}", "message")
+            fail_rule(f"message template is malformed: {exc}", "message")
         for name in fields:
             if name is not None and name not in MESSAGE_PLACEHOLDERS:
-                _fail(f"message placeholder {{{name}}} is unknown; use "
+                fail_rule(f"message placeholder {{{name}}} is unknown; use "
                       + ", ".join(f"{{{p}}}" for p in sorted(MESSAGE_PLACEHOLDERS)), "message")
         for leaf, negated in leaves(self.require):
-            measured = _SAMPLE_MEASURED[_attribute_kind(leaf.attribute)]
+            measured = _SAMPLE_MEASURED[attribute_kind(leaf.attribute)]
             for op, threshold in failure_shapes(leaf, negated):
                 try:
                     self.message.format(
@@ -426,7 +175,7 @@ class Rule(_Model):
                         attribute=leaf.attribute,
                     )
                 except (ValueError, TypeError) as exc:
-                    _fail(f"message {self.message!r} cannot format {leaf.attribute} "
+                    fail_rule(f"message {self.message!r} cannot format {leaf.attribute} "
                           f"(measured {type(measured).__name__}, threshold "
                           f"{display_threshold(op, threshold)!r}): {exc}", "message")
 
@@ -456,14 +205,14 @@ def _duplicate_ids(rules: tuple[Rule, ...]) -> None:
         seen[rule.id] = index
 
 
-class SelectionSettings(_Model):
+class SelectionSettings(PolicyModel):
     # pHash bits two images may differ by and still count as near-duplicates: re-encodes,
     # resizes and slight crops of one photo stay within about 6 of 64; different shots of one
     # product differ by 20 or more.
     duplicate_distance: int = Field(8, ge=0, le=32)
 
 
-class Policy(_Model):
+class Policy(PolicyModel):
     """An effective policy: the rules that decide images of one (category, marketplace)."""
 
     # The layers' ids joined by "+" (e.g. base+uk+apparel+apparel-uk) for a resolved policy.
@@ -507,7 +256,7 @@ def content_hash(content: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
-class Scope(_Model):
+class Scope(PolicyModel):
     """Where a policy file applies: a category, a marketplace, or one category in one
     marketplace."""
 
@@ -524,7 +273,7 @@ class Scope(_Model):
         return "/".join(part for part in (self.category, self.marketplace) if part)
 
 
-class RuleOverride(_Model):
+class RuleOverride(PolicyModel):
     """Fields of an inherited rule to change; the rest are kept. The merged rule is validated
     as a whole when the policy set is resolved."""
 
@@ -538,7 +287,7 @@ class RuleOverride(_Model):
     message: str | None = None
 
 
-class PolicyFile(_Model):
+class PolicyFile(PolicyModel):
     """One policy file as written. The root has rules and no `extends`; every other file extends
     a parent and may add, override and disable rules."""
 
@@ -556,17 +305,18 @@ class PolicyFile(_Model):
         _duplicate_ids(self.rules)
         if self.extends is None:
             if self.scope is not None:
-                _fail("a scoped policy extends a parent (usually `extends: base`)", "scope")
+                fail_rule("a scoped policy extends a parent (usually `extends: base`)", "scope")
             if self.overrides or self.disable:
                 field = "overrides" if self.overrides else "disable"
-                _fail("the root policy (no `extends`) has nothing to override or disable", field)
+                fail_rule("the root policy (no `extends`) has nothing to override or disable",
+                          field)
             if not self.rules:
-                _fail("the root policy (no `extends`) needs at least one rule", "rules")
+                fail_rule("the root policy (no `extends`) needs at least one rule", "rules")
         elif self.extends == self.id:
-            _fail(f"policy {self.id} extends itself", "extends")
+            fail_rule(f"policy {self.id} extends itself", "extends")
         for rule_id in self.disable:
             if rule_id in self.overrides:
-                _fail(f"rule {rule_id} is both overridden and disabled", "disable")
+                fail_rule(f"rule {rule_id} is both overridden and disabled", "disable")
         return self
 
     @property

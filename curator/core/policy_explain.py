@@ -7,16 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from curator.contracts import schemas
-from rules.schema import (
-    AllOf,
-    AnyOf,
-    Between,
-    Comparison,
-    Membership,
-    Not,
-    Rule,
-    leaves,
-)
+from rules.conditions import AllOf, AnyOf, Between, Comparison, Membership, Not, leaves
+from rules.schema import Rule
 
 if TYPE_CHECKING:
     from rules.schema import Policy
