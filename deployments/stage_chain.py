@@ -18,9 +18,11 @@ from dataclasses import replace
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
 from curator.contracts.errors import ImageError
+from curator.contracts.vocabulary import VOCABULARY
 from curator.core.fetch import ImageFetcher
 from curator.core.image_jobs import ImageJob
 from curator.core.measured import FixedMeasurement, MeasuredImage, stage_failed
+from models import scorer_cards
 from models.scorer_cards import TECHNICAL_CARD
 from rules.schema import FixRef
 
@@ -133,9 +135,6 @@ class StageChain:
 def needs_extractor(card: str) -> bool:
     """Whether the card reads an attribute the extractor makes (or one unknown here, to be safe):
     then it is scored after the extractor rather than beside it."""
-    from curator.contracts.vocabulary import VOCABULARY
-    from models import scorer_cards
-
     needs = scorer_cards.get(card).needs
     return any(name not in VOCABULARY or VOCABULARY[name].stage == "extractor" for name in needs)
 

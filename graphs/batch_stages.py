@@ -20,6 +20,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
+from curator.core.assessment import ListingAssessor
 from curator.core.measured import FixedMeasurement, MeasuredImage, measure_locally, stage_failed
 from curator.core.pipeline import (
     LocalPipeline,
@@ -33,6 +34,7 @@ from curator.core.settings import InputLimits, ModelStageSettings, UrlFetchSetti
 from graphs.batch_listing import assess_listing
 from graphs.batch_manifest import IMAGE_INDEX
 from graphs.batch_sources import ImageSource
+from rules import policy_set_from_texts
 from rules.schema import FixRef
 
 logger = logging.getLogger(__name__)
@@ -103,9 +105,6 @@ class AssessListings:
 
     def __init__(self, policy_texts: dict[str, str], stages: ModelStageSettings,
                  limits: InputLimits, url_fetch: UrlFetchSettings) -> None:
-        from curator.core.assessment import ListingAssessor
-        from rules import policy_set_from_texts
-
         self._assessor = ListingAssessor(policy_set_from_texts(policy_texts))
         self._source = ImageSource(limits, url_fetch)
         self._stages = stages

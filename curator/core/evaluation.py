@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from curator.core.assessment import ListingAssessor
 from rules.evaluate import ImageVerdict, evaluate
 
 if TYPE_CHECKING:
@@ -277,7 +278,6 @@ def evaluate_devset(
     marketplace: str = "US",
 ) -> EvaluationReport:
     """Assess each group as one listing through the real stages, rules, fixes and selection."""
-    from curator.core.assessment import ListingAssessor
 
     assessor = ListingAssessor(policies)
     image_results: list[ImageResult] = []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.contracts import schemas
+from curator.core.assessment import ListingAssessor
 
 if TYPE_CHECKING:
     from curator.core.measured import FixedMeasurement, Fixer, MeasuredImage
@@ -125,7 +126,6 @@ class ListingAssessments:
     async def outcomes(
         self, policies: PolicySet, category: str, marketplace: str
     ) -> dict[str, ListingOutcome]:
-        from curator.core.assessment import ListingAssessor
 
         version = policies.resolve(category, marketplace).version
         if version not in self._by_version:

@@ -24,8 +24,10 @@ from typing import Any
 
 import yaml
 
+from graphs.serve_config import GPU_SERVE_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
-SERVE_CONFIG = ROOT / "graphs" / "serve_config.gpu.yaml"
+SERVE_CONFIG = GPU_SERVE_CONFIG
 CLUSTER_YAML = ROOT / "cluster.yaml"
 MANIFEST = Path(__file__).resolve().parent / "rayservice.yaml"
 DEFAULT_IMAGE = "curator:0.1.0"
