@@ -19,13 +19,8 @@ from curator.contracts.errors import ImageError
 from curator.core.measured import FixedFile, MeasuredImage, fix_locally, measure_locally
 from curator.core.pipeline import build_preprocessor
 from deployments.batching import STAGE_LOGGING
-from models.decode import (
-    DecodeBudget,
-    DecodeBusy,
-    DecodeLimits,
-    default_decode_budget,
-    read_header,
-)
+from models.decode import DecodeLimits, read_header
+from models.decode_budget import DecodeBudget, DecodeBusy, default_decode_budget
 
 _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
 

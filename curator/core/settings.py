@@ -42,7 +42,7 @@ class InputLimits(BaseModel):
     # decodes only while the images in hand fit; an image over it alone is that image's
     # `too_many_pixels`, and a listing whose images add up to more is refused whole (413
     # listing_too_large) before any is decoded. None: a quarter of the replica's memory
-    # (models.decode.default_decode_budget).
+    # (models.decode_budget.default_decode_budget).
     decode_memory_bytes: int | None = Field(None, ge=16 * 2**20, le=2**40)
     # Seconds an image may wait for room in that budget before it is answered `decode_busy`
     # (that image only; the client may retry it): well under the HTTP request timeout, so a
@@ -52,7 +52,7 @@ class InputLimits(BaseModel):
     def decode_budget(self, replica_memory: float | None = None) -> int:
         """`decode_memory_bytes`, else the default for a replica with that much memory (None:
         the host's)."""
-        from models.decode import default_decode_budget
+        from models.decode_budget import default_decode_budget
 
         return self.decode_memory_bytes or default_decode_budget(replica_memory)
 

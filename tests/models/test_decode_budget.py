@@ -19,16 +19,13 @@ from PIL import Image
 from curator.contracts.errors import CuratorError, ImageError
 from curator.core.image_jobs import check_decode_memory
 from curator.core.settings import InputLimits
-from models.decode import (
-    DECODE_BYTES_PER_PIXEL,
+from models.decode import DECODE_BYTES_PER_PIXEL, DecodeLimits, decode_image, read_header
+from models.decode_budget import (
     MAX_DEFAULT_DECODE_BYTES,
     MIN_DEFAULT_DECODE_BYTES,
     DecodeBudget,
     DecodeBusy,
-    DecodeLimits,
-    decode_image,
     default_decode_budget,
-    read_header,
 )
 from tests.support import synthetic
 
