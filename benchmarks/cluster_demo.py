@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
 from benchmarks.arrivals import poisson_arrivals
 from benchmarks.cluster_batch import run_batch_on_cluster
@@ -58,11 +57,11 @@ from benchmarks.timeline import (
     status_counts,
 )
 from benchmarks.traffic import Payload, _session, post_listing
+from graphs.serve_config import GPU_SERVE_CONFIG, read_serve_config
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GPU_SERVE_CONFIG = REPO_ROOT / "graphs" / "serve_config.gpu.yaml"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 APP_NAME = "curator"
 MODEL_STAGES = ("AttributeExtractor", "QualityScorer")
@@ -150,7 +149,7 @@ def demo_serve_config(port: int, data_dir: Path, source: Path = GPU_SERVE_CONFIG
                       ) -> dict[str, Any]:
     """The GPU serve config, scaled down (SCALED_DEPLOYMENTS), listening on loopback:`port`,
     with the CPU runtimes and a local store; one proxy, on the head."""
-    config = yaml.safe_load(source.read_text())
+    config = read_serve_config(source)
     config["proxy_location"] = "HeadOnly"
     config["http_options"] = {**config.get("http_options", {}), "host": LOOPBACK, "port": port}
     (application,) = config["applications"]
