@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/brisque_reference.py [--venv /tmp/brisque-ref-venv]
 
-1. With the project virtualenv: render every recipe below with curator/synthetic.py (a product
+1. With the project virtualenv: render every recipe below with tests/support/synthetic.py (a product
    scene, then blur / Gaussian noise / JPEG steps) and write the pixels as PNG files.
 2. Build a separate, throwaway virtualenv with numpy<2 and brisque==0.2.0 (its scoring code fails
    under numpy 2; libsvm-official compiles with gcc if no wheel fits). It needs no project code:

@@ -45,7 +45,7 @@ def reference() -> tuple[list[dict], list[np.ndarray]]:
         pixels = render(entry)
         if pixels_md5(pixels) != entry["pixels_md5"]:
             pytest.fail(f"{entry['id']}: the recipe no longer gives the reference's pixels "
-                        "(curator/synthetic.py changed?); re-run tools/brisque_reference.py")
+                        "(tests/support/synthetic.py changed?); re-run tools/brisque_reference.py")
         images.append(pixels)
     return entries, images
 
