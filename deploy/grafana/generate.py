@@ -77,7 +77,7 @@ def panels() -> list[tuple[str, list[dict[str, Any]]]]:
                    "(curator_admission_refused / (refused + answered)).",
                    [(shed, "shed")], unit="percentunit"),
             _panel("Admission limit per ingress replica", "Images in flight each ingress "
-                   "replica admits now: adaptive (curator/admission.py).",
+                   "replica admits now: adaptive (curator/core/admission.py).",
                    [(f"ray_curator_admission_limit{{{APP}}}", "{{replica}}")]),
             _panel("Listing latency (ingress)", "Time to assess a listing in the ingress, "
                    "all stages included (curator_listing_ms).",
