@@ -10,6 +10,9 @@ A studio sweep or vignette is not one colour: when the ring is not dominated by 
 smooth quadratic surface is fitted to it (robustly, so a product touching the ring does not pull
 it) and pixels are compared with the surface instead.
 
+One module of about 400 lines on purpose: the masks and the white-backdrop verdicts read the same
+ring, surface fit and soft-shadow mask, and a threshold tuned in one is judged against the other.
+
 A soft shadow the product casts on the backdrop is darker than the backdrop but keeps its colour
 and has no outline. It stays product for fill (as the backdrop's own edge it has no
 clean border), but it is marked apart (`soft_shadow`), so that a shadow running off the frame
