@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from curator.contracts.registry import Registry
 from curator.contracts.vocabulary import AttributeValue
 from models.detectors.base import DetectedBox, Detections, Detector
 from models.detectors.items import judge_items
@@ -52,21 +53,21 @@ def _face_hand_detector(request: RuntimeRequest) -> Detector:
 
 
 # name -> factory(runtime request). One place lists what the extractor can run.
-EXTRACTOR_MODELS: dict[str, Callable[[RuntimeRequest], Detector]] = {
-    "text": _text_detector,
-    "objects": _object_detector,  # COCO objects and bodies
-    "faces_hands": _face_hand_detector,
-    "nudity": _nudity_detector,
-}
+EXTRACTOR_MODELS: Registry[Callable[[RuntimeRequest], Detector]] = Registry("extractor model")
+EXTRACTOR_MODELS.add("text", _text_detector)
+EXTRACTOR_MODELS.add("objects", _object_detector)  # COCO objects and bodies
+EXTRACTOR_MODELS.add("faces_hands", _face_hand_detector)
+EXTRACTOR_MODELS.add("nudity", _nudity_detector)
 # The detectors that draw person boxes: with none of them on, people.* stay unmeasured (their
 # rules report "not evaluated") rather than read as "nobody".
 PERSON_DETECTORS: frozenset[str] = frozenset({"objects", "faces_hands"})
 
 
 def check_model_names(names: Sequence[str]) -> None:
-    unknown = sorted(set(names) - set(EXTRACTOR_MODELS))
+    unknown = sorted(set(names) - set(EXTRACTOR_MODELS.names()))
     if unknown:
-        raise ValueError(f"unknown extractor models {unknown}; known: {sorted(EXTRACTOR_MODELS)}")
+        raise ValueError(
+            f"unknown extractor models {unknown}; known: {EXTRACTOR_MODELS.names()}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class AttributeExtractor:
         cls, models: Sequence[str], request: RuntimeRequest, detector_threads: int = 1
     ) -> AttributeExtractor:
         check_model_names(models)
-        detectors = {name: EXTRACTOR_MODELS[name](request) for name in models}
+        detectors = {name: EXTRACTOR_MODELS.get(name)(request) for name in models}
         for name, detector in detectors.items():
             info = detector.runtime_info
             logger.info("extractor model %s: %s on %s (%s)", name, info.runtime, info.device,

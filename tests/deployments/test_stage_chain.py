@@ -81,7 +81,7 @@ def unbatched(batch_method: Callable[[list[MeasuredImage]], list[MeasuredImage]]
 
 @pytest.fixture(scope="module")
 def stages() -> SimpleNamespace:
-    extractor = instance(AttributeExtractor, list(EXTRACTOR_MODELS),
+    extractor = instance(AttributeExtractor, list(EXTRACTOR_MODELS.in_order()),
                          RuntimeRequest(8, cpu_threads=1))
     extractor.extract = unbatched(extractor._extract_batch)
     scorer = instance(QualityScorer, CARD, 8)

@@ -31,7 +31,8 @@ def devset_inputs() -> tuple[ModelInputs, ...]:
 
 @pytest.fixture(scope="module")
 def sequential() -> AttributeExtractor:
-    return AttributeExtractor.create(list(EXTRACTOR_MODELS), RuntimeRequest(8, cpu_threads=1))
+    return AttributeExtractor.create(list(EXTRACTOR_MODELS.in_order()),
+                                     RuntimeRequest(8, cpu_threads=1))
 
 
 @pytest.fixture(scope="module")
