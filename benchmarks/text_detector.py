@@ -27,8 +27,8 @@ Recall, per variant, through the whole detector (`TextDetector`, post-processing
 Start-up: seconds to create a session from the shipped file and from an ORT-optimised copy saved
 offline (`SessionOptions.optimized_model_filepath`).
 Targets (issue 11), printed PASS/MISS: the variant `cpu_precision: auto` runs on this host at
-least 3x cheaper than the reference at 1 thread, batch 1; its label recall >= 0.9; INT8 640
-finding >= 0.98 of FP32 640's boxes on the held-out photos.
+least 3x cheaper than the reference at 1 thread, batch 1; its label recall >= 0.9; INT8 640's
+label recall within 0.02 of FP32 640's.
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ LEVELS = {
 SPEEDUP = Target("text detector CPU ms per image: FP32 / the auto choice, 1 thread, batch 1",
                  3.0, True, "x")
 LABEL_RECALL = Target("text recall against labels, the auto choice", 0.9, True, "recall")
-INT8_AGREEMENT = Target("INT8 640 finds FP32 640's boxes on held-out photos", 0.98, True,
+# "agree with FP32 on box recall within 0.02": the two recalls against the labels. (How many of
+# FP32's own boxes INT8 finds on real photos is printed above beside its noise floor, FP32
+# against itself with +-1 level of noise, which sits near 0.98 on its own.)
+INT8_AGREEMENT = Target("INT8 640 label recall below FP32 640's by at most", 0.02, False,
                         "recall")
 MATCH_IOU = 0.5  # a variant box finds an FP32 box again when they overlap at least this much
 INK_FOUND = 0.5  # a stamp is found when at least this share of its ink lies inside boxes
@@ -127,8 +130,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     checks = [SPEEDUP.check(round(speed["ratio"], 2), chosen),
               LABEL_RECALL.check(recall[chosen]["against_labels"], chosen)]
     if "int8-640" in recall:
-        checks.append(INT8_AGREEMENT.check(recall["int8-640"]["real_against_fp32"],
-                                           f"{result['held_out_photos']} photos"))
+        shortfall = recall["fp32-640"]["against_labels"] - recall["int8-640"]["against_labels"]
+        checks.append(INT8_AGREEMENT.check(round(max(0.0, shortfall), 3),
+                                           f"{result['stamps']} labelled texts"))
     return checks
 
 
