@@ -65,7 +65,8 @@ def run_batch_on_cluster(cluster: FakeCluster, images: int = 32) -> dict[str, An
         out = folder / "answers"
         command = [str(Path(sys.executable).with_name("curator")), "batch",
                    str(folder / "manifest.csv"), "--out", str(out), "--address", cluster.address,
-                   "--gpus-per-model-actor", str(GPUS_PER_MODEL_ACTOR), "--batch-size", "8",
+                   "--gpus-per-model-actor", str(GPUS_PER_MODEL_ACTOR), "--accelerator-type", "L4",
+                   "--batch-size", "8",
                    "--format", "parquet"]
         logger.info("running %s", " ".join(command[1:]))
         poller = threading.Thread(target=poll, name="batch-poller", daemon=True)

@@ -119,10 +119,6 @@ def build_dataset(manifest: pa.Table, settings: BatchSettings, options: BatchOpt
     limits = options.actor_limits(settings.app_args.limits)  # the decode budget, shared
     models = settings.models
     options.check(models)
-    # With GPUs, Ray Data's own default for the CPU side (1 CPU per actor): asking for both
-    # is marked experimental in Ray 2.60.
-    gpus = options.gpus_per_model_actor or None
-    model_cpus = None if gpus else MODEL_CPUS
     dataset: ray.data.Dataset = ray.data.from_arrow(_input_blocks(manifest, options.batch_size))
     dataset = dataset.map_batches(
         ReadImages, fn_constructor_args=(limits, url_fetch), batch_size=options.batch_size,
@@ -133,8 +129,8 @@ def build_dataset(manifest: pa.Table, settings: BatchSettings, options: BatchOpt
                           (ScoreQuality, options.score_actors)):
         dataset = dataset.map_batches(
             stage, fn_constructor_args=(models,), batch_size=options.batch_size,
-            batch_format="pyarrow", num_cpus=model_cpus, num_gpus=gpus,
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
+            **options.model_actor_resources(MODEL_CPUS),
         )
     listings = len(manifest.column("listing_id").unique())
     partitions = min(MAX_PARTITIONS, max(options.listing_actors,

@@ -4,6 +4,7 @@ the `curator` command builds its options from here without loading Ray."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from curator.core.settings import InputLimits, ModelStageSettings
 
@@ -19,6 +20,9 @@ class BatchOptions:
     score_actors: int = 1  # QualityScorer actors
     listing_actors: int = 1  # rules + fixes + selection actors
     gpus_per_model_actor: float = 0.0  # GPUs each extractor and scorer actor asks Ray for
+    # The GPU model those actors need ("L4"): Ray labels each node with its GPU's type, so on a
+    # cluster of mixed GPUs the job runs where the capacity plan was measured.
+    accelerator_type: str | None = None
     parquet: bool = False  # also write the answers as Parquet, beside the JSON Lines
 
     def check(self, models: ModelStageSettings) -> None:
@@ -27,6 +31,19 @@ class BatchOptions:
             # The runtimes (TensorRT profiles) are built for batches up to the limit.
             raise ValueError(f"batch size {self.batch_size} exceeds the models' "
                              f"max_batch_size_limit {models.max_batch_size_limit}")
+        if self.accelerator_type and not self.gpus_per_model_actor:
+            raise ValueError(f"accelerator type {self.accelerator_type} needs GPUs per model "
+                             "actor (--gpus-per-model-actor)")
+
+    def model_actor_resources(self, cpus_without_gpu: float) -> dict[str, Any]:
+        """What each extractor and scorer actor asks Ray for. With GPUs, Ray Data's own default
+        for the CPU side (1 CPU per actor): asking for both is marked experimental in Ray 2.60."""
+        if not self.gpus_per_model_actor:
+            return {"num_cpus": cpus_without_gpu}
+        resources: dict[str, Any] = {"num_gpus": self.gpus_per_model_actor}
+        if self.accelerator_type:
+            resources["accelerator_type"] = self.accelerator_type
+        return resources
 
     @property
     def decoding_actors(self) -> int:

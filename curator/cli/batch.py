@@ -55,6 +55,9 @@ def add_batch_commands(subparsers: Any) -> None:
                        default=defaults.gpus_per_model_actor, metavar="GPUS",
                        help="GPUs each extractor and scorer actor asks Ray for (default 0: CPU; "
                        "0.5: two share one GPU)")
+    batch.add_argument("--accelerator-type", default=defaults.accelerator_type, metavar="TYPE",
+                       help="the GPU model those actors need, as Ray names it (e.g. L4, A100); "
+                       "needs --gpus-per-model-actor")
     batch.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
                        dest="output_format",
                        help="jsonl (default): the answers as JSON Lines; parquet: the same, and "
@@ -74,6 +77,7 @@ def _batch(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, read_actors=args.read_actors,
         extract_actors=args.extract_actors, score_actors=args.score_actors,
         listing_actors=args.listing_actors, gpus_per_model_actor=args.gpus_per_model_actor,
+        accelerator_type=args.accelerator_type,
         parquet=args.output_format == "parquet",
     )
     try:

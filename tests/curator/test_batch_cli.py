@@ -71,6 +71,13 @@ def test_a_batch_larger_than_the_models_allow(
     assert "batch size 64 exceeds the models' max_batch_size_limit 32" in capsys.readouterr().err
 
 
+def test_an_accelerator_type_without_gpus(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert batch(manifest, "--out", tmp_path / "out", "--accelerator-type", "L4") == 2
+    assert "accelerator type L4 needs GPUs per model actor" in capsys.readouterr().err
+
+
 def test_a_folder_with_earlier_answers(
     manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
