@@ -227,7 +227,8 @@ def choose_cpu_model(
     Runtime FP32 on every detector, and less than its INT8 text model, with FP32's recall
     (benchmarks/text_detector.py). Elsewhere it takes the INT8 sibling only with INT8 dot
     products (VNNI, AMX): without them ORT's INT8 convs gain little and the FP32 file loses
-    nothing. "bf16" takes OpenVINO on any CPU (without bfloat16 it computes in f32); "int8"
+    nothing. "bf16" takes OpenVINO on any CPU (without AMX it emulates bf16 on AVX-512, slower
+    than INT8, and computes f32 elsewhere; the runtime reports which); "int8"
     takes the INT8 sibling on any CPU (the operator measured); "fp32" is ONNX Runtime FP32. A
     missing INT8 file or OpenVINO package falls back with a warning.
     """

@@ -29,12 +29,12 @@ def test_openvino_bf16_variant_is_listed() -> None:
 
 @needs_openvino
 def test_openvino_variant_runs_and_reports_what_compiled() -> None:
-    from models.runtime.openvino_cpu import bf16_supported
+    from models.runtime.openvino_cpu import compiles_bf16
 
     variant = next(v for v in variants() if v.runtime == "openvino")
     runtime = _SessionRuntime(variant, threads=1)
     assert runtime.info.runtime == "openvino"
-    assert runtime.info.precision == ("bf16" if bf16_supported() else "fp32")
+    assert runtime.info.precision == ("bf16" if compiles_bf16() else "fp32")
     inputs = np.random.default_rng(0).random((1, 3, 640, 640), dtype=np.float32)
     timing = time_variant(variant, threads=1, batch=1, inputs=inputs, min_calls=2, min_s=0.0)
     assert timing.calls >= 2

@@ -11,7 +11,7 @@ from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, ModelArtifact, int8
 from models.runtime import select
 from models.runtime.base import RuntimeInfo
 from models.runtime.cpu_features import CpuFeatures, cpu_features, parse_cpuinfo
-from models.runtime.openvino_cpu import bf16_supported
+from models.runtime.openvino_cpu import compiles_bf16
 from models.runtime.select import choose_cpu_model, create_runtime
 from models.runtime.torch_device import GpuIdentity
 
@@ -149,8 +149,8 @@ def test_create_runtime_reports_the_choice(monkeypatch: pytest.MonkeyPatch, tmp_
     runtime = create_runtime(TEXT_DETECTOR, prefer="onnxruntime", engine_dir=tmp_path,
                              intra_op_threads=1)
     info = runtime.info
-    if runtime_name == "openvino" and not bf16_supported():
-        precision = "fp32"  # this CPU cannot compute bf16: OpenVINO reports what it compiled
+    if runtime_name == "openvino" and not compiles_bf16():
+        precision = "fp32"  # OpenVINO compiles f32 on this CPU and says so
     assert (info.model, info.runtime, info.device, info.precision) == (
         TEXT_DETECTOR.name, runtime_name, "cpu", precision)
     assert info.as_dict()["precision"] == precision
