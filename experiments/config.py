@@ -27,7 +27,11 @@ from curator.contracts.ids import EXPERIMENT_ID_PATTERN
 
 CONTROL = "control"
 
-OUTCOME_EVENTS = ("impression", "click", "add_to_cart", "purchase", "return")
+# "overturned_by_review": a reviewer marked one of the decision's rule verdicts wrong (`curator
+# reviews export-outcomes`); a guardrail, since more of them means worse decisions.
+OUTCOME_EVENTS = (
+    "impression", "click", "add_to_cart", "purchase", "return", "overturned_by_review",
+)
 VALUE_METRICS = ("purchase_value", "return_value")
 # Measured by the service per request; harm is being worse than control by more than a tolerance.
 OPERATIONAL_METRICS = ("error_rate", "p99_latency_ms", "reject_rate")
@@ -35,7 +39,8 @@ OPERATIONAL_METRICS = ("error_rate", "p99_latency_ms", "reject_rate")
 Direction = Literal["increase_is_bad", "decrease_is_bad"]
 MetricKind = Literal["proportion", "value", "operational"]
 
-_INCREASE_IS_BAD = frozenset({"return", "return_value", *OPERATIONAL_METRICS})
+_INCREASE_IS_BAD = frozenset({"return", "return_value", "overturned_by_review",
+                              *OPERATIONAL_METRICS})
 
 # How much worse than control an operational metric may be before it counts as harm, in the
 # metric's own unit: error and reject rates as fractions of requests, latency in milliseconds.

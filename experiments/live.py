@@ -17,6 +17,7 @@ from typing import Any
 from experiments.assignment import assign
 from experiments.config import CONTROL, ExperimentConfig, ExperimentConfigError
 from experiments.records import DecisionRecord, OutcomeRecord
+from experiments.review_records import ReviewItem
 from experiments.store import DecisionStore
 
 
@@ -132,3 +133,6 @@ class EnsuredStore:
 
     def write_outcomes(self, records: Sequence[OutcomeRecord]) -> int:
         return self.ready().write_outcomes(records)
+
+    def write_review_items(self, records: Sequence[ReviewItem]) -> int:
+        return self.ready().write_review_items(records)

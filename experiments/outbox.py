@@ -1,18 +1,20 @@
 """A durable local outbox between the request path and the decision store.
 
-`put_decision` / `put_outcomes` append to a SQLite file next to the process (tens of
-microseconds, no network); a background thread drains the file into the `DecisionStore` in
+`put_decision` / `put_outcomes` / `put_review_items` append to a SQLite file next to the process
+(tens of microseconds, no network); a background thread drains the file into the `DecisionStore` in
 batches and deletes rows only after the store committed them. While the database is down the
 thread backs off and retries; rows wait on disk, across process restarts too. A row may reach the
 store twice (a crash between the store's commit and the local delete): the store ignores ids it
 already holds, so the effect is exactly once.
 
 One outbox file per process. No Ray here: the ingress deployment wires in metrics through
-`on_metric`.
+`on_metric`. The drain thread also runs `housekeeping` (the review thumbnails' purge) every
+`housekeeping_interval_s`, so that no replica needs a scheduler of its own.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -28,12 +30,18 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DataError, IntegrityError
 
 from experiments.records import DecisionRecord, OutcomeRecord
+from experiments.review_records import ReviewItem
 
 log = logging.getLogger(__name__)
 
 DECISION = "decision"
 OUTCOME = "outcome"
-_TIMESTAMP_FIELDS = {DECISION: ("created_at",), OUTCOME: ("occurred_at", "received_at")}
+REVIEW_ITEM = "review_item"
+_TIMESTAMP_FIELDS = {DECISION: ("created_at",), OUTCOME: ("occurred_at", "received_at"),
+                     REVIEW_ITEM: ("created_at",)}
+_BYTES_FIELDS = {REVIEW_ITEM: ("thumbnail", "fixed_thumbnail")}
+_RECORD_TYPES: dict[str, type[Any]] = {DECISION: DecisionRecord, OUTCOME: OutcomeRecord,
+                                       REVIEW_ITEM: ReviewItem}
 
 # Names passed to `on_metric(name, amount)`.
 METRIC_STORED = "outbox_rows_stored"  # rows the store committed (new or already there)
@@ -66,6 +74,11 @@ class DecisionSink(Protocol):
 
     def write_outcomes(self, records: Sequence[OutcomeRecord]) -> int: ...
 
+    def write_review_items(self, records: Sequence[ReviewItem]) -> int: ...
+
+
+Record = DecisionRecord | OutcomeRecord | ReviewItem
+
 
 class Outbox:
     """Durable, thread-safe queue of decisions and outcomes on their way to the store."""
@@ -80,6 +93,8 @@ class Outbox:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         on_metric: MetricHook | None = None,
+        housekeeping: Callable[[], object] | None = None,
+        housekeeping_interval_s: float = 3600.0,
     ) -> None:
         self.path = Path(path)
         self.store = store
@@ -88,6 +103,9 @@ class Outbox:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self._on_metric = on_metric
+        self._housekeeping = housekeeping
+        self.housekeeping_interval_s = housekeeping_interval_s
+        self._housekept_at: float | None = None  # monotonic; None: not yet in this process
         self._db = _open(self.path)
         self._lock = threading.Lock()  # one connection, shared by callers and the drainer
         self._wake = threading.Event()
@@ -106,6 +124,10 @@ class Outbox:
     def put_outcomes(self, records: Sequence[OutcomeRecord]) -> bool:
         """Queue outcome events in one local transaction; never waits on the store."""
         return self._append(OUTCOME, records)
+
+    def put_review_items(self, records: Sequence[ReviewItem]) -> bool:
+        """Queue the review items of one decision in one local transaction."""
+        return self._append(REVIEW_ITEM, records)
 
     def pending(self) -> int:
         """Rows not yet committed to the store (dead letters excluded)."""
@@ -142,7 +164,7 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def _append(self, kind: str, records: Sequence[DecisionRecord | OutcomeRecord]) -> bool:
+    def _append(self, kind: str, records: Sequence[Record]) -> bool:
         if not records:
             return True
         try:
@@ -173,6 +195,7 @@ class Outbox:
                 self._drain()
                 failures = 0
                 delay = self.flush_interval_s
+                self._housekeep()
             except Exception:
                 failures += 1
                 delay = self._backoff(failures)
@@ -186,6 +209,21 @@ class Outbox:
                 self._metric(METRIC_STORE_ERRORS, 1)
             with self._drained:
                 self._drained.notify_all()
+
+    def _housekeep(self) -> None:
+        """Run `housekeeping` when it is due: after the first good drain, then every interval.
+        Its failure is logged and retried at the next interval; it never stops the draining."""
+        if self._housekeeping is None:
+            return
+        now = time.monotonic()
+        if self._housekept_at is not None and now - self._housekept_at < (
+                self.housekeeping_interval_s):
+            return
+        self._housekept_at = now
+        try:
+            self._housekeeping()
+        except Exception:
+            log.exception("outbox %s: housekeeping failed", self.path)
 
     def _backoff(self, failures: int) -> float:
         capped = min(self.retry_max_s, self.retry_initial_s * 2 ** min(failures - 1, 32))
@@ -201,7 +239,7 @@ class Outbox:
                 ).fetchall()
             if not batch:
                 return
-            for kind in (DECISION, OUTCOME):
+            for kind in (DECISION, OUTCOME, REVIEW_ITEM):
                 rows = [(seq, payload) for seq, row_kind, payload in batch if row_kind == kind]
                 if rows:
                     self._deliver(kind, rows)
@@ -294,11 +332,13 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _encode(record: DecisionRecord | OutcomeRecord) -> str:
+def _encode(record: Record) -> str:
     fields = asdict(record)
     for name, value in fields.items():
         if isinstance(value, datetime):
             fields[name] = value.isoformat()
+        elif isinstance(value, bytes):  # thumbnails: JSON has no bytes
+            fields[name] = base64.b64encode(value).decode("ascii")
     return json.dumps(fields, separators=(",", ":"))
 
 
@@ -306,12 +346,17 @@ def _decode(kind: str, payload: str) -> Any:
     fields = json.loads(payload)
     for name in _TIMESTAMP_FIELDS[kind]:
         fields[name] = datetime.fromisoformat(fields[name])
-    return DecisionRecord(**fields) if kind == DECISION else OutcomeRecord(**fields)
+    for name in _BYTES_FIELDS.get(kind, ()):
+        if fields.get(name) is not None:
+            fields[name] = base64.b64decode(fields[name])
+    return _RECORD_TYPES[kind](**fields)
 
 
 def _write(store: DecisionSink, kind: str, payloads: list[str]) -> None:
     records = [_decode(kind, payload) for payload in payloads]
     if kind == DECISION:
         store.write_decisions(records)
-    else:
+    elif kind == OUTCOME:
         store.write_outcomes(records)
+    else:
+        store.write_review_items(records)

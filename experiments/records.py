@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-OUTCOME_TYPES: tuple[str, ...] = ("impression", "click", "add_to_cart", "purchase", "return")
+# What customers post (POST /v1/outcomes), and the one type only the service itself writes: a
+# reviewer marked a rule's verdict wrong (`curator reviews export-outcomes`), which experiments
+# may use as a guardrail. Customers cannot post it: they would be forging reviewers' verdicts.
+CUSTOMER_OUTCOME_TYPES: tuple[str, ...] = (
+    "impression", "click", "add_to_cart", "purchase", "return",
+)
+OVERTURNED_BY_REVIEW = "overturned_by_review"
+OUTCOME_TYPES: tuple[str, ...] = (*CUSTOMER_OUTCOME_TYPES, OVERTURNED_BY_REVIEW)
 REJECT_ACTION = "reject"
 
 

@@ -31,6 +31,8 @@ from experiments.records import (
     UnitMetrics,
     VariantDecisionStats,
 )
+from experiments.review_records import ReviewItem
+from experiments.review_store import ReviewStore
 from experiments.store_backend import create_store_engine, take_write_lock
 from experiments.store_queries import read_decision_stats, read_exposures, read_unit_metrics
 from experiments.store_schema import canary_transitions, create_missing, decisions, outcomes
@@ -53,6 +55,8 @@ class DecisionStore:
     def __init__(self, url: str, *, pool_size: int = 4, max_overflow: int = 4) -> None:
         self.engine = create_store_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.dialect = self.engine.dialect.name
+        # The review queue's tables, on the same database (experiments.review_store).
+        self.review = ReviewStore(self.engine)
 
     def create_schema(self) -> None:
         """Create missing tables and indexes; safe to call from many replicas at once."""
@@ -72,6 +76,10 @@ class DecisionStore:
     def write_outcomes(self, records: Sequence[OutcomeRecord]) -> int:
         """Insert outcome events, ignoring ids already stored; returns how many were new."""
         return self._insert_new(outcomes, [_outcome_row(record) for record in records])
+
+    def write_review_items(self, records: Sequence[ReviewItem]) -> int:
+        """Insert review items (the outbox's third kind), ignoring those already stored."""
+        return self.review.write_items(records)
 
     def _insert_new(self, table: Table, rows: list[dict[str, Any]]) -> int:
         if not rows:

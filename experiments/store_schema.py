@@ -1,21 +1,26 @@
-"""The store's tables (SQLAlchemy Core) and how a database gets them: created when missing, and
-indexes added since a database was made created on it too.
+"""The store's tables (SQLAlchemy Core) and how a database gets them: created when missing,
+indexes added since a database was made created on it too, and the outcome types' CHECK widened
+on a store made before a type existed.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -23,6 +28,11 @@ from experiments.records import OUTCOME_TYPES
 from experiments.store_backend import UtcDateTime
 
 metadata = MetaData()
+
+
+def _outcome_type_check() -> str:
+    return "type IN (" + ", ".join(f"'{kind}'" for kind in OUTCOME_TYPES) + ")"
+
 
 decisions = Table(
     "decisions",
@@ -64,8 +74,7 @@ outcomes = Table(
     Column("value", Float, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
     CheckConstraint(
-        "type IN (" + ", ".join(f"'{kind}'" for kind in OUTCOME_TYPES) + ")",
-        name="ck_outcomes_type",
+        _outcome_type_check(), name="ck_outcomes_type",
     ),
     CheckConstraint("unit_id IS NOT NULL OR decision_id IS NOT NULL", name="ck_outcomes_target"),
     Index("ix_outcomes_unit", "unit_id"),
@@ -91,6 +100,70 @@ canary_transitions = Table(
 )
 
 
+# The review queue (issue 15). One row per image of a decision that needs a person: what the
+# page shows of it, thumbnails included. Purged after the retention (experiments.review_store);
+# reviews stay, so precision reports outlive the thumbnails.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("decision_id", String, nullable=False),
+    Column("image_id", String, nullable=False),
+    Column("listing_id", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("category", String, nullable=False),
+    Column("marketplace", String, nullable=False),
+    Column("variant", String, nullable=False),
+    Column("action", String, nullable=False),  # the service's action on the image
+    Column("rule_ids", JSON, nullable=False),  # rule ids of the violations
+    Column("violations", JSON, nullable=False),
+    Column("boxes", JSON, nullable=False),
+    Column("selection", JSON, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("fix", JSON, nullable=True),
+    Column("image_size", JSON, nullable=False),  # [width, height] of the original, px
+    Column("source_url", Text, nullable=True),  # when the image was fetched by URL
+    Column("thumbnail", LargeBinary, nullable=True),  # JPEG, <= 384 px
+    Column("fixed_thumbnail", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("decision_id", "image_id", name="pk_review_items"),
+    Index("ix_review_items_created", "created_at"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("decision_id", String, nullable=False),
+    Column("image_id", String, nullable=False),
+    Column("reviewer", String, nullable=False),
+    Column("action", String, nullable=False),
+    Column("rules_wrong", JSON, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("reviewed_at", UtcDateTime, nullable=False),
+    # A reviewer acting twice on an image (a resubmitted form) replaces the first verdict.
+    UniqueConstraint("decision_id", "image_id", "reviewer", name="uq_reviews_image_reviewer"),
+    Index("ix_reviews_reviewed_at", "reviewed_at"),
+)
+
+# Reviewer accounts: token digests as for outcome keys (SHA-256), kept apart from those, so a
+# reviewer's token never posts outcomes and an outcome key never opens the review pages.
+reviewers = Table(
+    "reviewers",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("token_sha256", String, nullable=False, unique=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Values every replica must agree on, e.g. the secret that signs review sessions: a session
+# made by one ingress replica is honoured by the others.
+shared_settings = Table(
+    "shared_settings",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
 def create_missing(conn: Connection) -> None:
     """Create the tables and indexes `conn`'s database lacks. The caller serialises callers."""
     metadata.create_all(conn)
@@ -101,3 +174,34 @@ def create_missing(conn: Connection) -> None:
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+    _widen_outcome_types(conn)
+
+
+def _widen_outcome_types(conn: Connection) -> None:
+    """A store made before an outcome type existed refuses it by its CHECK: rewrite the check.
+
+    PostgreSQL replaces the constraint in place. SQLite cannot alter a constraint, so the table
+    is rebuilt under its own name, rows and indexes kept; the caller holds the write lock.
+    """
+    newest = OUTCOME_TYPES[-1]
+    if conn.dialect.name == "postgresql":
+        current = conn.execute(text(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'ck_outcomes_type'")).scalar()
+        if current is not None and newest not in current:
+            conn.execute(text("ALTER TABLE outcomes DROP CONSTRAINT ck_outcomes_type"))
+            conn.execute(text("ALTER TABLE outcomes ADD CONSTRAINT ck_outcomes_type "
+                              f"CHECK ({_outcome_type_check()})"))
+        return
+    current = conn.execute(text(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'")).scalar()
+    if current is None or newest in current:
+        return
+    conn.execute(text("ALTER TABLE outcomes RENAME TO outcomes_before_upgrade"))
+    for index in outcomes.indexes:
+        conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+    outcomes.create(conn)
+    names = ", ".join(column.name for column in outcomes.columns)
+    conn.execute(text(
+        f"INSERT INTO outcomes ({names}) SELECT {names} FROM outcomes_before_upgrade"))
+    conn.execute(text("DROP TABLE outcomes_before_upgrade"))
