@@ -14,6 +14,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from curator.core.fetch import ImageFetcher
+from curator.core.review_desk import purge_review_items
 from curator.core.service import CuratorService, Replica
 from curator.core.settings import CuratorAppArgs
 from curator.http.app import build_app
@@ -43,8 +44,11 @@ class Curator:
         store = EnsuredStore(DecisionStore(args.store.url))
         # One outbox file per replica rank: a replica restarted in the same slot drains what
         # its predecessor left.
+        # Its drain thread also purges review thumbnails past their retention (issue 15).
         outbox = Outbox(replica_outbox_path(args.store.outbox_dir, context.rank), store,
-                        on_metric=metrics.outbox_event)
+                        on_metric=metrics.outbox_event,
+                        housekeeping=lambda: purge_review_items(store, args.review),
+                        housekeeping_interval_s=args.review.purge_interval_s)
         limits = args.limits
         models = args.models
         stages = StageChain(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from curator.contracts.errors import CuratorError
 from curator.contracts.ids import CALLER_ID_PATTERN, CATEGORY_PATTERN, MARKETPLACE_PATTERN
 
 if TYPE_CHECKING:
@@ -314,9 +315,28 @@ class OutcomeEvent(ApiInput):
         return self
 
 
+# Written only by the service (`curator reviews export-outcomes`): a client posting it would
+# forge reviewers' verdicts, so it is refused with a code of its own rather than as unknown.
+RESERVED_OUTCOME_TYPES = ("overturned_by_review",)
+
+
 class OutcomesRequest(ApiInput):
 
     events: list[OutcomeEvent] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_reserved_types(cls, data: Any) -> Any:
+        events = data.get("events") if isinstance(data, dict) else None
+        for index, event in enumerate(events if isinstance(events, list) else []):
+            if isinstance(event, dict) and event.get("type") in RESERVED_OUTCOME_TYPES:
+                # Not a ValueError: pydantic passes it on, and the error handler answers with
+                # this code instead of a generic invalid_request.
+                raise CuratorError(f"outcome type {event['type']!r} is written by the service "
+                                   "from reviews; clients cannot post it",
+                                   code="reserved_outcome_type", status=422,
+                                   field=f"events.{index}.type")
+        return data
 
 
 class OutcomesResponse(BaseModel):

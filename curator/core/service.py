@@ -29,6 +29,9 @@ from curator.core.admission import AdmissionLimiter, Overloaded
 from curator.core.image_jobs import ImageJob, check_decode_memory, check_listing
 from curator.core.live_config import LiveConfig
 from curator.core.measured import FixedMeasurement, MeasuredImage
+from curator.core.review_capture import ReviewCapture
+from curator.core.review_desk import ReviewDesk
+from curator.core.reviewer_auth import ReviewerSessions
 from curator.core.settings import CuratorAppArgs, CuratorConfig
 from experiments.config import ExperimentConfig
 from experiments.live import EnsuredStore, LiveExperiments, decision_record
@@ -132,6 +135,9 @@ class CuratorService:
         # The listing check's decode budget: `decode_memory_bytes`, else the default for this
         # host (a Preprocess replica with a Ray memory reservation derives its own from that).
         self._decode_limits = args.limits.decode_limits()
+        # Thumbnails of decisions a person must look at, kept after the answer (issue 15).
+        self.review_capture = ReviewCapture(args.review, outbox)
+        self._review_sessions: ReviewerSessions | None = None
 
     @property
     def live(self) -> LiveConfig:
@@ -140,6 +146,18 @@ class CuratorService:
     @property
     def reload_error(self) -> str | None:
         return self._reload_error
+
+    # The review queue's desk and sessions, on the store once it is reachable (issue 15).
+    @property
+    def review_desk(self) -> ReviewDesk:
+        return ReviewDesk(self._store.ready().review)
+
+    @property
+    def review_sessions(self) -> ReviewerSessions:
+        if self._review_sessions is None:
+            self._review_sessions = ReviewerSessions(
+                self._store.ready().review, self.args.review.session_hours * 3600)
+        return self._review_sessions
 
     # -- live config ---------------------------------------------------------------------------
 
@@ -293,6 +311,8 @@ class CuratorService:
         # Into the local outbox (a fraction of a millisecond); the store gets it in the
         # background, so a database outage delays decisions and fails no assessment.
         self._outbox.put_decision(decision_record(response, arm, card, latency_ms))
+        self.review_capture.keep(response, originals,
+                                 {job.image_id: job.url for job in jobs if job.url})
         return response
 
     # -- outcomes, experiments, policies, health -----------------------------------------------

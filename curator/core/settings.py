@@ -168,6 +168,26 @@ class StoreSettings(BaseModel):
         return value.expanduser().resolve()
 
 
+class ReviewSettings(BaseModel):
+    """The review queue (issue 15): what the ingress keeps of decisions a person must look at."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Off: no thumbnails are kept and the /review pages answer 404 (reviews already stored stay).
+    enabled: bool = True
+    # Days a thumbnail is kept; the outbox's drain thread purges older ones by itself.
+    retention_days: float = Field(7.0, gt=0, le=365)
+    # Also queue images whose fix was accepted, for a business that wants fixes confirmed by a
+    # person before they go live; off, only `action: review` is queued.
+    confirm_fixes: bool = False
+    # Longest side of a thumbnail, px (JPEG; ~15-20 KB at 384).
+    thumbnail_px: int = Field(384, ge=64, le=384)
+    # How long a reviewer's login lasts, hours.
+    session_hours: float = Field(12.0, gt=0, le=24 * 7)
+    # How often each replica's outbox thread runs the purge, seconds.
+    purge_interval_s: float = Field(3600.0, ge=10, le=86_400)
+
+
 class CuratorAppArgs(BaseModel):
     """Arguments of `graphs.online:build_app`, as written under `args:` in the serve config."""
 
@@ -187,6 +207,7 @@ class CuratorAppArgs(BaseModel):
     outcome_key_sha256: tuple[str, ...] = ()
     # How often the canary controller looks at its experiments, seconds.
     canary_interval_s: float = Field(30.0, gt=0)
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("outcome_key_sha256")
     @classmethod

@@ -9,11 +9,13 @@ from fastapi import FastAPI
 import curator
 from curator.contracts.schemas import ErrorResponse
 from curator.core.service import CuratorService
-from curator.http.routes import assess, experiments, health, outcomes, policies
+from curator.http.review_pages import install_review_pages
+from curator.http.routes import assess, experiments, health, outcomes, policies, precision, review
 from curator.http.shared import BodySizeLimit, install_error_handlers
 
 # In the order of the API's documentation (/docs).
-ROUTERS = (assess.router, health.router, policies.router, outcomes.router, experiments.router)
+ROUTERS = (assess.router, health.router, policies.router, outcomes.router, experiments.router,
+           precision.router, review.router)
 
 
 def build_app(service: CuratorService) -> FastAPI:
@@ -29,6 +31,8 @@ def build_app(service: CuratorService) -> FastAPI:
         },
     )
     install_error_handlers(app)
+    # The 401 page of the review pages (LoginRequired is matched before CuratorError).
+    install_review_pages(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.args.limits.max_request_bytes)
     for router in ROUTERS:
         app.include_router(router)
