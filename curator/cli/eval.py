@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from curator.cli.reviews import add_store_option, open_store
 from curator.core.evaluation import DEVSET_DIR, DevSetError, groups_of, load_devset
 
 EXIT_OK = 0
@@ -44,10 +46,37 @@ def add_eval_commands(subparsers: Any) -> None:
                       metavar="FILE", help="contact sheet of the disagreements (HTML)")
     verb.add_argument("--json", type=Path, default=None, metavar="FILE",
                       help="also write the figures and every disagreement as JSON")
+    verb.add_argument("--from-reviews", action="store_true",
+                      help="instead of the dev set: rule precision from the review queue's "
+                      "verdicts (as GET /v1/rules/precision), from --store")
+    verb.add_argument("--since", type=datetime.fromisoformat, default=None,
+                      help="with --from-reviews: reviews from this time (default: 30 days "
+                      "before --until)")
+    verb.add_argument("--until", type=datetime.fromisoformat, default=None,
+                      help="with --from-reviews: reviews before this time (default: now)")
+    add_store_option(verb)
     verb.set_defaults(run=_eval)
 
 
+def _from_reviews(args: argparse.Namespace) -> int:
+    from curator.contracts.errors import CuratorError
+    from curator.core.review_desk import ReviewDesk
+    from curator.core.review_precision import format_precision
+
+    try:
+        report = ReviewDesk(open_store(args.store).review).precision(args.since, args.until)
+    except CuratorError as error:
+        print(f"curator eval: --{error.field}: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_precision(report))
+    if args.json is not None:
+        args.json.write_text(report.model_dump_json(indent=2))
+    return EXIT_OK
+
+
 def _eval(args: argparse.Namespace) -> int:
+    if args.from_reviews:
+        return _from_reviews(args)
     from curator.cli.eval_report import format_table, write_contact_sheet
     from curator.core.evaluation import evaluate_devset
     from curator.core.pipeline import LocalPipeline

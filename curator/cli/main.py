@@ -1,6 +1,7 @@
 """The `curator` command. Verbs: `serve` (run the online graph), `assess` (the same stages in
 this process, no Ray), `vocabulary` (the attribute contract), `eval` (agreement with the
-reviewer's labels), and the `models`, `rules`, `experiments` and `batch` families."""
+reviewer's labels), and the `models`, `rules`, `experiments`, `batch`, `reviewers` and `reviews`
+families."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from curator.cli.batch import add_batch_commands
 from curator.cli.eval import add_eval_commands
 from curator.cli.experiments import add_experiments_commands
 from curator.cli.models import add_models_commands
+from curator.cli.reviews import add_review_commands
 from curator.cli.rules import add_rules_commands
 from graphs.serve_config import DEFAULT_SERVE_CONFIG, check_app_args, read_serve_config
 from graphs.serve_env import local_serve_env
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     add_experiments_commands(verbs)
     add_batch_commands(verbs)
     add_eval_commands(verbs)
+    add_review_commands(verbs)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
