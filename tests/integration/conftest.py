@@ -70,8 +70,20 @@ def store_args(directory: Path, url: str | None = None) -> dict[str, object]:
 
 
 @pytest.fixture(scope="package")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("data")
+def service_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the applications of `service_url` keep their stores and outboxes."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="package")
+def curator_store_url(service_data: Path) -> str:
+    """The decision store of the main "curator" application (the review tests read it)."""
+    return str(store_args(service_data / "curator")["url"])
+
+
+@pytest.fixture(scope="package")
+def service_url(service_data: Path) -> Iterator[str]:
+    data = service_data
     port = free_port()
     # Logical CPUs (scheduling labels): room for every test application on a 2-core host.
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
