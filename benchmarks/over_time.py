@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import theilslopes
 
 from benchmarks.samples import UNFINISHED, Sample
 from benchmarks.stats import summarize_ms
@@ -15,8 +16,8 @@ from benchmarks.stats import summarize_ms
 # Answers that turned a listing away on purpose: admission control's 429, and the 503 Serve's
 # proxy gives when a deployment's queue is full. Both ask the client to come back later.
 SHED_STATUSES = frozenset({"429", "503"})
-# A replica whose RSS grew by no more than this share of its post-warm-up RSS over the soak is
-# flat: allocator noise and lazily loaded pages, not a leak.
+# A replica whose RSS trend over the soak adds no more than this share of its median RSS is flat:
+# allocator noise and lazily loaded pages, not a leak.
 FLAT_GROWTH_PCT = 5.0
 
 
@@ -59,10 +60,16 @@ def summarize_over_time(samples: Sequence[Sample], window: tuple[float, float],
 def rss_growth(series: Sequence[tuple[float, float]], window_start: float,
                window_end: float, recording_from: float) -> dict[str, Any]:
     """One replica's RSS (`(moment, MiB)` samples) over the soak window: RSS at the window's start
-    (after the warm-up) and end, growth in MiB and %, the least-squares slope in MiB per minute,
-    and whether it stayed flat. `started_late`: the replica was not there at the first sample
+    (after the warm-up) and end, growth in MiB and %, the trend in MiB per minute, and whether it
+    stayed flat. `started_late`: the replica was not there at the first sample
     (`recording_from`) but came up later (the autoscaler added it, or Serve restarted one), so
-    its own warm-up may count as growth."""
+    its own warm-up may count as growth.
+
+    The verdict reads the trend, not end minus start: a scorer's RSS swings by ±4% with the size
+    of the image in hand (2026-12-06 soak: 682 -> 662 -> 718 MiB in the last three minutes, no
+    trend), so one high last sample must not read as a leak, while a steady leak must. The
+    Theil-Sen slope (the median of the pairwise slopes) ignores such swings; `flat` is that slope
+    over the window's length against the median RSS."""
     inside = [(moment, mib) for moment, mib in series if window_start <= moment <= window_end]
     if not inside:
         return {"samples": 0}
@@ -70,8 +77,11 @@ def rss_growth(series: Sequence[tuple[float, float]], window_start: float,
     values = np.array([mib for _, mib in inside])
     growth = float(values[-1] - values[0])
     growth_pct = 100.0 * growth / float(values[0]) if values[0] > 0 else 0.0
-    slope = (float(np.polyfit(moments - moments[0], values, 1)[0]) * 60.0
-             if len(inside) >= 3 and moments[-1] > moments[0] else 0.0)
+    minutes = (moments - moments[0]) / 60.0
+    slope = (float(theilslopes(values, minutes).slope)
+             if len(inside) >= 3 and minutes[-1] > 0 else 0.0)
+    median = float(np.median(values))
+    trend_pct = 100.0 * slope * float(minutes[-1]) / median if median > 0 else 0.0
     return {
         "samples": len(inside),
         "start_mib": round(float(values[0]), 1),
@@ -80,7 +90,8 @@ def rss_growth(series: Sequence[tuple[float, float]], window_start: float,
         "growth_mib": round(growth, 1),
         "growth_pct": round(growth_pct, 2),
         "slope_mib_per_min": round(slope, 2),
-        "flat": growth_pct <= FLAT_GROWTH_PCT,
+        "trend_pct": round(trend_pct, 2),
+        "flat": trend_pct <= FLAT_GROWTH_PCT,
         "started_late": series[0][0] > recording_from,
     }
 

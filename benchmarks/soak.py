@@ -121,8 +121,8 @@ def render_soak(soak: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             f"  {bucket['from_s']:4.0f}-{bucket['to_s']:<4.0f} {bucket['sent']:5} "
             f"{bucket['ok']:5} {bucket['errors_5xx']:4} {100 * bucket['shed_share']:5.1f}% "
             f"{_ms(bucket['latency_ms']['p50']):>7} {_ms(bucket['latency_ms']['p99']):>7}")
-    lines.append(f"  RSS per replica, MiB, at the end of each bucket; growth over the window "
-                 f"(flat: <= {FLAT_GROWTH_PCT:g}%)")
+    lines.append(f"  RSS per replica, MiB, at the end of each bucket; growth over the window, and "
+                 f"its trend (Theil-Sen slope x window / median; flat: <= {FLAT_GROWTH_PCT:g}%)")
     for replica, figures in soak["rss_by_replica"].items():
         if not figures.get("samples"):
             lines.append(f"    {replica:32} gone before the window")
@@ -133,7 +133,8 @@ def render_soak(soak: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         lines.append(
             f"    {replica:32} {series} | {figures['start_mib']:.0f} -> {figures['end_mib']:.0f}"
             f" ({figures['growth_mib']:+.1f} MiB, {figures['growth_pct']:+.1f}%, "
-            f"{figures['slope_mib_per_min']:+.2f} MiB/min){late}")
+            f"{figures['slope_mib_per_min']:+.2f} MiB/min, trend "
+            f"{figures['trend_pct']:+.1f}%){late}")
     lines.append(f"  RSS after warm-up: {'flat' if soak['rss_flat'] else 'NOT flat'}")
     return lines
 

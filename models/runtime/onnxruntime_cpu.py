@@ -24,6 +24,10 @@ class OnnxRuntimeCpu:
         # busy process: the text detector at 104 ms and 151 CPU ms per call spinning, 65 ms and
         # 97 CPU ms without; alone, 51 vs 54 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The CPU arena stays on, so RSS steps up the first time each batch size runs and then
+        # holds (bounded by the largest batch; tests/models/runtime/test_onnxruntime_cpu.py).
+        # Off, RSS follows each call but the INT8 text detector took 6-11% more CPU per image
+        # (2026-12-06, VNNI Xeon); ORT's kSameAsRequested extend strategy held more, not less.
         self._session = ort.InferenceSession(
             str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -57,6 +57,7 @@ def test_rss_growth_counts_from_the_window_start() -> None:
     assert (growth["start_mib"], growth["end_mib"], growth["growth_mib"]) == (500, 510, 10)
     assert growth["growth_pct"] == pytest.approx(2.0)
     assert growth["slope_mib_per_min"] == pytest.approx(5.0)
+    assert growth["trend_pct"] == pytest.approx(100 * 5.0 * 2 / 505, abs=0.01)
     assert growth["flat"] and not growth["started_late"]
 
 
@@ -65,6 +66,20 @@ def test_rss_growth_flags_a_leak_and_a_late_replica() -> None:
     growth = rss_growth(series, window_start=10.0, window_end=130.0, recording_from=0.0)
     assert not growth["flat"] and growth["started_late"]
     assert rss_growth(series, 200.0, 300.0, 0.0) == {"samples": 0}
+
+
+def test_a_swing_at_the_end_is_not_a_leak_but_a_steady_climb_is() -> None:
+    # The QualityScorer of the 2026-12-06 soak, one sample a minute: RSS follows the image in
+    # hand; the last sample is 5.3% above the first, with no trend.
+    swinging = [(60.0 * minute, mib) for minute, mib in
+                enumerate([682, 689, 666, 676, 667, 667, 673, 685, 686, 662, 718])]
+    growth = rss_growth(swinging, 0.0, 600.0, recording_from=0.0)
+    assert growth["growth_pct"] > 5.0
+    assert growth["flat"] and growth["trend_pct"] < 2.0
+    # A leak of 4 MiB a minute under the same swings: +6% over ten minutes by its trend.
+    leaking = [(moment, mib + 4.0 * moment / 60.0) for moment, mib in swinging]
+    growth = rss_growth(leaking, 0.0, 600.0, recording_from=0.0)
+    assert not growth["flat"] and growth["trend_pct"] > 5.0
 
 
 def test_rss_at_bucket_ends_takes_the_last_sample_before_each_end() -> None:

@@ -45,7 +45,8 @@ def test_the_soak_report_prints_the_cpu_and_every_minute() -> None:
         "per_bucket": [bucket, {**bucket, "from_s": 60.0, "to_s": 120.0}],
         "rss_by_replica": {"Preprocess pid 42": {
             "samples": 25, "start_mib": 500.0, "end_mib": 502.0, "peak_mib": 503.0,
-            "growth_mib": 2.0, "growth_pct": 0.4, "slope_mib_per_min": 1.0, "flat": True,
+            "growth_mib": 2.0, "growth_pct": 0.4, "slope_mib_per_min": 1.0, "trend_pct": 0.4,
+            "flat": True,
             "started_late": False, "at_bucket_end_mib": [501.0, 502.0]}},
         "rss_flat": True,
     }
@@ -53,4 +54,5 @@ def test_the_soak_report_prints_the_cpu_and_every_minute() -> None:
     assert "CPU: Test CPU, 2 logical cores" in text
     assert "5xx 0 (target 0" in text and "shed (429/503) 4 = 1.7%" in text
     assert text.count(" 210") >= 2  # p99 on each minute's row
-    assert "Preprocess pid 42" in text and "501 502" in text and "flat" in text
+    assert "Preprocess pid 42" in text and "501 502" in text and "trend +0.4%" in text
+    assert "RSS after warm-up: flat" in text

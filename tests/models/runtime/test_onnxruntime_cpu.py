@@ -65,3 +65,23 @@ def test_info_names_the_cpu_provider(text_runtime: OnnxRuntimeCpu) -> None:
     assert (info.model, info.runtime, info.device, info.precision) == (
         TEXT_DETECTOR.name, "onnxruntime", "cpu", "fp32")
     assert "CPUExecutionProvider" in info.detail
+
+
+def test_memory_stops_growing_once_every_batch_size_has_run() -> None:
+    """The replicas' RSS steps up when a batch size runs for the first time and then stays: ONNX
+    Runtime's CPU arena keeps what it reserved for the largest activations seen (issue 13's
+    soak). Bounded by the largest batch, not a leak: repeating the same batch sizes reserves
+    nothing more."""
+    psutil = pytest.importorskip("psutil")
+    runtime = OnnxRuntimeCpu(NUDITY_DETECTOR.name, NUDITY_DETECTOR.path(), intra_op_threads=1)
+    batches = [people_batch(size) for size in (1, 2, 4, 8, 3)]
+
+    def cycle() -> float:
+        for batch in batches:
+            runtime.run({"images": batch})
+        return float(psutil.Process().memory_info().rss) / 2**20
+
+    first = cycle()
+    settled = cycle()
+    later = [cycle() for _ in range(4)]
+    assert max(later) <= settled + 8.0, (first, settled, later)
