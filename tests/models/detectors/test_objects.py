@@ -223,3 +223,14 @@ def test_weak_person_settings_are_validated() -> None:
         objects.ObjectDetectorSettings(weak_person_min_skin=1.5)
     with pytest.raises(ValueError, match="weak_person_min_score"):
         objects.ObjectDetectorSettings(weak_person_min_score=0.0)
+
+
+def test_normalise_gives_planar_bgr_standardised_pixels() -> None:
+    canvases = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    planar = objects.normalise(canvases)
+    assert planar.shape == (2, 3, 32, 32) and planar.dtype == np.float32
+    assert planar.flags.c_contiguous  # what ONNX Runtime reads without a copy
+    for channel, rgb_channel in enumerate((2, 1, 0)):  # B, G, R
+        expected = ((canvases[..., rgb_channel].astype(np.float32) - objects.MEAN_BGR[channel])
+                    / objects.STD_BGR[channel])
+        np.testing.assert_array_equal(planar[:, channel], expected)
