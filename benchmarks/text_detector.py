@@ -48,7 +48,7 @@ import onnxruntime as ort
 
 from benchmarks.targets import Target
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
-from models.detectors.base import Detections, FrameBox
+from models.detectors.base import Detections, Detector, FrameBox
 from models.detectors.text import TextDetector, letterbox, normalise
 from models.detectors.text_settings import TextDetectorSettings
 from models.preprocess import ModelInputs, Preprocessor
@@ -260,13 +260,18 @@ def iou(a: FrameBox, b: FrameBox) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def recall_against(reference: Sequence[Detections], other: Sequence[Detections]) -> float:
-    """Share of the reference's boxes that `other` finds again (IoU >= MATCH_IOU), all images."""
+def recall_against(reference: Sequence[Detections], other: Sequence[Detections],
+                   same_label: bool = False) -> float:
+    """Share of the reference's boxes that `other` finds again (IoU >= MATCH_IOU), all images;
+    with `same_label`, only a box of the same kind and label counts (class-aware detectors)."""
     total = matched = 0
     for mine, theirs in zip(reference, other, strict=True):
         for box in mine.boxes:
             total += 1
-            matched += any(iou(box.box, candidate.box) >= MATCH_IOU for candidate in theirs.boxes)
+            matched += any(iou(box.box, candidate.box) >= MATCH_IOU
+                           and (not same_label or (candidate.kind, candidate.label)
+                                == (box.kind, box.label))
+                           for candidate in theirs.boxes)
     return matched / total if total else 1.0
 
 
@@ -293,7 +298,7 @@ def detect_all(detector: TextDetector, images: Sequence[LabelledImage], batch: i
     return detect_inputs(detector, [image.inputs for image in images], batch)
 
 
-def detect_inputs(detector: TextDetector, inputs: Sequence[ModelInputs], batch: int = 8
+def detect_inputs(detector: Detector, inputs: Sequence[ModelInputs], batch: int = 8
                   ) -> list[Detections]:
     results: list[Detections] = []
     for start in range(0, len(inputs), batch):
@@ -316,7 +321,7 @@ class Recall:
 def held_out_photos(quick: bool = False) -> list[ModelInputs]:
     """Model inputs of the dev-set photos held out from the INT8 calibration (every fourth of
     them with --quick)."""
-    from tools.quantize_text_detector import devset_photos
+    from tools.quantize_common import devset_photos
 
     preprocessor = Preprocessor()
     photos = devset_photos(calibration=False)[::4 if quick else 1]
