@@ -1,0 +1,161 @@
+"""Make static QDQ INT8 siblings of the object detector (NanoDet, models/weights/
+nanodet-coco-416-int8.onnx) and the nudity detector (NudeNet 320n YOLOv8n, models/weights/
+nudenet-320n-int8.onnx) with ONNX Runtime's quantization tools, and print each file's sha256.
+
+    pip install onnx    # beside the project's dependencies; not part of an install
+    python -m tools.quantize_detectors [objects nudity] [--photos N --stride N --renders N]
+        [--calibration percentile] [--percentile 99.999] [--op-types Conv ...]
+        [--quantize-head] [--output-dir DIR]
+
+Calibration data: the dev-set photos of the calibration third of its product groups
+(tools/quantize_common.py; 88 photos, 29 of them with people, which the nudity model needs to
+see), then product renders of `tests.support.synthetic` with lines of text on some, each
+preprocessed and letterboxed by the detector's own functions, so the ranges are those of what
+the service feeds the model. The held-out groups' photos (`devset_photos(calibration=False)`)
+are where benchmarks/int8_detectors.py and the tests measure agreement with FP32; nothing under
+the evaluation image set is read.
+
+Weights per output channel (QInt8, symmetric), activations per tensor (QUInt8) with Percentile
+ranges, as the text detector's (tools/quantize_text_detector.py says why). The detection heads
+stay FP32 (`--quantize-head` quantises them too, to measure what that costs): from NanoDet's
+last three 1x1 convolutions (class and box-distance logits per stride) on, and of YOLOv8 the
+whole Detect module but its two 3x3 conv blocks per branch: the last convolutions, the
+distribution-focal softmax, the anchor and stride grids (a uint8 grid would move boxes by up to
+a stride's 256th of the canvas) and the box decoding. Those are a sliver of the compute and
+where the thresholds are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from models.artifacts import (
+    NUDITY_DETECTOR,
+    OBJECT_DETECTOR,
+    WEIGHTS_DIR,
+    ModelArtifact,
+    sha256_of,
+)
+from models.detectors import objects, yolo
+from models.detectors.nudity import NudityDetectorSettings
+from models.detectors.objects import ObjectDetectorSettings
+from models.preprocess import Preprocessor
+from tools import quantize_common
+
+if TYPE_CHECKING:
+    import onnx
+
+logger = logging.getLogger("quantize_detectors")
+
+PHOTOS = 88  # every calibration-group photo
+STRIDE = 1
+RENDERS = 24
+PERCENTILE = 99.999
+CHUNK = 16  # images per calibration pass: bounds the histograms' memory
+
+
+def nanodet_head(model: onnx.ModelProto) -> list[str]:
+    """The last 1x1 convolution of each stride (80 class + 44 distance logits) and what follows:
+    split, sigmoid, reshape, transpose."""
+    return quantize_common.downstream(model, ("Conv__176", "Conv__178", "Conv__180"))
+
+
+# YOLOv8's Detect module is model.22; of it, only the first two conv blocks (conv + SiLU) of the
+# box (cv2) and class (cv3) branches of each stride are quantised.
+_YOLO_DETECT = "/model.22/"
+_YOLO_BRANCH_BLOCKS = re.compile(r"/model\.22/cv[23]\.\d/cv[23]\.\d\.[01]/")
+
+
+def yolov8_head(model: onnx.ModelProto) -> list[str]:
+    return [node.name for node in model.graph.node
+            if node.name.startswith(_YOLO_DETECT) and not _YOLO_BRANCH_BLOCKS.match(node.name)]
+
+
+@dataclass(frozen=True)
+class Target:
+    artifact: ModelArtifact
+    # uint8 RGB frame -> 1 x 3 x S x S model input, by the detector's own letterbox
+    model_input: Callable[[np.ndarray], np.ndarray]
+    head: Callable[[onnx.ModelProto], list[str]]
+
+    @property
+    def output(self) -> Path:
+        return int8_path(self.artifact)
+
+
+def int8_path(artifact: ModelArtifact, directory: Path = WEIGHTS_DIR) -> Path:
+    return directory / f"{artifact.name}-int8.onnx"
+
+
+TARGETS = {
+    "objects": Target(
+        OBJECT_DETECTOR,
+        lambda rgb: objects.letterbox_batch([rgb], ObjectDetectorSettings().input_size_px)[0],
+        nanodet_head),
+    "nudity": Target(
+        NUDITY_DETECTOR,
+        lambda rgb: yolo.letterbox_batch([rgb], NudityDetectorSettings().input_size_px)[0],
+        yolov8_head),
+}
+
+
+def calibration_batches(target: Target, photos: int, stride: int, renders: int
+                        ) -> Iterator[np.ndarray]:
+    preprocessor = Preprocessor()
+    for jpeg in quantize_common.calibration_jpegs(photos, renders, stride):
+        yield target.model_input(preprocessor.run(jpeg).model_inputs.rgb)
+
+
+def make(target: Target, output: Path, *, photos: int, stride: int, renders: int,
+         calibration: str, percentile: float, op_types: Sequence[str],
+         quantize_head: bool) -> str:
+    """Writes the INT8 file; its sha256."""
+    target.artifact.verify()
+    count = len(quantize_common.devset_photos(calibration=True)[::stride][:photos]) + renders
+    quantize_common.quantize(
+        target.artifact.path(), output, calibration_batches(target, photos, stride, renders),
+        count, target.artifact.input_name,
+        keep_fp32=(lambda _: ()) if quantize_head else target.head,
+        calibration=calibration, percentile=percentile, op_types=op_types,
+        chunk=min(CHUNK, count))
+    return sha256_of(output)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", choices=sorted(TARGETS), default=sorted(TARGETS))
+    parser.add_argument("--output-dir", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--photos", type=int, default=PHOTOS,
+                        help="dev-set photos of the calibration groups, at most")
+    parser.add_argument("--stride", type=int, default=STRIDE,
+                        help="every N-th photo of the calibration groups")
+    parser.add_argument("--renders", type=int, default=RENDERS)
+    parser.add_argument("--calibration", choices=["minmax", "entropy", "percentile"],
+                        default="percentile")
+    parser.add_argument("--percentile", type=float, default=PERCENTILE)
+    parser.add_argument("--op-types", nargs="*", default=[],
+                        help="operator types quantised (none given: every type ORT can)")
+    parser.add_argument("--quantize-head", action="store_true",
+                        help="quantise the detection head too (to measure what it costs)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in args.models:
+        target = TARGETS[name]
+        output = int8_path(target.artifact, args.output_dir)
+        digest = make(target, output, photos=args.photos, stride=args.stride,
+                      renders=args.renders, calibration=args.calibration,
+                      percentile=args.percentile, op_types=args.op_types,
+                      quantize_head=args.quantize_head)
+        print(f"{name}: {output} ({output.stat().st_size / 1e6:.1f} MB) sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
