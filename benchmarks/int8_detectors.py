@@ -27,7 +27,6 @@ finding FP32's boxes again within 0.02 of the noise floor.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +37,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks.targets import Target
+from benchmarks.report import write_json
+from benchmarks.targets import Target, target_line
 from benchmarks.text_detector import (
     detect_inputs,
     held_out_photos,
@@ -213,10 +213,7 @@ def render(result: dict[str, Any]) -> str:
                          f"{agreed['photos']} photos (with pixel noise: {changed['noise']})")
     lines.append("targets (issue 11):")
     for figures in result["models"].values():
-        for check in figures["targets"]:
-            lines.append(f"  {'PASS' if check['passed'] else 'MISS'}  {check['target']} "
-                         f"[{check['where']}]: {check['value']} {check['unit']} "
-                         f"(target {check['comparison']} {check['limit']})")
+        lines += [target_line(check) for check in figures["targets"]]
     return "\n".join(lines)
 
 
@@ -231,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.int8_dir, args.quick)
     print(render(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(result, args.json)
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.soak import render_soak
-from benchmarks.targets import PEAK_SHARE, littles_law_ms
+from benchmarks.targets import PEAK_SHARE, littles_law_ms, target_line
 
 Result = dict[str, Any]
 LITTLE_TOLERANCE = 0.25  # mean latency vs c / throughput: beyond this, not a steady state
@@ -60,7 +60,7 @@ def render_devset(devset: Result) -> list[str]:
             f"{score['tn']:4}")
     lines.append(f"  macro F1 {devset['macro_f1']:.3f}; selection: a compliant main image in "
                  f"{devset['selection']['hits']} of {devset['selection']['groups']} groups")
-    lines += [_target_line(check) for check in devset["targets"]]
+    lines += [target_line(check) for check in devset["targets"]]
     return lines
 
 
@@ -367,17 +367,8 @@ def _headline_lines(graph: Result) -> list[str]:
             f"{summary['max']}" for stage, summary in batching["stages"].items())
         lines.append(f"  formed batches at the peak level ({batching['load']}): {stages}")
     lines += ["", f"Targets ({graph['graph']} graph, this 2-core host):"]
-    lines += [_target_line(check) for check in head["targets"]]
+    lines += [target_line(check) for check in head["targets"]]
     return lines
-
-
-def _target_line(check: Result) -> str:
-    verdict = "PASS" if check["passed"] else "MISS"
-    digits = {"ratio": 3, "ms": 0, "images": 2}.get(check["unit"], 3)
-    where = f" [{check['where']}]" if check["where"] else ""
-    return (f"  {verdict}  {check['target']}{where}: {_fmt(check['value'], digits)} "
-            f"{check['unit']} (target {check['comparison']} {check['limit']:g}; margin "
-            f"{_fmt(check['margin'], digits)})")
 
 
 def render_side_by_side(graphs: Result) -> list[str]:

@@ -38,6 +38,20 @@ class Target:
         return {**checked, "passed": passed, "margin": round(margin, 3)}
 
 
+def target_line(check: dict[str, Any]) -> str:
+    """One checked target as the reports print it: PASS/MISS, value, limit and margin."""
+    verdict = "PASS" if check["passed"] else "MISS"
+    digits = {"ratio": 3, "ms": 0, "images": 2}.get(check["unit"], 3)
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    where = f" [{check['where']}]" if check["where"] else ""
+    return (f"  {verdict}  {check['target']}{where}: {number(check['value'])} "
+            f"{check['unit']} (target {check['comparison']} {check['limit']:g}; margin "
+            f"{number(check['margin'])})")
+
+
 P50_AT_C1 = Target("p50 latency at concurrency 1, one-image listing", 100.0, False, "ms")
 NO_5XX = Target("5xx responses, all levels", 0, False, "responses")
 EFFICIENCY = Target("serving efficiency", 0.75, True, "ratio")

@@ -34,7 +34,6 @@ label recall within 0.02 of FP32 640's.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -46,7 +45,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks.targets import Target
+from benchmarks.report import write_json
+from benchmarks.targets import Target, target_line
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
 from models.detectors.base import Detections, Detector, FrameBox
 from models.detectors.text import TextDetector, letterbox, normalise
@@ -476,10 +476,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"start-up {name}: session {figures['shipped_s']:.2f} s from the shipped "
                      f"file, {figures['offline_optimised_s']:.2f} s from an offline-optimised copy")
     lines.append(f"targets (issue 11; the service's auto choice here: {result['auto_variant']}):")
-    for check in result["targets"]:
-        lines.append(f"  {'PASS' if check['passed'] else 'MISS'}  {check['target']} "
-                     f"[{check['where']}]: {check['value']} {check['unit']} "
-                     f"(target {check['comparison']} {check['limit']})")
+    lines += [target_line(check) for check in result["targets"]]
     return "\n".join(lines)
 
 
@@ -492,8 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick)
     print(render(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(result, args.json)
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from curator.core.evaluation import LabelledImage, load_devset
 from tests.support import synthetic
@@ -56,15 +56,6 @@ def devset_photos(calibration: bool) -> list[LabelledImage]:
     return [image for image in load_devset() if is_calibration_group(image.group) == calibration]
 
 
-def _font(size: int, face: str) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    if face:
-        try:
-            return ImageFont.truetype(f"/usr/share/fonts/truetype/dejavu/{face}", size)
-        except OSError:
-            pass
-    return ImageFont.load_default(size=size)
-
-
 def calibration_image(index: int) -> Image.Image:
     """A product render with 0-4 lines of text: on the background, on bands, on the product."""
     rng = np.random.default_rng(SEED_BASE + index)
@@ -80,7 +71,7 @@ def calibration_image(index: int) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(0, 5))):
         size = int(rng.uniform(0.015, 0.08) * width)
-        font = _font(size, _FACES[int(rng.integers(len(_FACES)))])
+        font = synthetic.font(size, _FACES[int(rng.integers(len(_FACES)))])
         word = _WORDS[int(rng.integers(len(_WORDS)))]
         x, y = float(rng.uniform(0.02, 0.6)) * width, float(rng.uniform(0.02, 0.92)) * height
         if rng.random() < 0.3:  # a band behind the line

@@ -13,11 +13,12 @@ import io
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import cache
 from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 Colour = tuple[int, int, int]
 Background = Literal["white", "offwhite", "studio", "busy"] | Colour
@@ -48,6 +49,20 @@ _INVERSE_ORIENTATION: dict[int, Image.Transpose] = {
 
 
 # --- geometry ---------------------------------------------------------------------------------
+
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+@cache
+def font(size: int, face: str = "") -> Font:
+    """`face` (a DejaVu file name) at `size` px when installed, else Pillow's built-in font."""
+    if face:
+        try:
+            return ImageFont.truetype(f"/usr/share/fonts/truetype/dejavu/{face}", size)
+        except OSError:
+            pass
+    return ImageFont.load_default(size=size)
 
 
 def product_box(

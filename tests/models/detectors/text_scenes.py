@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from tests.support import synthetic
+from tests.support.synthetic import font
 
 Colour = tuple[int, int, int]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 Expect = Literal["overlay", "on_product"]
 
 
@@ -38,15 +37,6 @@ class TextScene:
     stamps: tuple[Stamp, ...]
 
 
-@cache
-def font(size: int, face: str = "") -> Font:
-    """`face` (a DejaVu file name) at `size` px when installed, else Pillow's built-in font."""
-    if face:
-        try:
-            return ImageFont.truetype(f"/usr/share/fonts/truetype/dejavu/{face}", size)
-        except OSError:
-            pass
-    return ImageFont.load_default(size=size)
 
 
 def stamp(
