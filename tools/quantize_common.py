@@ -3,8 +3,7 @@ Runtime's static QDQ quantisation with the choices this project made for its det
 
 Used by tools/quantize_text_detector.py and tools/quantize_detectors.py, and by the benchmarks
 and tests that measure agreement on the photos held out from calibration
-(`devset_photos(calibration=False)`). `onnx` is needed beside the project's dependencies (it is
-not part of a CPU install): `pip install onnx`.
+(`devset_photos(calibration=False)`).
 
 The split is by product group, so no product has photos on both sides: a third of the dev set's
 groups (by hash) lend their photos to calibration, the rest are where agreement is measured.

@@ -2,7 +2,6 @@
 nanodet-coco-416-int8.onnx) and the nudity detector (NudeNet 320n YOLOv8n, models/weights/
 nudenet-320n-int8.onnx) with ONNX Runtime's quantization tools, and print each file's sha256.
 
-    pip install onnx    # beside the project's dependencies; not part of an install
     python -m tools.quantize_detectors [objects nudity] [--photos N --stride N --renders N]
         [--calibration percentile] [--percentile 99.999] [--op-types Conv ...]
         [--quantize-head] [--output-dir DIR]

@@ -1,7 +1,6 @@
 """Make models/weights/ppocr-v6-det-small-int8.onnx: the PP-OCRv6 small text detector, quantised
 to INT8 (static QDQ) with ONNX Runtime's quantization tools.
 
-    pip install onnx    # beside the project's dependencies; not part of an install
     python -m tools.quantize_text_detector [--calibration percentile] [--activations quint8]
         [--photos N --renders N --chunk 4] [--keep-fp32 NODE ...] [--ranges cache.json]
 

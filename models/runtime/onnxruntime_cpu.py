@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from models.runtime.base import Precision, RuntimeInfo
+from models.runtime.subnormals import loadable_model
 
 
 class OnnxRuntimeCpu:
@@ -28,11 +29,14 @@ class OnnxRuntimeCpu:
         # holds (bounded by the largest batch; tests/models/runtime/test_onnxruntime_cpu.py).
         # Off, RSS follows each call but the INT8 text detector took 6-11% more CPU per image
         # (2026-12-06, VNNI Xeon); ORT's kSameAsRequested extend strategy held more, not less.
+        # Subnormal weights zeroed first: an Intel core computes them 100x slower (subnormals.py).
+        model = loadable_model(onnx_path)
         self._session = ort.InferenceSession(
-            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            model.source, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._output_names = [output.name for output in self._session.get_outputs()]
-        detail = f"onnxruntime {ort.__version__} CPUExecutionProvider"
+        detail = "; ".join(filter(None, (
+            f"onnxruntime {ort.__version__} CPUExecutionProvider", model.note)))
         self._info = RuntimeInfo(model_name, "onnxruntime", "cpu", precision,
                                  detail=f"{detail}; {note}" if note else detail)
 

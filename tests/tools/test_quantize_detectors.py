@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
-onnx = pytest.importorskip("onnx", reason="the INT8 tools need onnx (not part of an install)")
-
-from onnx import TensorProto, helper  # noqa: E402
-
-from tools.quantize_common import downstream  # noqa: E402
-from tools.quantize_detectors import TARGETS  # noqa: E402
+from tools.quantize_common import downstream
+from tools.quantize_detectors import TARGETS
 
 
 def _chain() -> onnx.ModelProto:
