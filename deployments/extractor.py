@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ class AttributeExtractor:
         # detector_threads > 1: a lone request's detectors run side by side and take the idle
         # cores; under load the replicas share the cores as before (models.detector_threads).
         self._limit = request.max_batch_size
+        self._warmed_batch = 0  # the largest batch the runtimes have run
         self._extractor = build_extractor(models, request, detector_threads)
         self._batch_sizes = Histogram(
             "curator_extractor_batch_size",
@@ -51,6 +53,15 @@ class AttributeExtractor:
                 f"max_batch_size {config.max_batch_size} exceeds the {self._limit} this "
                 "replica's runtimes were built for"
             )
+        if config.max_batch_size > self._warmed_batch:
+            # Before the batcher may form the bigger batches: the runtimes take their working
+            # memory now, not under load (AttributeExtractor.warm_up). Serve calls this before
+            # the replica is ready; a live raise blocks this replica for the warm-up (seconds).
+            started = time.perf_counter()
+            self._extractor.warm_up(config.max_batch_size)
+            self._warmed_batch = config.max_batch_size
+            logger.info("extractor warmed up at batch %d in %.1f s", config.max_batch_size,
+                        time.perf_counter() - started)
         self.extract.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
         self.extract.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         logger.info("extractor batching: %s", config)

@@ -134,3 +134,64 @@ def test_threads_are_at_least_one_and_at_most_one_a_detector() -> None:
     with pytest.raises(ValueError):
         AttributeExtractor({"text": FakeDetector()}, detector_threads=0)
     assert AttributeExtractor({"text": FakeDetector()}, detector_threads=4).detector_threads == 1
+
+
+# --- warm-up -----------------------------------------------------------------------------------
+
+
+def test_warm_up_runs_every_detector_on_the_batch_size_twice() -> None:
+    detectors = {"text": FakeDetector(), "objects": FakeDetector()}
+    extractor = AttributeExtractor(detectors, detector_threads=2)
+    extractor.warm_up(3)
+    assert [detector.calls for detector in detectors.values()] == [[3, 3], [3, 3]]
+    extractor.close()
+
+
+def test_warm_up_on_the_real_detectors_leaves_their_answers_unchanged(
+    sequential: AttributeExtractor,
+) -> None:
+    """Noise frames through every real detector at batch 2 (nothing in them trips a detector),
+    and the photos are answered exactly as before."""
+    photos = list(devset_inputs()[:3])
+    before = sequential.extract(photos)
+    sequential.warm_up(2)
+    after = sequential.extract(photos)
+    assert [e.attributes for e in after] == [e.attributes for e in before]
+    assert [e.boxes for e in after] == [e.boxes for e in before]
+
+
+def test_the_served_extractor_warms_up_whenever_its_batch_grows() -> None:
+    """The deployment's own class (outside Serve): a user_config whose max_batch_size exceeds
+    what the replica has run warms it up to that size first; a smaller one does not."""
+    from deployments.extractor import AttributeExtractor as ExtractorDeployment
+
+    replica = ExtractorDeployment.func_or_class(  # type: ignore[attr-defined]
+        ["text"], RuntimeRequest(4, cpu_threads=1))
+    warmed: list[int] = []
+    detector = replica._extractor.detectors["text"]
+    replica._extractor.detectors["text"] = RecordingDetector(detector, warmed)
+    replica.reconfigure({"max_batch_size": 2, "batch_wait_timeout_s": 0.0})
+    assert warmed == [2, 2]
+    replica.reconfigure({"max_batch_size": 1, "batch_wait_timeout_s": 0.0})
+    assert warmed == [2, 2]
+    replica.reconfigure({"max_batch_size": 4, "batch_wait_timeout_s": 0.0})
+    assert warmed == [2, 2, 4, 4]
+    with pytest.raises(ValueError, match="exceeds the 4"):
+        replica.reconfigure({"max_batch_size": 8, "batch_wait_timeout_s": 0.0})
+    assert warmed == [2, 2, 4, 4]
+
+
+@dataclass
+class RecordingDetector:
+    """A real detector that also records the batch sizes it ran."""
+
+    detector: object
+    batch_sizes: list[int]
+
+    @property
+    def runtime_info(self) -> RuntimeInfo:
+        return self.detector.runtime_info  # type: ignore[attr-defined]
+
+    def detect(self, batch: Sequence[ModelInputs]) -> list[Detections]:
+        self.batch_sizes.append(len(batch))
+        return self.detector.detect(batch)  # type: ignore[attr-defined]
