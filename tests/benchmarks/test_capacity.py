@@ -130,3 +130,19 @@ def test_doc_holds_what_the_script_writes() -> None:
     text = capacity.markdown(capacity.report(capacity.load_measured(), Assumptions()))
     assert capacity.doc_section() == text, (
         "docs/capacity.md is stale: run make capacity (python -m benchmarks.capacity --write-doc)")
+
+
+def test_write_doc_cites_the_committed_copy_of_the_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make capacity` reads a fresh latest.json but the doc must name the copy it commits, or
+    the test above finds the doc stale on a clean clone."""
+    fresh = tmp_path / "latest.json"
+    fresh.write_text(capacity.MEASURED.read_text())
+    committed = tmp_path / "capacity-bench.json"
+    written: list[str] = []
+    monkeypatch.setattr(capacity, "MEASURED", committed)
+    monkeypatch.setattr(capacity, "write_doc", written.append)
+    assert capacity.main(["--results", str(fresh), "--write-doc"]) == 0
+    assert committed.read_text() == fresh.read_text()
+    assert f"Inputs: `{committed}`" in written[0]
