@@ -9,6 +9,7 @@ import logging
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def write_json(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
     logger.info("wrote %s", path)
+
+
+def measure_and_report(measure: Callable[[], dict[str, Any]],
+                       render: Callable[[dict[str, Any]], str], json_path: Path | None) -> int:
+    """The end of a stand-alone benchmark's `main()`: progress logged, the figures measured, the
+    report printed, and the JSON written where `--json` asked; the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    result = measure()
+    print(render(result))
+    if json_path is not None:
+        write_json(result, json_path)
+    return 0
 
 
 def plot_latency_vs_throughput(graph: dict[str, Any], machine: dict[str, Any],

@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from benchmarks.report import machine_info, write_json
+from benchmarks.report import machine_info, measure_and_report
 from benchmarks.stats import summarize_ms
 
 logger = logging.getLogger(__name__)
@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=60, help="listings per shape")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = measure(args.requests)
-    print(render(result))
-    if args.json:
-        write_json(result, args.json)
-    return 0
+    return measure_and_report(lambda: measure(args.requests), render, args.json)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks.report import write_json
+from benchmarks.report import measure_and_report
 from benchmarks.targets import Target, target_line
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
 from models.detectors.base import Detections, Detector, FrameBox
@@ -516,12 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer images and calls")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = run(args.quick)
-    print(render(result))
-    if args.json:
-        write_json(result, args.json)
-    return 0
+    return measure_and_report(lambda: run(args.quick), render, args.json)
 
 
 if __name__ == "__main__":
