@@ -212,7 +212,7 @@ TEXT_DETECTOR_INT8 = register(
         sha256="d78664acbea0fbf735ff60237f505fde394bfcd0b12cb4d77bd784e2fd2e570c",
         licence="Apache-2.0",
         description="PP-OCRv6 small text detector, static QDQ INT8 (per-channel QInt8 weights, "
-                    "QUInt8 activations, FP32 head); what ONNX Runtime on a VNNI/AMX CPU runs",
+                    "QUInt8 activations, FP32 head); runs when cpu_precision is int8",
         input_name="x",
         input_layout="NCHW float32 RGB, H and W multiples of 32",
         mean=(0.5, 0.5, 0.5),

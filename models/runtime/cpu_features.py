@@ -18,18 +18,12 @@ CPUINFO = Path("/proc/cpuinfo")
 
 # The flags worth printing beside a measurement, in the order they are printed.
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
-INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 @dataclass(frozen=True)
 class CpuFeatures:
     model: str  # "Intel(R) Xeon(R) Platinum 8480+", "AMD EPYC 7763 64-Core Processor", ...
     flags: frozenset[str]
-
-    @property
-    def int8_dot_product(self) -> bool:
-        """VNNI or AMX: INT8 convolutions several times faster than FP32 ones."""
-        return bool(self.flags & INT8_DOT_PRODUCT_FLAGS)
 
     @property
     def bf16_matrix(self) -> bool:

@@ -8,9 +8,9 @@ its first use, with ONNX Runtime answering meanwhile and for good if the build f
 `curator models build-engines` ahead of a deployment so that never happens.
 
 On the CPU (`choose_cpu_model`, unless the operator names a `cpu_precision`): where the host has
-AMX bfloat16 tiles and OpenVINO is installed, OpenVINO runs the FP32 file in bfloat16; else a
-model with an INT8 sibling (`ModelArtifact.int8`) runs as INT8 in ONNX Runtime where the host has
-INT8 dot products (VNNI or AMX, `cpu_features`), and as FP32 elsewhere. GPU runtimes always get
+AMX bfloat16 tiles and OpenVINO is installed, OpenVINO runs the FP32 file in bfloat16; else ONNX
+Runtime runs the FP32 file, its subnormal weights zeroed. A model's INT8 sibling
+(`ModelArtifact.int8`) runs only when `cpu_precision: int8` asks for it. GPU runtimes always get
 the FP32 file.
 """
 
@@ -225,12 +225,17 @@ def choose_cpu_model(
 
     "auto" takes bf16 in OpenVINO where the CPU has AMX bfloat16 tiles: 2-3x less CPU than ONNX
     Runtime FP32 on every detector, and less than its INT8 text model, with FP32's recall
-    (benchmarks/text_detector.py). Elsewhere it takes the INT8 sibling only with INT8 dot
-    products (VNNI, AMX): without them ORT's INT8 convs gain little and the FP32 file loses
-    nothing. "bf16" takes OpenVINO on any CPU (without AMX it emulates bf16 on AVX-512, slower
-    than INT8, and computes f32 elsewhere; the runtime reports which); "int8"
-    takes the INT8 sibling on any CPU (the operator measured); "fp32" is ONNX Runtime FP32. A
-    missing INT8 file or OpenVINO package falls back with a warning.
+    (benchmarks/text_detector.py). Elsewhere it takes the FP32 file on ONNX Runtime, its
+    subnormal weights zeroed (models/runtime/subnormals.py). With them zeroed, the INT8 text
+    model saves only a fifth of the text detector's CPU (126 against 158 ms on a VNNI Xeon,
+    2026-12-06) and misses text FP32 finds: 0.922 of FP32's boxes on the 160 independent
+    evaluation photos against a noise floor of 0.970, and two overlay verdicts changed there
+    (none from noise); on the dev set, one overlay false positive more. Detection comes first,
+    so INT8 runs only when asked for. "bf16" takes OpenVINO on any CPU (without AMX it emulates
+    bf16 on AVX-512, slower than FP32, and computes f32 elsewhere; the runtime reports which);
+    "int8" takes the INT8 sibling on any CPU (the operator measured and accepts the recall);
+    "fp32" is ONNX Runtime FP32. A missing INT8 file or OpenVINO package falls back with a
+    warning.
     """
     sibling = int8_variant(artifact)
     fp32 = CpuModelChoice(artifact.path(), "fp32", "")
@@ -244,20 +249,18 @@ def choose_cpu_model(
             return CpuModelChoice(fp32.path, "fp32", "openvino not installed")
     if requested == "fp32":
         return CpuModelChoice(fp32.path, "fp32", "cpu_precision=fp32")
-    if sibling is None:
-        if requested == "int8":
-            logger.warning("%s: cpu_precision=int8 but it has no INT8 model; running FP32",
-                           artifact.name)
-            return CpuModelChoice(fp32.path, "fp32", "no INT8 model")
+    if requested == "auto":
         return fp32
-    if requested == "auto" and not features.int8_dot_product:
-        return CpuModelChoice(fp32.path, "fp32", "FP32: this CPU has no VNNI or AMX")
+    if sibling is None:
+        logger.warning("%s: cpu_precision=int8 but it has no INT8 model; running FP32",
+                       artifact.name)
+        return CpuModelChoice(fp32.path, "fp32", "no INT8 model")
     if not sibling.local_path.is_file():
         logger.warning("%s: INT8 model %s missing at %s; running FP32", artifact.name,
                        sibling.name, sibling.local_path)
         return CpuModelChoice(fp32.path, "fp32", f"INT8 model {sibling.name} missing")
-    why = "VNNI/AMX" if requested == "auto" else "cpu_precision=int8"
-    return CpuModelChoice(sibling.path(), "int8", f"INT8 ({why}): {sibling.local_path.name}")
+    return CpuModelChoice(sibling.path(), "int8",
+                          f"INT8 (cpu_precision=int8): {sibling.local_path.name}")
 
 
 @lru_cache(maxsize=1)

@@ -57,13 +57,6 @@ def test_flags_and_model_of_the_first_processor() -> None:
         "AMD EPYC 7R32; avx2 -avx512f -avx512_vnni -avx_vnni -amx_int8 -amx_bf16")
 
 
-@pytest.mark.parametrize(("text", "fast"), [(SAPPHIRE_RAPIDS, True), (CASCADE_LAKE, True),
-                                             (EPYC_ROME, False), (GRAVITON, False), ("", False)],
-                         ids=["amx", "avx512-vnni", "avx2-only", "arm", "empty"])
-def test_int8_dot_product_needs_vnni_or_amx(text: str, fast: bool) -> None:
-    assert parse_cpuinfo(text).int8_dot_product is fast
-
-
 @pytest.mark.parametrize(("text", "tiles"), [(SAPPHIRE_RAPIDS, True), (CASCADE_LAKE, False),
                                               (EPYC_ROME, False), (GRAVITON, False)],
                          ids=["amx", "avx512-vnni", "avx2-only", "arm"])
@@ -78,15 +71,13 @@ def test_unknown_cpu_reads_as_no_flags() -> None:
 
 
 @needs_int8_file
-def test_auto_takes_int8_only_with_vnni() -> None:
-    assert int8_model is not None
-    for host in (VNNI_HOST, VNNI_ONLY_HOST):  # AMX without OpenVINO installed: INT8 too
+def test_auto_takes_fp32_without_amx_bf16_even_with_an_int8_sibling() -> None:
+    """The INT8 text model runs only when asked for: FP32 with its subnormals zeroed costs a
+    fifth more and misses less text (models.runtime.select.choose_cpu_model)."""
+    for host in (VNNI_HOST, VNNI_ONLY_HOST, AVX2_HOST):  # VNNI_HOST: AMX, OpenVINO missing
         chosen = choose_cpu_model(TEXT_DETECTOR, "auto", host, openvino=False)
         assert (chosen.path, chosen.precision, chosen.runtime) == (
-            int8_model.path(), "int8", "onnxruntime")
-    chosen = choose_cpu_model(TEXT_DETECTOR, "auto", AVX2_HOST)
-    assert (chosen.path, chosen.precision) == (TEXT_DETECTOR.path(), "fp32")
-    assert "no VNNI" in chosen.reason
+            TEXT_DETECTOR.path(), "fp32", "onnxruntime")
 
 
 @pytest.mark.parametrize("artifact", [TEXT_DETECTOR, NUDITY_DETECTOR], ids=["text", "nudity"])
@@ -129,14 +120,14 @@ def test_a_model_without_int8_sibling_stays_fp32() -> None:
 def test_a_missing_int8_file_falls_back_to_fp32(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     monkeypatch.setattr("models.artifacts.WEIGHTS_DIR", tmp_path)  # where bundled files live
-    chosen = choose_cpu_model(TEXT_DETECTOR, "auto", VNNI_ONLY_HOST)
+    chosen = choose_cpu_model(TEXT_DETECTOR, "int8", VNNI_ONLY_HOST)
     assert (chosen.path, chosen.precision) == (TEXT_DETECTOR.path(), "fp32")
     assert "missing" in chosen.reason
 
 
 @needs_int8_file
 @pytest.mark.parametrize(("host", "runtime_name", "precision"),
-                         [(VNNI_ONLY_HOST, "onnxruntime", "int8"),
+                         [(VNNI_ONLY_HOST, "onnxruntime", "fp32"),
                           (AVX2_HOST, "onnxruntime", "fp32"),
                           (VNNI_HOST, "openvino", "bf16")],
                          ids=["vnni", "avx2", "amx"])
