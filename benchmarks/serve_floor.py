@@ -34,12 +34,9 @@ from ray.serve.handle import DeploymentHandle
 from benchmarks.report import machine_info, measure_and_report
 from benchmarks.stats import summarize_ms
 
-logger = logging.getLogger(__name__)
-
 SHAPES = ("ingress", "one_hop", "graph")
 MODEL_INPUTS_SHAPE = (640, 640, 3)  # models.preprocess.ModelInputs.rgb at its largest
 WARMUP_PER_SHAPE = 5
-REPO = Path(__file__).resolve().parents[1]
 
 app = FastAPI()
 
@@ -81,7 +78,7 @@ def measure(requests_per_shape: int, images: int = 16) -> dict[str, Any]:
     import ray
 
     from benchmarks.images import devset_images
-    from benchmarks.service import free_port
+    from benchmarks.service import REPO_ROOT, free_port
     from graphs.online import deployment
 
     bodies = [{"image_b64": image.b64} for image in devset_images(images)]
@@ -107,7 +104,7 @@ def measure(requests_per_shape: int, images: int = 16) -> dict[str, Any]:
     finally:
         serve.shutdown()
         ray.shutdown()
-    return {"machine": machine_info(REPO), "requests_per_shape": requests_per_shape,
+    return {"machine": machine_info(REPO_ROOT), "requests_per_shape": requests_per_shape,
             "images": len(bodies),
             "latency_ms": {shape: summarize_ms(values) for shape, values in latencies.items()}}
 
