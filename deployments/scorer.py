@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray import serve
@@ -21,6 +22,7 @@ from deployments.batching import (
     BatchingConfig,
 )
 from deployments.runtime_metric import RuntimeChoiceMetric
+from models.cpu_priority import run_as_slack_work
 from models.runtime.base import RuntimeInfo
 
 logger = logging.getLogger("ray.serve")
@@ -33,17 +35,23 @@ class QualityScorer:
         self._limit = max_batch_size_limit
         self._scorer = build_scorer(card)
         self._card = card
+        # One batch at a time, on a thread of its own: the scorer runs beside the extractor and
+        # takes less time, slack work that a contended core serves after the text detector a
+        # listing waits for (models/cpu_priority.py).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="scorer",
+                                            initializer=run_as_slack_work)
         self._batch_sizes = Histogram(
             "curator_scorer_batch_size",
             description="Images per batch the quality scorer ran",
             boundaries=BATCH_SIZE_BOUNDARIES,
             tag_keys=("card",),
         )
-        # BRISQUE's tensor code runs in torch, in float32, where torch_device() chose.
+        # BRISQUE's tensor code runs in torch, in float64 (models/brisque.py), where
+        # torch_device() chose.
         self._runtime_metric = RuntimeChoiceMetric()
         self._runtime_metric.update({"brisque": RuntimeInfo(
-            "brisque", "torch", str(self._scorer.device), "fp32")})
-        logger.info("scorer %s runtime: torch on %s (fp32)", card, self._scorer.device)
+            "brisque", "torch", str(self._scorer.device), "fp64")})
+        logger.info("scorer %s runtime: torch on %s (fp64)", card, self._scorer.device)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = BatchingConfig.model_validate(user_config)
@@ -59,7 +67,8 @@ class QualityScorer:
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE,
                  batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def score(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
-        return await asyncio.to_thread(self._score_batch, items)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._score_batch, items)
 
     def _score_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         self._batch_sizes.observe(sum(1 for item in items if item.ok), tags={"card": self._card})

@@ -15,6 +15,7 @@ import numpy as np
 
 from curator.contracts.registry import Registry
 from curator.contracts.vocabulary import AttributeValue
+from models.cpu_priority import run_as_slack_work
 from models.detectors.base import DetectedBox, Detections, Detector
 from models.detectors.items import judge_items
 from models.detectors.people import judge_people
@@ -88,15 +89,21 @@ class AttributeExtractor:
     """`detector_threads` > 1 runs the detectors of one batch side by side on that many threads:
     ONNX Runtime releases the GIL while a session runs, so a lone request uses more than one
     core when the host is idle. Under load the replicas compete for the cores anyway, and the
-    work per image stays the same. The results do not depend on it."""
+    work per image stays the same. The results do not depend on it.
+
+    The first detector (the slowest: list it first) runs on the calling thread at its own
+    priority; the others run on the pool's threads as slack work (models/cpu_priority.py), so
+    on a contended core the detector a lone listing waits for goes first."""
 
     def __init__(self, detectors: Mapping[str, Detector], detector_threads: int = 1) -> None:
         if detector_threads < 1:
             raise ValueError(f"detector_threads must be at least 1, not {detector_threads}")
         self.detectors = dict(detectors)
         self.detector_threads = min(detector_threads, max(1, len(self.detectors)))
+        # The calling thread is one of the threads: it runs the first detector itself.
         self._pool = (
-            ThreadPoolExecutor(self.detector_threads, thread_name_prefix="detector")
+            ThreadPoolExecutor(self.detector_threads - 1, thread_name_prefix="detector",
+                               initializer=run_as_slack_work)
             if self.detector_threads > 1 else None
         )
 
@@ -157,15 +164,16 @@ class AttributeExtractor:
         """Every detector's detections of the batch, in the detectors' order."""
         if self._pool is None:
             return [detector.detect(batch) for detector in self.detectors.values()]
-        # Submitted in the detectors' order, the slowest (text) first, so it starts at once
-        # while the others share the remaining threads.
-        futures = [self._pool.submit(detector.detect, batch)
-                   for detector in self.detectors.values()]
+        first, *others = self.detectors.values()
+        futures = [self._pool.submit(detector.detect, batch) for detector in others]
         # All of them finish before anything is raised: a failed detector must not leave the
         # others running into the next batch. The first failure in the detectors' order is the
         # one raised, as when they run one after another.
-        wait(futures)
-        return [future.result() for future in futures]
+        try:
+            first_found = first.detect(batch)
+        finally:
+            wait(futures)
+        return [first_found, *(future.result() for future in futures)]
 
     def close(self) -> None:
         if self._pool is not None:

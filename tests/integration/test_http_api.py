@@ -335,8 +335,8 @@ def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: s
         time.sleep(2)
     assert wanted <= found.keys(), (found, sorted(name for name in seen if "curator" in name))
     # No GPU here: every model says it runs on the CPU, as /v1/version does, in the runtime and
-    # precision cpu_precision auto picks for this host: bf16 in OpenVINO on AMX; else the text
-    # detector in INT8 where the host has VNNI, every other model in FP32 (ONNX Runtime).
+    # precision cpu_precision auto picks for this host: bf16 in OpenVINO on AMX, else FP32 in
+    # ONNX Runtime; BRISQUE in torch, float64.
     for (_, model), labels in found.items():
         if model == "brisque":
             continue
@@ -344,7 +344,8 @@ def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: s
                                   openvino_available())
         assert (labels["device"], labels["runtime"], labels["precision"]) == (
             "cpu", choice.runtime, choice.precision), labels
-    assert found[("QualityScorer", "brisque")]["runtime"] == "torch"
+    assert (found[("QualityScorer", "brisque")]["runtime"],
+            found[("QualityScorer", "brisque")]["precision"]) == ("torch", "fp64")
 
 
 def test_concurrent_listings_give_identical_answers(service_url: str) -> None:

@@ -3,12 +3,16 @@ boxes as one after another, on real photos (benchmarks/devset), and failures rai
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
 import pytest
 
+from models.cpu_priority import slack_niceness
 from models.detectors.base import Detections
 from models.extractor import EXTRACTOR_MODELS, AttributeExtractor, Extraction
 from models.preprocess import ModelInputs
@@ -195,3 +199,34 @@ class RecordingDetector:
     def detect(self, batch: Sequence[ModelInputs]) -> list[Detections]:
         self.batch_sizes.append(len(batch))
         return self.detector.detect(batch)  # type: ignore[attr-defined]
+
+
+# --- which thread runs what --------------------------------------------------------------------
+
+
+@dataclass
+class ThreadRecordingDetector(FakeDetector):
+    """Records the thread it ran on and that thread's niceness."""
+
+    ran_on: list[tuple[int, int]] = field(default_factory=list)
+
+    def detect(self, batch: Sequence[ModelInputs]) -> list[Detections]:
+        thread = threading.get_native_id()
+        self.ran_on.append((thread, os.getpriority(os.PRIO_PROCESS, thread)))
+        return super().detect(batch)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_the_first_detector_runs_on_the_caller_and_the_others_as_slack_work() -> None:
+    """The text detector (listed first) is what a lone listing waits for: it keeps the calling
+    thread's priority, while the others run lowered on the pool (models/cpu_priority.py)."""
+    detectors = {name: ThreadRecordingDetector() for name in ("text", "objects", "nudity")}
+    extractor = AttributeExtractor(detectors, detector_threads=2)
+    caller = threading.get_native_id()
+    caller_niceness = os.getpriority(os.PRIO_PROCESS, caller)
+    extractor.extract(one_input())
+    assert detectors["text"].ran_on == [(caller, caller_niceness)]
+    for name in ("objects", "nudity"):
+        ((thread, niceness),) = detectors[name].ran_on
+        assert thread != caller and niceness == slack_niceness() > caller_niceness
+    extractor.close()
