@@ -1,10 +1,12 @@
 """Text detector of the AttributeExtractor stage: PP-OCRv6 small (DBNet) -> text.* attributes.
 
-One forward pass per batch. Each image is letterboxed on its own into a fixed square canvas
-(scaled so its longest side fills the canvas, padded at the right and bottom with the colour of
-its own outer edge, so the padding continues the background and adds no edge that looks like a
-stroke). Nothing about an image's canvas depends on the other images of its batch, so its
-answer does not either.
+Each image is letterboxed on its own into a canvas (scaled so its longest side fills the
+canvas's, padded at the right and bottom with the colour of its own outer edge, so the padding
+continues the background and adds no edge that looks like a stroke). The canvas's longest side
+is fixed (`canvas_px`); with `fit_canvas` its other side is the image's own, rounded up to the
+network's stride, so a 4:3 photo costs 3/4 of a square canvas's compute instead of paying for
+padding. Nothing about an image's canvas depends on the other images of its batch, so its answer
+does not either: a batch is one forward pass per canvas shape in it.
 
 Post-processing (`db_postprocess`) reads text rectangles off each probability map, limited to
 the image's part of the canvas; `text_placement` decides for each whether it is overlay (on the
@@ -32,6 +34,7 @@ from models.runtime.base import InferenceRuntime, RuntimeInfo
 logger = logging.getLogger(__name__)
 
 INPUT_NAME = "x"  # models.artifacts.TEXT_DETECTOR.input_name
+STRIDE_PX = 32  # the network downsamples 32x: canvas sides are multiples of it
 # Sub-pixel precision of the polygons rasterised for area fractions (cv2.fillPoly `shift`).
 _FILL_SHIFT_BITS = 4
 
@@ -45,13 +48,31 @@ class Letterbox:
     width: int
 
 
-def letterbox(rgb: np.ndarray, canvas: np.ndarray) -> Letterbox:
-    """Draw H x W x 3 uint8 `rgb` into `canvas` (S x S x 3 uint8, overwritten whole)."""
-    side = canvas.shape[0]
-    height, width = rgb.shape[:2]
+def _placed(height: int, width: int, side: int) -> tuple[float, int, int]:
+    """Scale and placed size of an H x W image whose longest side is drawn `side` px long."""
     scale = side / max(height, width)
-    placed_h = min(side, max(1, round(height * scale)))
-    placed_w = min(side, max(1, round(width * scale)))
+    return scale, min(side, max(1, round(height * scale))), min(side, max(1, round(width * scale)))
+
+
+def canvas_shape(height: int, width: int, settings: TextDetectorSettings) -> tuple[int, int]:
+    """(rows, columns) of the canvas an H x W image is letterboxed into."""
+    side = settings.canvas_px
+    if not settings.fit_canvas:
+        return side, side
+    _, placed_h, placed_w = _placed(height, width, side)
+    return _round_up(placed_h, STRIDE_PX), _round_up(placed_w, STRIDE_PX)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def letterbox(rgb: np.ndarray, canvas: np.ndarray) -> Letterbox:
+    """Draw H x W x 3 uint8 `rgb` into `canvas` (rows x columns x 3 uint8, overwritten whole),
+    its longest side as long as the canvas's longest side."""
+    height, width = rgb.shape[:2]
+    scale, placed_h, placed_w = _placed(height, width, max(canvas.shape[:2]))
+    placed_h, placed_w = min(placed_h, canvas.shape[0]), min(placed_w, canvas.shape[1])
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     edge = np.concatenate((rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]))
     canvas[:] = np.median(edge, axis=0).astype(np.uint8)
@@ -122,30 +143,38 @@ class TextDetector:
         return self._runtime.info
 
     def detect(self, batch: Sequence[ModelInputs]) -> list[Detections]:
-        if not batch:
-            return []
-        side = self.settings.canvas_px
-        canvases = np.empty((len(batch), side, side, 3), dtype=np.uint8)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for index, inputs in enumerate(batch):
+            height, width = inputs.rgb.shape[:2]
+            shape = canvas_shape(height, width, self.settings)
+            by_shape.setdefault(shape, []).append(index)
+        found: dict[int, Detections] = {}
+        for shape, indices in by_shape.items():
+            found.update(zip(indices, self._detect_on(shape, [batch[i] for i in indices]),
+                             strict=True))
+        return [found[index] for index in range(len(batch))]
+
+    def _detect_on(self, shape: tuple[int, int], batch: Sequence[ModelInputs]) -> list[Detections]:
+        """One forward pass over `batch`, every image on a canvas of `shape`."""
+        canvases = np.empty((len(batch), *shape, 3), dtype=np.uint8)
         placed = [letterbox(inputs.rgb, canvas) for inputs, canvas in
                   zip(batch, canvases, strict=True)]
         outputs = self._runtime.run({INPUT_NAME: normalise(canvases)})
-        probabilities = self._probabilities(outputs, len(batch))
+        probabilities = self._probabilities(outputs, (len(batch), 1, *shape))
         bitmaps = binarise(probabilities, self.settings)
         return [
             self._post_process(inputs, spot, canvases[i], probabilities[i], bitmaps[i])
             for i, (inputs, spot) in enumerate(zip(batch, placed, strict=True))
         ]
 
-    def _probabilities(self, outputs: dict[str, np.ndarray], count: int) -> np.ndarray:
-        """N x S x S float32 probability maps from the runtime's single output."""
+    @staticmethod
+    def _probabilities(outputs: dict[str, np.ndarray], expected: tuple[int, ...]) -> np.ndarray:
+        """N x rows x columns float32 probability maps from the runtime's single output."""
         if len(outputs) != 1:
             raise RuntimeError(f"text detector: expected one output, got {sorted(outputs)}")
         (maps,) = outputs.values()
-        side = self.settings.canvas_px
-        if maps.shape != (count, 1, side, side):
-            raise RuntimeError(
-                f"text detector: output shape {maps.shape}, expected {(count, 1, side, side)}"
-            )
+        if maps.shape != expected:
+            raise RuntimeError(f"text detector: output shape {maps.shape}, expected {expected}")
         return maps[:, 0].astype(np.float32, copy=False)
 
     def _post_process(

@@ -18,10 +18,14 @@ from models.measurements.thresholds import MeasurementThresholds
 @dataclass(frozen=True)
 class TextDetectorSettings:
     # --- model input -----------------------------------------------------------------------------
-    # Side of the square canvas every image is letterboxed into (canvas px, a multiple of 32: the
-    # network downsamples 32x). Fixed, so an image's answer never depends on its batch. Model
-    # inputs arrive with a longest side of at most 640 px, so 640 keeps them at full detail.
+    # Longest side of the canvas every image is letterboxed into (canvas px, a multiple of 32:
+    # the network downsamples 32x); every image's longest side is drawn this long, whatever its
+    # size, so the thresholds below hold for all. Model inputs arrive with a longest side of at
+    # most 640 px, so 640 keeps them at full detail.
     canvas_px: int = 640
+    # The canvas's other side: the image's own, rounded up to 32, rather than canvas_px. A
+    # non-square photo then costs the network only its own area, not a square's padding.
+    fit_canvas: bool = True
 
     # --- DB post-processing (canvas px / probabilities) ------------------------------------------
     # A pixel is text when its probability exceeds this.

@@ -12,7 +12,14 @@ import pytest
 from curator.contracts import vocabulary
 from models.artifacts import TEXT_DETECTOR, ArtifactError
 from models.detectors.base import Detections
-from models.detectors.text import TextDetector, covered_fraction, letterbox, normalise
+from models.detectors.text import (
+    TextDetector,
+    canvas_shape,
+    covered_fraction,
+    letterbox,
+    normalise,
+)
+from models.detectors.text_settings import TextDetectorSettings
 from models.preprocess import ModelInputs, Preprocessor
 from models.runtime.base import RuntimeInfo
 from tests.models.detectors import text_scenes
@@ -70,13 +77,34 @@ def test_normalise_is_the_model_normalisation() -> None:
     np.testing.assert_allclose(batch[0, :, 0, 0], [-1.0, 1.0, 51 / 127.5 - 1], atol=1e-6)
 
 
-def test_one_forward_pass_per_batch_and_boxes_in_frame_units() -> None:
+def test_a_fit_canvas_is_the_image_rounded_up_to_the_stride() -> None:
+    fit, square = TextDetectorSettings(), TextDetectorSettings(fit_canvas=False)
+    assert canvas_shape(200, 400, fit) == (320, 640)  # 320 x 640 placed: no padding at all
+    assert canvas_shape(500, 250, fit) == (640, 320)
+    assert canvas_shape(454, 640, fit) == (480, 640)  # 454 rows: padded to the next 32
+    assert canvas_shape(100, 100, fit) == (640, 640)  # small ones are drawn 640 long too
+    assert canvas_shape(4, 640, fit) == (32, 640)
+    assert canvas_shape(200, 400, square) == (640, 640)
+    rgb = np.full((454, 640, 3), 7, dtype=np.uint8)
+    canvas = np.zeros((*canvas_shape(454, 640, fit), 3), dtype=np.uint8)
+    placed = letterbox(rgb, canvas)
+    assert (placed.scale, placed.height, placed.width) == (1.0, 454, 640)
+    assert np.all(canvas == 7)
+
+
+@pytest.mark.parametrize(("fit_canvas", "passes"), [
+    (True, [(1, 3, 320, 640), (1, 3, 640, 320)]),  # one forward pass per canvas shape
+    (False, [(2, 3, 640, 640)]),
+])
+def test_forward_passes_by_canvas_and_boxes_in_frame_units(
+    fit_canvas: bool, passes: list[tuple[int, ...]]
+) -> None:
     runtime = DarkIsText()
-    detector = TextDetector(runtime)
+    detector = TextDetector(runtime, TextDetectorSettings(fit_canvas=fit_canvas))
     wide = _page(300, 600, (100, 60, 300, 75))  # letterboxed at the top, scale 640/600
     tall = _page(500, 250, (50, 400, 200, 410))  # letterboxed at the left, scale 640/500
     results = detector.detect([_inputs(wide), _inputs(tall)])
-    assert runtime.shapes == [(2, 3, 640, 640)]
+    assert runtime.shapes == passes
     for result, (height, width, (x0, y0, x1, y1)) in zip(
         results, [(300, 600, (100, 60, 300, 75)), (500, 250, (50, 400, 200, 410))], strict=True
     ):
@@ -88,6 +116,16 @@ def test_one_forward_pass_per_batch_and_boxes_in_frame_units() -> None:
         assert (bx1 - bx0) * width < (x1 - x0) + 30
         assert result.attributes["text.box_count"] == 1
         assert result.attributes["text.overlay"] is True  # a bar on a white page: background
+
+
+def test_images_of_one_canvas_shape_share_a_pass_and_keep_their_order() -> None:
+    runtime = DarkIsText()
+    pages = [_page(300, 600, (100, 60, 300, 75)), _page(500, 250, (50, 400, 200, 410)),
+             _page(150, 300, (10, 10, 200, 30))]
+    results = TextDetector(runtime).detect([_inputs(page) for page in pages])
+    assert runtime.shapes == [(2, 3, 320, 640), (1, 3, 640, 320)]
+    alone = [TextDetector(DarkIsText()).detect([_inputs(page)])[0] for page in pages]
+    assert [r.boxes for r in results] == [r.boxes for r in alone]
 
 
 def test_an_empty_batch_runs_nothing() -> None:
@@ -267,3 +305,27 @@ def test_a_brand_name_in_the_corner_of_a_framed_packshot_is_overlay(
     assert found.attributes["text.overlay"] is True
     corner = [box for box in found.boxes if box.box[0] > 0.6 and box.box[1] > 0.85]
     assert [box.label for box in corner] == ["overlay"]
+
+
+# Non-square dev-set photos with added text: a badge, a price, a sale banner.
+_NON_SQUARE_OVERLAYS = ["extra/boutique-folding-camera-promo.jpg",
+                        "magento/mb05-black-0__promo.jpg", "magento/mg02-bk-0__promo.jpg",
+                        "magento/mg03-br-0__sale.jpg"]
+
+
+def test_the_fitted_canvas_answers_as_the_square_one_on_real_photos() -> None:
+    """The fitted canvas only leaves out padding: on non-square photos with overlay text it
+    finds the square canvas's boxes and gives the same verdict, for less compute (the
+    benchmark measures both on every held-out photo: benchmarks/text_detector.py)."""
+    from benchmarks.text_detector import recall_against
+    from models.runtime.onnxruntime_cpu import OnnxRuntimeCpu
+    from tests.models.detectors.devset_photos import devset_inputs
+
+    runtime = OnnxRuntimeCpu("fp32", TEXT_DETECTOR.path(), intra_op_threads=2)
+    square = TextDetector(runtime, TextDetectorSettings(fit_canvas=False))
+    fitted = TextDetector(runtime, TextDetectorSettings(fit_canvas=True))
+    photos = [devset_inputs(name) for name in _NON_SQUARE_OVERLAYS]
+    assert all(max(p.rgb.shape[:2]) - min(p.rgb.shape[:2]) >= 96 for p in photos)
+    squares, fits = square.detect(photos), fitted.detect(photos)
+    assert recall_against(squares, fits) == recall_against(fits, squares) == 1.0
+    assert [r.attributes["text.overlay"] for r in fits] == [True] * len(photos)
