@@ -14,7 +14,8 @@ import numpy as np
 
 from curator.contracts.errors import CuratorError
 
-Precision = Literal["fp32", "fp16", "bf16", "int8"]
+# What a runtime computes in; fp64 only for the BRISQUE scorer (torch, float64: models/brisque.py).
+Precision = Literal["fp64", "fp32", "fp16", "bf16", "int8"]
 
 
 @dataclass(frozen=True)
