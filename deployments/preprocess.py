@@ -21,7 +21,7 @@ from curator.core.pipeline import build_preprocessor
 from deployments.batching import STAGE_LOGGING
 from models.decode import DecodeLimits, read_header
 from models.decode_budget import DecodeBudget, DecodeBusy, default_decode_budget
-from models.heap import return_large_buffers
+from models.heap import DECODE_MMAP_THRESHOLD_BYTES, return_large_buffers
 
 _LATENCY_BOUNDARIES_MS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0]
 
@@ -45,7 +45,7 @@ class Preprocess:
     ) -> None:
         # Full-size decodes go back to the OS when freed, so RSS does not ratchet up with the
         # largest photo each serving thread has seen (models/heap.py).
-        return_large_buffers()
+        return_large_buffers(DECODE_MMAP_THRESHOLD_BYTES)
         self._emit_model_inputs = emit_model_inputs
         self._decode_wait_s = decode_wait_s
         self._budget = DecodeBudget(decode_memory_bytes or default_decode_budget(replica_memory()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +24,7 @@ from deployments.batching import (
 )
 from deployments.runtime_metric import RuntimeChoiceMetric
 from models.cpu_priority import run_as_slack_work
+from models.heap import BRISQUE_MMAP_THRESHOLD_BYTES, return_large_buffers
 from models.runtime.base import RuntimeInfo
 
 logger = logging.getLogger("ray.serve")
@@ -32,9 +34,13 @@ logger = logging.getLogger("ray.serve")
                   logging_config=STAGE_LOGGING)
 class QualityScorer:
     def __init__(self, card: str, max_batch_size_limit: int) -> None:
+        # BRISQUE's large temporaries go back to the OS once a pass is done, so the replica
+        # holds what its warm-up took (models/heap.py).
+        return_large_buffers(BRISQUE_MMAP_THRESHOLD_BYTES)
         self._limit = max_batch_size_limit
         self._scorer = build_scorer(card)
         self._card = card
+        self._warmed_batch = 0  # the largest batch the scorer has been warmed up at
         # One batch at a time, on a thread of its own: the scorer runs beside the extractor and
         # takes less time, slack work that a contended core serves after the text detector a
         # listing waits for (models/cpu_priority.py).
@@ -57,6 +63,14 @@ class QualityScorer:
         config = BatchingConfig.model_validate(user_config)
         if config.max_batch_size > self._limit:
             raise ValueError(f"max_batch_size {config.max_batch_size} exceeds {self._limit}")
+        if config.max_batch_size > self._warmed_batch:
+            # Before the batcher may form the bigger batches, as the extractor does: BRISQUE
+            # takes its working memory now, not under load (QualityScorer.warm_up).
+            started = time.perf_counter()
+            self._scorer.warm_up(config.max_batch_size)
+            self._warmed_batch = config.max_batch_size
+            logger.info("scorer %s warmed up at batch %d in %.1f s", self._card,
+                        config.max_batch_size, time.perf_counter() - started)
         self.score.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         logger.info("scorer %s batching: %s", self._card, config)

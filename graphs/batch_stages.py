@@ -34,7 +34,7 @@ from curator.core.settings import InputLimits, ModelStageSettings, UrlFetchSetti
 from graphs.batch_listing import assess_listing
 from graphs.batch_manifest import IMAGE_INDEX
 from graphs.batch_sources import ImageSource
-from models.heap import return_large_buffers
+from models.heap import DECODE_MMAP_THRESHOLD_BYTES, return_large_buffers
 from rules import policy_set_from_texts
 from rules.schema import FixRef
 
@@ -48,7 +48,8 @@ class ReadImages:
     """Read each image (file or URL) and run the Preprocess stage on it (CPU)."""
 
     def __init__(self, limits: InputLimits, url_fetch: UrlFetchSettings) -> None:
-        return_large_buffers()  # as a Preprocess replica online (models/heap.py)
+        # As a Preprocess replica online (models/heap.py).
+        return_large_buffers(DECODE_MMAP_THRESHOLD_BYTES)
         self._source = ImageSource(limits, url_fetch)
         self._preprocessor = build_preprocessor(limits.decode_limits())
 

@@ -201,14 +201,18 @@ class Brisque(nn.Module):
         """BRISQUE points, one per image (float64 numpy), in input order."""
         return self.predict(self.features(images)).cpu().numpy()
 
+    @property
+    def pixels_per_pass(self) -> int:
+        """The most padded pixels one tensor pass holds: what bounds this model's working
+        memory, whatever the batch."""
+        return self.config.max_pixels_per_pass or (2**20 if self.device.type == "cpu" else 2**24)
+
     @torch.no_grad()
     def features(self, images: Sequence[np.ndarray]) -> Tensor:
         """(n, 36) float64 BRISQUE features, in input order, computed in size-sorted passes."""
         sizes = [_checked_size(image, self.config.min_side_px) for image in images]
         result = torch.empty(len(images), N_FEATURES, dtype=torch.float64, device=self.device)
-        budget = self.config.max_pixels_per_pass or (
-            2**20 if self.device.type == "cpu" else 2**24)
-        for chunk in _passes(sizes, budget):
+        for chunk in _passes(sizes, self.pixels_per_pass):
             rgb, heights, widths = _padded_batch([images[i] for i in chunk], self.device)
             index = torch.as_tensor(chunk, device=self.device)
             result[index] = self._batch_features(rgb, heights, widths)
