@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,7 +38,6 @@ class QualityScorer:
         self._limit = max_batch_size_limit
         self._scorer = build_scorer(card)
         self._card = card
-        self._warmed_batch = 0  # the largest batch the scorer has been warmed up at
         # One batch at a time, on a thread of its own, at the replica's own priority. Run as
         # slack work (models/cpu_priority.py) its batches grew under load, and the simulated
         # cluster's load-step test (tests/benchmarks/test_cluster_demo.py) then failed twice in
@@ -62,14 +60,6 @@ class QualityScorer:
         config = BatchingConfig.model_validate(user_config)
         if config.max_batch_size > self._limit:
             raise ValueError(f"max_batch_size {config.max_batch_size} exceeds {self._limit}")
-        if config.max_batch_size > self._warmed_batch:
-            # Before the batcher may form the bigger batches, as the extractor does: BRISQUE
-            # takes its working memory now, not under load (QualityScorer.warm_up).
-            started = time.perf_counter()
-            self._scorer.warm_up(config.max_batch_size)
-            self._warmed_batch = config.max_batch_size
-            logger.info("scorer %s warmed up at batch %d in %.1f s", self._card,
-                        config.max_batch_size, time.perf_counter() - started)
         self.score.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
         self.score.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[attr-defined]
         logger.info("scorer %s batching: %s", self._card, config)

@@ -35,8 +35,6 @@ MIN_REGION_SIDE_PX = 32  # smaller boxes are widened (around their centre) to th
 # quality.technical of a frame too small for BRISQUE's two scales (under 8 px on a side): counted
 # as the bottom of BRISQUE's usual range rather than failing the listing.
 UNMEASURABLE_POINTS = 100.0
-# Model inputs are at most this long a side (models/preprocess.py), so no region is larger.
-_WARM_UP_MAX_SIDE = 640
 
 
 def default_device() -> torch.device:
@@ -114,22 +112,3 @@ class QualityScorer:
                 "quality.scorer": self.card.name,
             })
         return results
-
-    def warm_up(self, batch_size: int, rounds: int = 2) -> None:
-        """Score noise frames that fill BRISQUE's tensor passes, `rounds` times, at each batch
-        size of 1-4 images a pass can hold and at `batch_size`.
-
-        A pass holds at most `Brisque.pixels_per_pass` pixels, so that bounds the working
-        memory; but the heap only reaches it once a pass that full has run, and under load that
-        can be well into a run (issue 13's soak, 2026-12-07: a scorer replica 550 -> 592 MiB
-        over ten minutes as its batches grew). Warmed up before it takes traffic, the replica
-        holds its working memory from the start, as the extractor's warm-up does for its arena.
-        """
-        budget = self.brisque.pixels_per_pass
-        rng = np.random.default_rng(0)
-        for _ in range(rounds):
-            for count in sorted({1, 2, 3, 4, batch_size} & set(range(1, batch_size + 1))):
-                side = min(_WARM_UP_MAX_SIDE, math.isqrt(budget // count))
-                frame = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-                inputs = ModelInputs(rgb=frame, product_box=(0.0, 0.0, 1.0, 1.0))
-                self.brisque.score([product_region(inputs)] * count)

@@ -124,48 +124,6 @@ def test_blur_and_noise_mostly_worsen_technical_quality(scorer: QualityScorer) -
     assert ordered >= 0.8 * total, f"only {ordered}/{total} steps were ordered"
 
 
-def test_warm_up_fills_brisques_passes_and_changes_no_answer(
-    scorer: QualityScorer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The warm-up runs passes as full as a pass gets (1-4 frames, and the batch size), each
-    twice, and the scores are the same after it."""
-    items = [preprocessed(_scene(4)), preprocessed(_scene(5, "bottle"))]
-    before = scorer.score(items)
-    passes: list[tuple[int, int]] = []  # (frames, pixels of each)
-    real_score = scorer.brisque.score
-
-    def recording(images: list[np.ndarray]) -> np.ndarray:
-        passes.append((len(images), images[0].shape[0] * images[0].shape[1]))
-        return real_score(images)
-
-    monkeypatch.setattr(scorer.brisque, "score", recording)
-    scorer.warm_up(6)
-    budget = scorer.brisque.pixels_per_pass
-    assert [frames for frames, _ in passes] == [1, 2, 3, 4, 6] * 2
-    assert all(frames * pixels <= max(budget, pixels) for frames, pixels in passes)
-    # The fullest passes come within a fraction of a percent of the budget.
-    assert max(frames * pixels for frames, pixels in passes) > 0.995 * budget
-    monkeypatch.undo()
-    assert scorer.score(items) == before
-
-
-def test_the_served_scorer_warms_up_whenever_its_batch_grows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The deployment's own class (outside Serve), as the extractor's."""
-    from deployments.scorer import QualityScorer as ScorerDeployment
-
-    warmed: list[int] = []
-    monkeypatch.setattr(QualityScorer, "warm_up", lambda self, size: warmed.append(size))
-    replica = ScorerDeployment.func_or_class("card-v1", 8)  # type: ignore[attr-defined]
-    for size in (4, 2, 8):
-        replica.reconfigure({"max_batch_size": size, "batch_wait_timeout_s": 0.0})
-    assert warmed == [4, 8]
-    with pytest.raises(ValueError, match="exceeds 8"):
-        replica.reconfigure({"max_batch_size": 16, "batch_wait_timeout_s": 0.0})
-    assert warmed == [4, 8]
-
-
 def test_frames_too_small_for_brisque_get_the_fallback(scorer: QualityScorer) -> None:
     tiny = ModelInputs(rgb=np.full((6, 20, 3), 128, np.uint8), product_box=(0, 0, 1, 1))
     attributes = {"file.longest_side": 20, "composition.fill_ratio": 1.0}
