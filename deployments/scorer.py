@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ray import serve
@@ -32,17 +31,12 @@ logger = logging.getLogger("ray.serve")
                   logging_config=STAGE_LOGGING)
 class QualityScorer:
     def __init__(self, card: str, max_batch_size_limit: int) -> None:
-        # BRISQUE's large temporaries go back to the OS once a pass is done, so the replica
-        # holds what its warm-up took (models/heap.py).
+        # BRISQUE's large temporaries go back to the OS once a pass is done, so the replica's
+        # RSS does not ratchet up with the largest pass it has run (models/heap.py).
         return_large_buffers(BRISQUE_MMAP_THRESHOLD_BYTES)
         self._limit = max_batch_size_limit
         self._scorer = build_scorer(card)
         self._card = card
-        # One batch at a time, on a thread of its own, at the replica's own priority. Run as
-        # slack work (models/cpu_priority.py) its batches grew under load, and the simulated
-        # cluster's load-step test (tests/benchmarks/test_cluster_demo.py) then failed twice in
-        # CI with an added node still up after the step: the likeliest cause, not proven.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="scorer")
         self._batch_sizes = Histogram(
             "curator_scorer_batch_size",
             description="Images per batch the quality scorer ran",
@@ -70,8 +64,7 @@ class QualityScorer:
     @serve.batch(max_batch_size=DEFAULT_MAX_BATCH_SIZE,
                  batch_wait_timeout_s=DEFAULT_BATCH_WAIT_TIMEOUT_S)
     async def score(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._score_batch, items)
+        return await asyncio.to_thread(self._score_batch, items)
 
     def _score_batch(self, items: list[MeasuredImage]) -> list[MeasuredImage]:
         self._batch_sizes.observe(sum(1 for item in items if item.ok), tags={"card": self._card})
