@@ -58,6 +58,7 @@ from benchmarks.timeline import (
 )
 from benchmarks.traffic import Payload, _session, post_listing
 from graphs.serve_config import GPU_SERVE_CONFIG, read_serve_config
+from graphs.serve_env import CLUSTER_SERVE_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ DEMO_CLUSTER = ClusterSpec(
     # cluster.yaml's 10 minutes, shortened so that the demo shows nodes leaving.
     idle_timeout_s=20.0,
 )
+
+# The real cluster's controller settings (packing, node compaction), with compaction starting
+# after 10 s of steady deployments instead of 300, in proportion to the shortened idle timeout.
+DEMO_SERVE_ENV = {**CLUSTER_SERVE_ENV, "RAY_SERVE_NODE_COMPACTION_DELAY_S": "10"}
 
 # graphs/serve_config.gpu.yaml's deployments, scaled to this host: fewer replicas, queue targets
 # a CPU replica can meet, delays of seconds rather than minutes. What places replicas is kept:
@@ -313,7 +318,7 @@ async def drive(url: str, payloads: list[Payload], plan: Profile, origin: float,
 def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
              spec: ClusterSpec = DEMO_CLUSTER) -> dict[str, Any]:
     """Start the cluster, deploy, drive the profile, stop everything; the result as a dict."""
-    cluster = FakeCluster(spec, temp_dir or DEFAULT_TEMP_DIR)
+    cluster = FakeCluster(spec, temp_dir or DEFAULT_TEMP_DIR, extra_env=DEMO_SERVE_ENV)
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
     started = time.monotonic()
@@ -360,6 +365,7 @@ def run_demo(plan: Profile, step_rate: float, temp_dir: Path | None = None,
         "extractor_models": list(plan.extractor_models),
         "step_rate_per_s": step_rate,
         "cluster": {"head_cpus": spec.head_cpus, "idle_timeout_s": spec.idle_timeout_s,
+                    "serve_env": DEMO_SERVE_ENV,
                     "workers": {name: asdict(node) for name, node in spec.workers.items()}},
         "serve_deployments": config["applications"][0]["deployments"],
         "status_counts": status_counts(samples),

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from graphs.serve_config import GPU_SERVE_CONFIG
+from graphs.serve_env import CLUSTER_SERVE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE_CONFIG = GPU_SERVE_CONFIG
@@ -75,8 +76,10 @@ def _container(name: str, image: str, instance_type: str) -> dict[str, Any]:
 
 
 def _pod_template(name: str, image: str, instance_type: str,
-                  ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  ports: list[dict[str, Any]] | None = None,
+                  env: dict[str, str] | None = None) -> dict[str, Any]:
     container = _container(name, image, instance_type)
+    container["env"] += [{"name": key, "value": value} for key, value in (env or {}).items()]
     if ports:
         container["ports"] = ports
     spec: dict[str, Any] = {
@@ -138,7 +141,9 @@ def build(image: str = DEFAULT_IMAGE,
                 },
                 "headGroupSpec": {
                     "rayStartParams": {"dashboard-host": "0.0.0.0"},
-                    "template": _pod_template("ray-head", image, head_instance, ports),
+                    # The head runs the Serve controller, which reads these at start.
+                    "template": _pod_template("ray-head", image, head_instance, ports,
+                                              env=CLUSTER_SERVE_ENV),
                 },
                 "workerGroupSpecs": workers,
             },

@@ -24,6 +24,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from curator.core.settings import CuratorAppArgs
 from deploy.kuberay import generate
+from graphs.serve_env import CLUSTER_SERVE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = ROOT / "cluster.yaml"
@@ -149,6 +150,22 @@ def test_rayservice_carries_the_gpu_serve_config_and_cluster_bounds() -> None:
     needs_gpu = [d for app in serve.applications for d in app.deployments
                  if d.ray_actor_options and d.ray_actor_options.num_gpus]
     assert needs_gpu, "the GPU serve config puts no stage on a GPU"
+
+
+def test_both_clusters_start_the_serve_controller_with_the_cluster_env() -> None:
+    """The controller runs on the head: cluster.yaml's head start command and the manifest's
+    head container set every CLUSTER_SERVE_ENV variable (packing, node compaction)."""
+    assert CLUSTER_SERVE_ENV["RAY_SERVE_USE_PACK_SCHEDULING_STRATEGY"] == "1"
+    (start,) = [c for c in _cluster()["head_start_ray_commands"] if "ray start" in c]
+    for name, value in CLUSTER_SERVE_ENV.items():
+        assert f"{name}={value} " in start, start
+    ray_cluster = _manifest()["spec"]["rayClusterConfig"]
+    (head,) = ray_cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    head_env = {e["name"]: e.get("value") for e in head["env"]}
+    assert CLUSTER_SERVE_ENV.items() <= head_env.items()
+    for group in ray_cluster["workerGroupSpecs"]:  # only the head's controller reads them
+        (worker,) = group["template"]["spec"]["containers"]
+        assert not {e["name"] for e in worker["env"]} & CLUSTER_SERVE_ENV.keys()
 
 
 def test_generator_follows_its_inputs() -> None:
