@@ -59,11 +59,25 @@ class ModelFigure:
 
 
 @dataclass
+class PairedKernels:
+    """BRISQUE's CPU kernels against its torch passes, image by image in turn on the same
+    product regions (as the scorer crops them), so that both see the host at the same speed."""
+
+    images: int
+    rounds: int
+    opencv_cpu_ms: dict[str, float | None]  # per image: p50, p95, ...
+    torch_cpu_ms: dict[str, float | None]
+    speedup: float | None  # torch p50 / opencv p50
+    max_score_difference: float  # BRISQUE points, over the regions
+
+
+@dataclass
 class ModelsResult:
     images: int  # distinct images whose model inputs make up the batches
     torch_threads: int  # torch intra-op threads during the scorer's figures
     elapsed_s: float
     models: list[ModelFigure]
+    brisque_kernels: PairedKernels | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +114,35 @@ def time_calls(
     )
 
 
+def pair_brisque_kernels(regions: Sequence[Any], rounds: int = 3) -> PairedKernels:
+    """CPU ms of one BRISQUE score per region with each kernel, called in turn (opencv, torch,
+    opencv, ...) after one warm-up call each; the caller sets the threads."""
+    from models.brisque import Brisque, BrisqueConfig
+
+    kernels = {name: Brisque.from_artifacts(config=BrisqueConfig(cpu_kernels=name))
+               for name in ("opencv", "torch")}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in kernels}
+    scores: dict[str, list[float]] = {name: [] for name in kernels}
+    for model in kernels.values():
+        model.score([regions[0]])
+    for round_index in range(rounds):
+        for region in regions:
+            for name, model in kernels.items():
+                started = time.process_time()
+                points = float(model.score([region])[0])
+                cpu_ms[name].append((time.process_time() - started) * 1000)
+                if round_index == 0:
+                    scores[name].append(points)
+    opencv, torch_passes = (summarize_calls_ms(cpu_ms[name]) for name in ("opencv", "torch"))
+    return PairedKernels(
+        images=len(regions), rounds=rounds, opencv_cpu_ms=opencv, torch_cpu_ms=torch_passes,
+        speedup=round(torch_passes["p50"] / opencv["p50"], 2)
+        if opencv["p50"] and torch_passes["p50"] else None,
+        max_score_difference=round(max(abs(a - b) for a, b in zip(
+            scores["opencv"], scores["torch"], strict=True)), 4),
+    )
+
+
 def _with_gains(figures: list[BatchFigure]) -> list[BatchFigure]:
     single = next((f.ms_per_image["p50"] for f in figures if f.batch == 1), None)
     for figure in figures:
@@ -121,6 +164,7 @@ def measure_models(
     from curator.core.measured import measure_locally
     from curator.core.pipeline import build_extractor, build_preprocessor, build_scorer
     from curator.core.settings import CuratorAppArgs, ModelStageSettings
+    from models.scorer import product_region
 
     started = time.perf_counter()
     settings = CuratorAppArgs.model_validate(app_args or {})
@@ -173,6 +217,7 @@ def measure_models(
         del reference
     del extractor
 
+    kernels = None
     previous_threads = torch.get_num_threads()
     if torch_threads > 0:  # 0: torch's own default, one thread per core
         torch.set_num_threads(torch_threads)
@@ -193,8 +238,12 @@ def measure_models(
             batches=_with_gains(cells),
         ))
         del scorer
+        if torch_threads == 1:  # the replicas' threads, or the pairing means nothing
+            kernels = pair_brisque_kernels([product_region(item.model_inputs) for item in ready])
+            logger.info("BRISQUE kernels, paired: %s", kernels)
     finally:
         torch.set_num_threads(previous_threads)
     gc.collect()
     return ModelsResult(images=len(ready), torch_threads=used_threads,
-                        elapsed_s=round(time.perf_counter() - started, 1), models=figures)
+                        elapsed_s=round(time.perf_counter() - started, 1), models=figures,
+                        brisque_kernels=kernels)

@@ -109,6 +109,14 @@ def render_models(models: Result) -> list[str]:
         lines.append(f"  {model['model']}: {model['artifact']}, {model['runtime']}; "
                      f"{model['threads']}")
     lines += extractor_budget_lines(models["models"])
+    kernels = models.get("brisque_kernels")
+    if kernels:
+        lines.append(
+            f"  BRISQUE on the CPU, paired ({kernels['images']} product regions x "
+            f"{kernels['rounds']}, in turn): OpenCV {_fmt(kernels['opencv_cpu_ms']['p50'])} "
+            f"against torch passes {_fmt(kernels['torch_cpu_ms']['p50'])} CPU ms p50, "
+            f"{_fmt(kernels['speedup'], 2)}x; scores within "
+            f"{kernels['max_score_difference']:.4f} points")
     return lines
 
 

@@ -19,6 +19,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -80,9 +81,11 @@ class QualityScorer:
         # Per-image tensors here are small: intra-op threads buy nothing on the CPU and, beside
         # ONNX Runtime's own threads, oversubscribe the cores (measured 15x slower on 2 cores).
         # Ray already sets OMP_NUM_THREADS=1 in replicas; in-process callers get the same.
-        # torch's setting is process-wide; None leaves it alone.
+        # torch's setting is process-wide, as OpenCV's (BRISQUE's CPU filters); None leaves
+        # both alone.
         if cpu_threads is not None:
             torch.set_num_threads(cpu_threads)
+            cv2.setNumThreads(cpu_threads)
         self.card = scorer_cards.get(card)
         self.device = device if device is not None else default_device()
         self.brisque = Brisque.from_artifacts(self.device)
