@@ -239,7 +239,8 @@ def measure_models(
         ))
         del scorer
         if torch_threads == 1:  # the replicas' threads, or the pairing means nothing
-            kernels = pair_brisque_kernels([product_region(item.model_inputs) for item in ready])
+            kernels = pair_brisque_kernels([product_region(item.model_inputs) for item in ready
+                                            if item.model_inputs is not None])
             logger.info("BRISQUE kernels, paired: %s", kernels)
     finally:
         torch.set_num_threads(previous_threads)
