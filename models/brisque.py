@@ -79,8 +79,11 @@ _DOWNSCALE_TAPS = (-0.09375, 0.59375, 0.59375, -0.09375)  # OpenCV bicubic (a=-0
 # Stands in for the reference's ~1e-16 residue on flat windows: only its sign matters; its square
 # (1e-200) still has a sign and a magnitude that no sum notices.
 _INFINITESIMAL = 1e-100
-# |MSCN| at or below which a pixel's window counts as flat in the OpenCV path: OpenCV's rounding
-# there is below 1e-14 / (1/255), a real coefficient above 1e-8 / (sigma + 1/255) >> 1e-9.
+# |MSCN| at or below which a pixel's window counts as flat in the OpenCV path. On a flat window
+# OpenCV's I - mu is a rounding residue below ~5e-15 (49 products of values <= 1), so |MSCN| <
+# 255 x 5e-15 ~ 1.3e-12. A real offset is at least ~4e-8 (one blue level, 0.0721/255, at a corner
+# tap of weight 1.6e-4), over a divisor below 1: |MSCN| > 4e-8. Offsets that cancel to below the
+# threshold count as flat too, as an exact 0 does in the torch passes.
 _FLAT_OFFSET = 1e-11
 
 
@@ -226,7 +229,8 @@ class Brisque(nn.Module):
 
     @torch.no_grad()
     def features(self, images: Sequence[np.ndarray]) -> Tensor:
-        """(n, 36) float64 BRISQUE features, in input order, computed in size-sorted passes."""
+        """(n, 36) float64 BRISQUE features, in input order: image by image with OpenCV on the
+        CPU, else in size-sorted torch passes."""
         sizes = [_checked_size(image, self.config.min_side_px) for image in images]
         if self.device.type == "cpu" and self.config.cpu_kernels == "opencv":
             moments = torch.from_numpy(np.stack([self._opencv_moments(image) for image in images]))
@@ -336,9 +340,8 @@ class Brisque(nn.Module):
     def _opencv_mscn(self, luminance: np.ndarray) -> np.ndarray:
         """MSCN coefficients of one (H, W) float64 luminance map. OpenCV's separable filter with a
         zero border is the reference's convolve2d(mode="same"); its I - mu keeps a rounding
-        residue (below 1e-14) where the window is flat, which is replaced by the reference's
-        residue sign as in `_mscn` (a real offset is at least ~1e-8: one blue level at a corner
-        tap)."""
+        residue where the window is flat, which is replaced by the reference's residue sign as
+        in `_mscn` (see _FLAT_OFFSET)."""
         window = self.window.cpu().numpy()
         local_mean = cv2.sepFilter2D(luminance, cv2.CV_64F, window, window,
                                      borderType=cv2.BORDER_CONSTANT)
