@@ -300,7 +300,7 @@ def test_normalisation_checks_its_shape(tmp_path: Path, payload: object) -> None
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_agrees_with_cpu(model: Brisque, reference) -> None:
+def test_cuda_agrees_with_cpu(reference) -> None:
     _, images = reference
     on_gpu = Brisque.from_artifacts(torch.device("cuda"))
     torch_on_cpu = Brisque.from_artifacts(config=BrisqueConfig(cpu_kernels="torch"))
