@@ -84,7 +84,7 @@ _INFINITESIMAL = 1e-100
 # 255 x 5e-15 ~ 1.3e-12. A real offset is at least ~4e-8 (one blue level, 0.0721/255, at a corner
 # tap of weight 1.6e-4), over a divisor below 1: |MSCN| > 4e-8. Offsets that cancel to below the
 # threshold count as flat too, as an exact 0 does in the torch passes.
-_FLAT_OFFSET = 1e-11
+_FLAT_COEFFICIENT = 1e-11
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ class Brisque(nn.Module):
         """MSCN coefficients of one (H, W) float64 luminance map. OpenCV's separable filter with a
         zero border is the reference's convolve2d(mode="same"); its I - mu keeps a rounding
         residue where the window is flat, which is replaced by the reference's residue sign as
-        in `_mscn` (see _FLAT_OFFSET)."""
+        in `_mscn` (see _FLAT_COEFFICIENT)."""
         window = self.window.cpu().numpy()
         local_mean = cv2.sepFilter2D(luminance, cv2.CV_64F, window, window,
                                      borderType=cv2.BORDER_CONSTANT)
@@ -352,7 +352,7 @@ class Brisque(nn.Module):
         mscn = offset
         np.divide(offset, deviation + self.config.stabiliser, out=mscn)
         np.negative(mscn, out=mscn)
-        flat = np.abs(mscn) <= _FLAT_OFFSET
+        flat = np.abs(mscn) <= _FLAT_COEFFICIENT
         if flat.any():
             signs = self._flat_residue_sign(torch.from_numpy(luminance[flat])).numpy()
             mscn[flat] = _INFINITESIMAL * signs
