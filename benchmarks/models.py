@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
+import numpy as np
 import psutil
 
 from benchmarks.images import BenchImage
-from benchmarks.stats import summarize_calls_ms
+from benchmarks.stats import cpu_ms_in_turn, summarize_calls_ms
 
 logger = logging.getLogger(__name__)
 
@@ -116,30 +117,22 @@ def time_calls(
 
 def pair_brisque_kernels(regions: Sequence[Any], rounds: int = 3) -> PairedKernels:
     """CPU ms of one BRISQUE score per region with each kernel, called in turn (opencv, torch,
-    opencv, ...) after one warm-up call each; the caller sets the threads."""
+    opencv, ...; `cpu_ms_in_turn`), and how far their scores differ; the caller sets the
+    threads."""
     from models.brisque import Brisque, BrisqueConfig
 
     kernels = {name: Brisque.from_artifacts(config=BrisqueConfig(cpu_kernels=name))
                for name in ("opencv", "torch")}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in kernels}
-    scores: dict[str, list[float]] = {name: [] for name in kernels}
-    for model in kernels.values():
-        model.score([regions[0]])
-    for round_index in range(rounds):
-        for region in regions:
-            for name, model in kernels.items():
-                started = time.process_time()
-                points = float(model.score([region])[0])
-                cpu_ms[name].append((time.process_time() - started) * 1000)
-                if round_index == 0:
-                    scores[name].append(points)
+    scores = {name: model.score(regions) for name, model in kernels.items()}  # untimed
+    cpu_ms = cpu_ms_in_turn(
+        {name: lambda region, model=model: model.score([region])  # type: ignore[misc]
+         for name, model in kernels.items()}, regions, rounds)
     opencv, torch_passes = (summarize_calls_ms(cpu_ms[name]) for name in ("opencv", "torch"))
     return PairedKernels(
         images=len(regions), rounds=rounds, opencv_cpu_ms=opencv, torch_cpu_ms=torch_passes,
         speedup=round(torch_passes["p50"] / opencv["p50"], 2)
         if opencv["p50"] and torch_passes["p50"] else None,
-        max_score_difference=round(max(abs(a - b) for a, b in zip(
-            scores["opencv"], scores["torch"], strict=True)), 4),
+        max_score_difference=round(float(np.abs(scores["opencv"] - scores["torch"]).max()), 4),
     )
 
 

@@ -1,10 +1,13 @@
 """Small summaries of samples: latency percentiles (linear interpolation, numpy's default) and
-the model batches the service formed, rebuilt from what each image reports."""
+the model batches the service formed, rebuilt from what each image reports; and CPU timings of
+two or more calls taken in turn."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +36,23 @@ def summarize_calls_ms(values_ms: Sequence[float]) -> dict[str, float | None]:
     return {"p50": round(float(np.percentile(array, 50)), 2),
             "p95": round(float(np.percentile(array, 95)), 2),
             "min": round(float(array.min()), 2)}
+
+
+def cpu_ms_in_turn(calls: Mapping[str, Callable[[Any], object]], items: Sequence[Any],
+                   rounds: int) -> dict[str, list[float]]:
+    """CPU ms of each call on each item, the calls taken in turn item by item for `rounds`
+    rounds, after one unmeasured call each on the first item: every call meets the same moments
+    of a shared host's load, so their ratio holds where timings taken a minute apart do not."""
+    for call in calls.values():
+        call(items[0])
+    cpu_ms: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for item in items:
+            for name, call in calls.items():
+                began = time.process_time()
+                call(item)
+                cpu_ms[name].append((time.process_time() - began) * 1000)
+    return cpu_ms
 
 
 def summarize_batch_sizes(sizes: Sequence[int]) -> dict[str, float | int | None]:

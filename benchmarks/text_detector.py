@@ -59,6 +59,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.report import measure_and_report
+from benchmarks.stats import cpu_ms_in_turn
 from benchmarks.targets import Target, target_line
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
 from models.detectors.base import Detections, Detector, FrameBox
@@ -285,22 +286,15 @@ def time_variant(variant: Variant, threads: int, batch: int, inputs: np.ndarray,
 def paired_speedup(reference: Variant, variant: Variant, inputs: np.ndarray,
                    rounds: int) -> dict[str, Any]:
     """The reference and `variant` on one thread, batch 1, call by call in turn over the same
-    canvases for `rounds` rounds: both meet the same moments of a shared host's load, so their
-    ratio holds where two timings a minute apart do not (the same FP32 session took 118 ms one
-    evening and 155-176 ms at other hours of the next day)."""
-    runtimes = [_SessionRuntime(reference, 1), _SessionRuntime(variant, 1)]
-    cpu: list[list[float]] = [[], []]
-    feeds = [inputs[i:i + 1] for i in range(len(inputs))]
-    for runtime in runtimes:
-        runtime.run({"x": feeds[0]})  # the first call at a shape allocates
-    for _ in range(rounds):
-        for feed in feeds:
-            for runtime, times in zip(runtimes, cpu, strict=True):
-                began = time.process_time()
-                runtime.run({"x": feed})
-                times.append((time.process_time() - began) * 1000)
-    reference_ms, variant_ms = (float(np.median(times)) for times in cpu)
-    return {"reference": reference.name, "variant": variant.name, "calls": len(cpu[0]),
+    canvases for `rounds` rounds (`cpu_ms_in_turn`): the same FP32 session took 118 ms one
+    evening and 155-176 ms at other hours of the next day, so only a paired ratio holds."""
+    runtimes = {"reference": _SessionRuntime(reference, 1), "variant": _SessionRuntime(variant, 1)}
+    cpu = cpu_ms_in_turn(
+        {name: lambda feed, runtime=runtime: runtime.run({"x": feed})  # type: ignore[misc]
+         for name, runtime in runtimes.items()},
+        [inputs[i:i + 1] for i in range(len(inputs))], rounds)
+    reference_ms, variant_ms = (float(np.median(cpu[name])) for name in ("reference", "variant"))
+    return {"reference": reference.name, "variant": variant.name, "calls": len(cpu["reference"]),
             "reference_cpu_ms": reference_ms, "variant_cpu_ms": variant_ms,
             "ratio": reference_ms / variant_ms}
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.stats import summarize_batch_sizes, summarize_calls_ms, summarize_ms
+from benchmarks.stats import (
+    cpu_ms_in_turn,
+    summarize_batch_sizes,
+    summarize_calls_ms,
+    summarize_ms,
+)
 
 
 def test_summarize_ms_interpolates_linearly() -> None:
@@ -44,3 +49,13 @@ def test_summarize_batch_sizes(sizes: list[int], expected: dict) -> None:
 def test_summarize_batch_sizes_refuses_zero() -> None:
     with pytest.raises(ValueError, match=">= 1"):
         summarize_batch_sizes([0, 1])
+
+
+def test_calls_in_turn_alternate_item_by_item_after_one_warm_up_each() -> None:
+    order: list[tuple[str, int]] = []
+    calls = {name: (lambda item, name=name: order.append((name, item))) for name in ("a", "b")}
+    cpu_ms = cpu_ms_in_turn(calls, [1, 2], rounds=2)
+    assert order == [("a", 1), ("b", 1),  # the unmeasured warm-up
+                     ("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert {name: len(times) for name, times in cpu_ms.items()} == {"a": 4, "b": 4}
+    assert all(ms >= 0 for times in cpu_ms.values() for ms in times)
