@@ -215,8 +215,8 @@ class Plan:
 
 def plans(measured: Measured, a: Assumptions) -> list[Plan]:
     cpu = measured.cpu_ms
-    # CPU only: every stage on vCPUs at its measured cost (the CPU runtimes here: OpenVINO bf16
-    # on AMX for the detectors, BRISQUE in torch).
+    # CPU only: every stage on vCPUs at its measured cost (the CPU runtimes `auto` picked on the
+    # bench host for the detectors, BRISQUE in torch).
     cpu_only = Plan("CPU only (measured)", sum(cpu.values()), 0.0)
     # GPU: the detectors' inference moves to the L4; the extractor's host side (decode of the
     # compact inputs, pre/post-processing, the judges) stays on vCPUs: its measured replica CPU

@@ -27,7 +27,7 @@ def machine_info(repo: Path) -> dict[str, Any]:
 
     return {
         "cpu_model": _cpu_model(),
-        # The ISA flags that decide the runtimes' speed and choice (AVX2, AVX-512, VNNI, AMX).
+        # The ISA flags that decide the runtimes' speed and choice (AVX2, AVX-512, VNNI, BF16, AMX).
         "cpu_flags": cpu_features().describe().split("; ", 1)[-1],
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),

@@ -8,7 +8,8 @@ Variants: the FP32 model at ONNX Runtime's three graph optimisation levels, the 
 service loads it (subnormal weights zeroed: models/runtime/subnormals.py); the FP32 file as
 shipped, subnormals kept (`fp32-640-shipped`, the reference: what issue 11 measured); where
 OpenVINO is installed, the FP32 file on OpenVINO asked for bfloat16 (`OpenVinoCpu`, what
-`cpu_precision: auto` runs on AMX hosts; a CPU without bf16 runs it in f32, and the JSON's
+`cpu_precision: auto` runs for the other detectors on hosts with native bf16, not for this one:
+it changed a dev-set verdict; a CPU without bf16 emulates it or runs f32, and the JSON's
 `precision` says which). Each is timed at batch 1 and 8 with 1 and 2 intra-op threads (no
 spinning, as the service's sessions run; OpenVINO's inference threads likewise), on the model
 inputs of the benchmark images, letterboxed as the detector does: per image, process CPU ms and

@@ -65,6 +65,12 @@ class ModelArtifact:
     # ONNX Runtime on the CPU runs instead where the host has INT8 dot products
     # (models.runtime.select); "" when there is none.
     int8: str = ""
+    # Whether `cpu_precision: auto` runs this model in bfloat16 (OpenVINO) on a CPU with native
+    # bf16 (models.runtime.cpu_features). Only where bf16 changes no dev-set verdict against
+    # FP32: `curator eval --cpu-precision bf16` changed two on 2026-12-07, one overlay-text
+    # call of the text detector and one multiple-items call of NanoDet; NudeNet and the
+    # MediaPipe pair changed none.
+    auto_bf16: bool = False
 
     @property
     def bundled(self) -> bool:
@@ -235,6 +241,7 @@ NUDITY_DETECTOR = register(
         input_layout="NCHW float32 RGB 0..1, letterboxed square",
         input_size=(320, 320),
         extra={"output": "N x 22 x anchors (4 box + 18 class scores)"},
+        auto_bf16=True,
     )
 )
 
@@ -255,6 +262,7 @@ PALM_DETECTOR = register(
                "anchors": "SSD, fixed size, strides 8/16/16/16, 2 per layer (models.detectors"
                           ".blaze)"},
         made_by="tools/convert_mediapipe_models.py",
+        auto_bf16=True,
     )
 )
 
@@ -274,6 +282,7 @@ FACE_DETECTOR = register(
                           "Identity_1: N x 2304 x 1 score logits",
                "anchors": "SSD, fixed size, stride 4, 1 per cell (models.detectors.blaze)"},
         made_by="tools/convert_mediapipe_models.py",
+        auto_bf16=True,
     )
 )
 

@@ -108,9 +108,10 @@ class ModelStageSettings(BaseModel):
     # Intra-op threads of each CPU session (ONNX Runtime or OpenVINO); 0: one per core. Replicas
     # that share a host's cores do more per CPU second with fewer (benchmarks/README.md).
     cpu_threads: int = Field(0, ge=0, le=256)
-    # What runs on the CPU (models/runtime/select.py): "auto" takes bf16 in OpenVINO where the
-    # host has AMX bfloat16 tiles, else FP32 in ONNX Runtime; bf16/int8/fp32 force one (int8: a
-    # model's INT8 sibling, cheaper but with less recall).
+    # What runs on the CPU (models/runtime/select.py): "auto" takes bf16 in OpenVINO for the
+    # models whose verdicts hold in it, where the host has native bf16 (AMX or AVX512-BF16),
+    # else FP32 in ONNX Runtime; bf16/int8/fp32 force one for every model (int8: a model's INT8
+    # sibling, cheaper but with less recall).
     cpu_precision: Literal["auto", "fp32", "int8", "bf16"] = "auto"
     # Threads an extractor replica runs the detectors of one batch on, side by side
     # (models/extractor.py): with 2, a lone image takes two cores of an idle host. 1 in process,

@@ -1,11 +1,12 @@
-"""OpenVINO on the CPU: the FP32 ONNX file run in bfloat16 on AMX hosts.
+"""OpenVINO on the CPU: the FP32 ONNX file run in bfloat16 on hosts with native bf16.
 
 On a Xeon with AMX (Sapphire Rapids and later) OpenVINO executes a float model's convolutions in
 bfloat16 on the matrix tiles: 2-3x less CPU than ONNX Runtime in FP32, and on the text detector
-less than ONNX Runtime's INT8 model, with no calibration (measured in `make bench`). Asked for
-bf16 on a CPU without bfloat16 instructions, OpenVINO 2026 still compiles bf16 where it can
-emulate it (AVX-512 without AMX: measured 1.26x over ONNX Runtime FP32, where INT8 gave 3.6x) and
-f32 elsewhere; `info.precision` reports what it compiled, never what was asked for.
+less than ONNX Runtime's INT8 model, with no calibration (measured in `make bench`); on AVX512-BF16
+(Zen 4) 1.16-2.4x less. Asked for bf16 on a CPU without bfloat16 instructions, OpenVINO 2026 still
+compiles bf16 where it can emulate it (AVX-512 alone: 2.3-3.2x more CPU than ONNX Runtime FP32
+with its subnormal weights zeroed) and f32 elsewhere; `info.precision` reports what it compiled,
+never what was asked for.
 
 The INT8 QDQ file is not used here: OpenVINO ran it no faster than the FP32 file in bf16.
 """

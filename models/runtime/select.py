@@ -7,11 +7,12 @@ returned unbuilt (`deferred.BuildOnFirstUse`, logged loudly) and builds in the b
 its first use, with ONNX Runtime answering meanwhile and for good if the build fails. Run
 `curator models build-engines` ahead of a deployment so that never happens.
 
-On the CPU (`choose_cpu_model`, unless the operator names a `cpu_precision`): where the host has
-AMX bfloat16 tiles and OpenVINO is installed, OpenVINO runs the FP32 file in bfloat16; else ONNX
-Runtime runs the FP32 file, its subnormal weights zeroed. A model's INT8 sibling
-(`ModelArtifact.int8`) runs only when `cpu_precision: int8` asks for it. GPU runtimes always get
-the FP32 file.
+On the CPU (`choose_cpu_model`, unless the operator names a `cpu_precision`): a model whose bf16
+answers were measured to change no verdict (`ModelArtifact.auto_bf16`) runs its FP32 file in
+bfloat16 on OpenVINO where the CPU has native bf16 (AMX or AVX512-BF16) and OpenVINO is
+installed; every other model runs its FP32 file on ONNX Runtime, its subnormal weights zeroed. A
+model's INT8 sibling (`ModelArtifact.int8`) runs only when `cpu_precision: int8` asks for it. GPU
+runtimes always get the FP32 file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Literal
 import onnxruntime as ort
 import torch
 
-from models.artifacts import CACHE_DIR, ModelArtifact, int8_variant
+from models.artifacts import CACHE_DIR, ModelArtifact, all_artifacts, int8_variant
 from models.runtime.base import InferenceRuntime, Precision
 from models.runtime.cpu_features import CpuFeatures, cpu_features
 from models.runtime.deferred import BuildOnFirstUse, WithNote, log_choice
@@ -61,8 +62,8 @@ logger = logging.getLogger(__name__)
 
 Prefer = Literal["auto", "tensorrt", "onnxruntime"]
 RequestedPrecision = Literal["fp16", "fp32"]
-# What runs on the CPU: "auto" = bf16 (OpenVINO) on AMX, else the INT8 sibling (ONNX Runtime)
-# where the CPU has VNNI, else FP32 (ONNX Runtime).
+# What runs on the CPU: "auto" = bf16 (OpenVINO) for the models that keep their verdicts in it,
+# on a CPU with native bf16, else FP32 (ONNX Runtime); or one of the others for every model.
 CpuPrecision = Literal["auto", "fp32", "int8", "bf16"]
 CPU_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")
 
@@ -223,24 +224,28 @@ def choose_cpu_model(
     """The runtime, file and precision of `artifact` on a CPU with `features`; `openvino`:
     whether OpenVINO is installed.
 
-    "auto" takes bf16 in OpenVINO where the CPU has AMX bfloat16 tiles: 2-3x less CPU than ONNX
-    Runtime FP32 on every detector, and less than its INT8 text model, with FP32's recall
-    (benchmarks/text_detector.py). Elsewhere it takes the FP32 file on ONNX Runtime, its
-    subnormal weights zeroed (models/runtime/subnormals.py). With them zeroed, the INT8 text
-    model saves only a fifth of the text detector's CPU (126 against 158 ms on a VNNI Xeon,
-    2026-12-06) and misses text FP32 finds: 0.922 of FP32's boxes on the 160 independent
-    evaluation photos against a noise floor of 0.970, and two overlay verdicts changed there
-    (none from noise); on the dev set, one overlay false positive more. Detection comes first,
-    so INT8 runs only when asked for. "bf16" takes OpenVINO on any CPU (without AMX it emulates
-    bf16 on AVX-512, slower than FP32, and computes f32 elsewhere; the runtime reports which);
+    "auto" takes bf16 in OpenVINO for a model marked `auto_bf16` where the CPU has native bf16
+    (AMX tiles or AVX512-BF16): 1.16-2.4x less CPU than ONNX Runtime FP32 on a Zen 4 EPYC, 2-3x
+    on an AMX Xeon (benchmarks/models.py). The text detector and NanoDet are not marked: in
+    bf16 each changed one dev-set verdict that FP32 got right (macro F1 0.896 against 0.904,
+    under the 0.90 target), though on held-out photos bf16 text finds 0.971 of FP32's boxes, above
+    the 0.957 noise floor. Every other case takes the FP32 file on ONNX Runtime, its subnormal
+    weights zeroed (models/runtime/subnormals.py). With them zeroed, the INT8 text model saves
+    only a fifth of the text detector's CPU (126 against 158 ms on a VNNI Xeon, 2026-12-06) and
+    misses text FP32 finds: 0.922 of FP32's boxes on the 160 independent evaluation photos
+    against a noise floor of 0.970, and two overlay verdicts changed there (none from noise); on
+    the dev set, one overlay false positive more. Detection comes first, so INT8 runs only when
+    asked for. "bf16" takes OpenVINO for every model on any CPU (without native bf16 it emulates
+    it on AVX-512, slower than FP32, and computes f32 elsewhere; the runtime reports which);
     "int8" takes the INT8 sibling on any CPU (the operator measured and accepts the recall);
     "fp32" is ONNX Runtime FP32. A missing INT8 file or OpenVINO package falls back with a
     warning.
     """
     sibling = int8_variant(artifact)
     fp32 = CpuModelChoice(artifact.path(), "fp32", "")
-    if requested == "bf16" or (requested == "auto" and features.bf16_matrix):
-        why = "AMX-BF16" if requested == "auto" else "cpu_precision=bf16"
+    if requested == "bf16" or (requested == "auto" and artifact.auto_bf16
+                               and features.native_bf16):
+        why = "native bf16" if requested == "auto" else "cpu_precision=bf16"
         if openvino:
             return CpuModelChoice(artifact.path(), "bf16", f"bf16 ({why})", runtime="openvino")
         log = logger.warning if requested == "bf16" else logger.info
@@ -272,10 +277,8 @@ def _backends() -> dict[str, Any]:
         default = "tensorrt"
     elif gpu is not None and cuda_ep:
         default = "onnxruntime-cuda"
-    elif cpu_features().bf16_matrix and openvino_available():
-        default = "openvino-cpu"
     else:
-        default = "onnxruntime-cpu"
+        default = "onnxruntime-cpu"  # but OpenVINO for cpu_bf16_models
     return {
         "default_runtime": default,
         "gpu": gpu.name if gpu else None,
@@ -288,6 +291,11 @@ def _backends() -> dict[str, Any]:
         "onnxruntime_providers": list(ort.get_available_providers()),
         "openvino": _openvino_version(),
         "cpu": cpu_features().describe(),
+        # The models `cpu_precision: auto` runs in bf16 on OpenVINO on this host's CPU.
+        "cpu_bf16_models": (
+            [artifact.name for artifact in all_artifacts() if artifact.auto_bf16]
+            if default == "onnxruntime-cpu" and cpu_features().native_bf16
+            and openvino_available() else []),
         "engine_dir": str(default_engine_dir()),
     }
 

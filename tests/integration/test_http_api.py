@@ -55,11 +55,15 @@ def test_health_version_and_docs(service_url: str) -> None:
     assert version["replica_id"]
     assert version["ray_version"].startswith("2.60")
     backends = version["backends"]
-    # No GPU here: the runtime choice falls back to the CPU's (OpenVINO on AMX hosts, ONNX
-    # Runtime elsewhere: the same for every detector), and says so.
-    cpu_runtime = choose_cpu_model(artifacts.NUDITY_DETECTOR, "auto", cpu_features(),
-                                   openvino_available()).runtime
-    for model in ("text", "objects", "faces_hands", "nudity"):
+    # No GPU here: each detector falls back to the runtime `auto` picks for it on this CPU
+    # (OpenVINO bf16 for the models marked auto_bf16 where the CPU has native bf16, ONNX Runtime
+    # otherwise), and says so.
+    for model, artifact in [("text", artifacts.TEXT_DETECTOR),
+                            ("objects", artifacts.OBJECT_DETECTOR),
+                            ("faces_hands", artifacts.PALM_DETECTOR),
+                            ("nudity", artifacts.NUDITY_DETECTOR)]:
+        cpu_runtime = choose_cpu_model(artifact, "auto", cpu_features(),
+                                       openvino_available()).runtime
         assert backends[f"extractor.{model}"].startswith(f"{cpu_runtime} on cpu"), backends
     assert backends["scorer"] == "torch on cpu (card-v1)"
     assert version["models"] == {"scorer_card": "card-v1", "scorer_cards": "card-v1",
@@ -335,8 +339,9 @@ def test_model_runtimes_are_exported_as_metrics(service_url: str, metrics_url: s
         time.sleep(2)
     assert wanted <= found.keys(), (found, sorted(name for name in seen if "curator" in name))
     # No GPU here: every model says it runs on the CPU, as /v1/version does, in the runtime and
-    # precision cpu_precision auto picks for this host: bf16 in OpenVINO on AMX, else FP32 in
-    # ONNX Runtime; BRISQUE in torch, float64.
+    # precision cpu_precision auto picks for each on this host: bf16 in OpenVINO for the models
+    # marked auto_bf16 on a CPU with native bf16, else FP32 in ONNX Runtime; BRISQUE in torch,
+    # float64.
     for (_, model), labels in found.items():
         if model == "brisque":
             continue

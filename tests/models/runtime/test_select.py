@@ -31,7 +31,8 @@ from models.runtime.torch_device import GpuIdentity
 from tests.models.runtime.inputs import people_batch
 
 FAKE_GPU = GpuIdentity(0, "NVIDIA Imaginary 80GB", "9.0")
-# What a model falls back to on this host's CPU: OpenVINO on AMX hosts, ONNX Runtime elsewhere.
+# What a model falls back to on this host's CPU: OpenVINO for NudeNet where the CPU has native
+# bf16, ONNX Runtime elsewhere; the text detector is on ONNX Runtime everywhere.
 CPU_RUNTIME = choose_cpu_model(NUDITY_DETECTOR, "auto", cpu_features(),
                                openvino_available()).runtime
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="asserts the CPU fallback")
@@ -74,7 +75,7 @@ def test_tensorrt_import_failure_falls_back(
     assert tensorrt_version() is None
     with caplog.at_level(logging.WARNING, logger="models.runtime.select"):
         runtime = create_runtime(TEXT_DETECTOR, prefer="tensorrt", engine_dir=tmp_path)
-    assert runtime.info.runtime == CPU_RUNTIME and runtime.info.device == "cpu"
+    assert runtime.info.runtime == "onnxruntime" and runtime.info.device == "cpu"
     assert "tensorrt package is not importable" in runtime.info.detail
     assert any("not using TensorRT" in record.message for record in caplog.records)
 
@@ -210,11 +211,12 @@ def test_describe_backends_reports_what_is_here() -> None:
     backends = describe_backends()
     assert backends["torch"] == torch.__version__
     assert "CPUExecutionProvider" in backends["onnxruntime_providers"]
-    assert backends["default_runtime"] in {"tensorrt", "onnxruntime-cuda", "onnxruntime-cpu",
-                                           "openvino-cpu"}
+    assert backends["default_runtime"] in {"tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"}
     if not torch.cuda.is_available():
         assert backends["gpu"] is None
-        assert backends["default_runtime"] == f"{CPU_RUNTIME}-cpu"
+        assert backends["default_runtime"] == "onnxruntime-cpu"
+        assert (NUDITY_DETECTOR.name in backends["cpu_bf16_models"]) == (CPU_RUNTIME == "openvino")
+        assert TEXT_DETECTOR.name not in backends["cpu_bf16_models"]
     backends["gpu"] = "mutated"
     assert describe_backends()["gpu"] != "mutated", "callers get a copy"
 
