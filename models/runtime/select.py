@@ -243,8 +243,7 @@ def choose_cpu_model(
     """
     sibling = int8_variant(artifact)
     fp32 = CpuModelChoice(artifact.path(), "fp32", "")
-    if requested == "bf16" or (requested == "auto" and artifact.auto_bf16
-                               and features.native_bf16):
+    if requested == "bf16" or (requested == "auto" and auto_takes_bf16(artifact, features)):
         why = "native bf16" if requested == "auto" else "cpu_precision=bf16"
         if openvino:
             return CpuModelChoice(artifact.path(), "bf16", f"bf16 ({why})", runtime="openvino")
@@ -266,6 +265,13 @@ def choose_cpu_model(
         return CpuModelChoice(fp32.path, "fp32", f"INT8 model {sibling.name} missing")
     return CpuModelChoice(sibling.path(), "int8",
                           f"INT8 (cpu_precision=int8): {sibling.local_path.name}")
+
+
+def auto_takes_bf16(artifact: ModelArtifact, features: CpuFeatures) -> bool:
+    """Whether `cpu_precision: auto` runs `artifact` in bf16 on a CPU with `features` (where
+    OpenVINO is installed): the model keeps its verdicts in bf16 and the CPU computes it
+    natively."""
+    return artifact.auto_bf16 and features.native_bf16
 
 
 @lru_cache(maxsize=1)
@@ -293,9 +299,9 @@ def _backends() -> dict[str, Any]:
         "cpu": cpu_features().describe(),
         # The models `cpu_precision: auto` runs in bf16 on OpenVINO on this host's CPU.
         "cpu_bf16_models": (
-            [artifact.name for artifact in all_artifacts() if artifact.auto_bf16]
-            if default == "onnxruntime-cpu" and cpu_features().native_bf16
-            and openvino_available() else []),
+            [artifact.name for artifact in all_artifacts()
+             if auto_takes_bf16(artifact, cpu_features())]
+            if default == "onnxruntime-cpu" and openvino_available() else []),
         "engine_dir": str(default_engine_dir()),
     }
 
