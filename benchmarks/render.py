@@ -198,7 +198,8 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
         f"Service ({service['config']}, started in {service['startup_s']} s), closed loop, "
         f"{settings['duration_s']:.0f} s measured per level after a warm-up of max("
         f"{settings['warmup_s']:.0f} s, c / throughput so far), at most 15 s (warm s):",
-        "     c  warm s  listings/s  images/s   p50 ms   p95 ms   p99 ms  mean ms  c/X ms  5xx"
+        "     c  warm s  listings/s  images/s   p50 ms   p95 ms   p99 ms  p99 95% CI  mean ms"
+        "  c/X ms  5xx"
         "  other   429  limit  img-err  RSS MiB  PSS MiB  svc-cores  svc-CPU-ms/img  host-cores"
         "  replicas",
     ]
@@ -209,7 +210,7 @@ def _closed_lines(graph: Result, settings: Result) -> list[str]:
             f"  {level['concurrency']:4d}  {_fmt(level.get('warmup_s')):>6}"
             f"  {level['listings_per_s']:10.1f}  "
             f"{level['images_per_s']:8.1f}  {_fmt(latency['p50']):>7}  {_fmt(latency['p95']):>7}"
-            f"  {_fmt(latency['p99']):>7}  {_fmt(latency['mean'], 0):>7}"
+            f"  {_fmt(latency['p99']):>7}  {_interval(level):>10}  {_fmt(latency['mean'], 0):>7}"
             f"  {_fmt(littles_law_ms(level), 0):>6}"
             f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}  {level['refused']:4d}"
             f"  {_fmt((level.get('admission') or {}).get('limit'), 0):>5}"
@@ -295,7 +296,8 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
         f"{peak:.2f} images/s; latency from each request's due time, over the requests that "
         "arrived in the window):",
         "  rate          offered/s  arrived/s  achieved/s  of peak     n   p50 ms   p95 ms"
-        "   p99 ms  p99 from send  lag p99  5xx  other   429  unfinished  svc-cores  host-cores",
+        "   p99 ms  p99 95% CI  p99 from send  lag p99  5xx  other   429  unfinished  svc-cores"
+        "  host-cores",
     ]
     for level in graph["open_loop"]:
         latency, extra = level["latency_ms"], level["extra"]
@@ -306,7 +308,7 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
             f"{arrived / level['window_s']:9.2f}  {level['images_per_s']:10.2f}"
             f"  {level['images_per_s'] / peak if peak else 0:7.0%}  {arrived:4d}"
             f"  {_fmt(latency['p50']):>7}  {_fmt(latency['p95']):>7} {bound}"
-            f"{_fmt(latency['p99']):>7}"
+            f"{_fmt(latency['p99']):>7}  {_interval(level):>10}"
             f"  {_fmt(extra.get('latency_from_send_ms', {}).get('p99')):>13}"
             f"  {_fmt(extra.get('send_lag_ms', {}).get('p99'), 0):>7}"
             f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}  {level['refused']:4d}"
@@ -316,12 +318,22 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
     lines += [
         "  (achieved: images answered ok per second in the window; n: requests that arrived in "
         "it; ≥: requests still unfinished after the drain entered the percentiles with the "
-        "time they had waited)",
+        "time they had waited; p99 95% CI: between which two of the level's latencies the true "
+        "p99 lies with 95% confidence, whatever the distribution; ∞ where too few answers bound "
+        "it)",
         "  (lag: how late the load generator sent a request after its due time; it is inside "
         "the latency, which counts from the due time. p99 from send leaves it out. The targets "
         "use the latency from the due time)",
     ]
     return lines
+
+
+def _interval(level: Result) -> str:
+    """The p99's 95% interval, ms ("∞": no upper bound from this many answers)."""
+    low, high = level.get("p99_interval_ms") or (None, None)
+    if level.get("latency_samples") is None:
+        return "-"
+    return f"{'-' if low is None else f'{low:.0f}'}-{'∞' if high is None else f'{high:.0f}'}"
 
 
 def _headline_lines(graph: Result) -> list[str]:

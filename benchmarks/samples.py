@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from benchmarks.stats import summarize_batch_sizes, summarize_ms
+from benchmarks.stats import quantile_interval, summarize_batch_sizes, summarize_ms
 
 UNFINISHED = "client:unfinished"  # open loop: still in flight when the drain ended
 REFUSED = "429"  # shed by the ingress's admission control: not an error, not a latency
@@ -88,6 +88,10 @@ class LevelResult:
     client_cpu_s: float  # CPU seconds the load-generator process used for this level
     run_s: float  # wall seconds of the level: warm-up, window and drain
     extra: dict[str, Any] = field(default_factory=dict)
+    # How many latencies the percentiles come from, and the 95% interval around their p99
+    # (`stats.quantile_interval`): a side is None where too few answers bound it.
+    latency_samples: int = 0
+    p99_interval_ms: tuple[float | None, float | None] = (None, None)
 
     @property
     def load(self) -> str:
@@ -136,6 +140,7 @@ def summarize_level(
             for stage, ms in image_ms.items():
                 stage_ms.setdefault(stage, []).append(ms)
     images_ok = sum(s.answer.images_ok for s in completed if s.status == "200")
+    latencies_ms = [(s.finished - s.due) * 1000 for s in succeeded + unfinished]
     extra: dict[str, Any] = {"5xx_outside_window": outside_5xx} if outside_5xx else {}
     if open_loop and counted:
         # How late the client sent (its own CPU starvation on a shared host), and the latency
@@ -152,7 +157,7 @@ def summarize_level(
         images_ok=images_ok,
         listings_per_s=round(len(completed) / window_s, 2),
         images_per_s=round(images_ok / window_s, 2),
-        latency_ms=summarize_ms([(s.finished - s.due) * 1000 for s in succeeded + unfinished]),
+        latency_ms=summarize_ms(latencies_ms),
         latency_is_lower_bound=bool(unfinished),
         status_counts=dict(sorted(status_counts.items())),
         errors_5xx=errors_5xx,
@@ -168,4 +173,11 @@ def summarize_level(
         client_cpu_s=round(client_cpu_s, 2),
         run_s=round(run_s, 2),
         extra=extra,
+        latency_samples=len(latencies_ms),
+        p99_interval_ms=_rounded(quantile_interval(latencies_ms, 0.99)),
     )
+
+
+def _rounded(interval: tuple[float | None, float | None]) -> tuple[float | None, float | None]:
+    low, high = interval
+    return (None if low is None else round(low, 2), None if high is None else round(high, 2))

@@ -1,6 +1,6 @@
 """Small summaries of samples: latency percentiles (linear interpolation, numpy's default) and
-the model batches the service formed, rebuilt from what each image reports; and CPU timings of
-two or more calls taken in turn."""
+how far a percentile of a sample can be trusted; the model batches the service formed, rebuilt
+from what each image reports; and CPU timings of two or more calls taken in turn."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
 PERCENTILES = (50, 95, 99)
+CONFIDENCE = 0.95  # of the intervals around a percentile
 
 
 def summarize_ms(values_ms: Sequence[float]) -> dict[str, float | None]:
@@ -26,6 +28,34 @@ def summarize_ms(values_ms: Sequence[float]) -> dict[str, float | None]:
     summary["mean"] = round(float(array.mean()), 2)
     summary["max"] = round(float(array.max()), 2)
     return summary
+
+
+def quantile_interval(values: Sequence[float], quantile: float, confidence: float = CONFIDENCE
+                      ) -> tuple[float | None, float | None]:
+    """A distribution-free interval around the `quantile` (0..1) of what `values` were drawn
+    from: two of the sorted values, chosen so that the true quantile lies between them with at
+    least `confidence` whatever the distribution (the count of values below it is binomial).
+    A side is None when the sample is too small to bound it: at 0.99 and 95%, fewer than
+    `samples_to_bound(0.99)` values set no upper bound, whatever they are."""
+    if not 0.0 < quantile < 1.0 or not 0.0 < confidence < 1.0:
+        raise ValueError("quantile and confidence must lie strictly between 0 and 1")
+    ordered = np.sort(np.asarray(values, dtype=float))
+    count = len(ordered)
+    if count == 0:
+        return None, None
+    tail = (1.0 - confidence) / 2
+    # 1-based ranks: P(lower rank <= values below the quantile < upper rank) >= confidence.
+    lower_rank = int(binom.ppf(tail, count, quantile))
+    upper_rank = int(binom.ppf(1.0 - tail, count, quantile)) + 1
+    lower = float(ordered[lower_rank - 1]) if lower_rank >= 1 else None
+    upper = float(ordered[upper_rank - 1]) if upper_rank <= count else None
+    return lower, upper
+
+
+def samples_to_bound(quantile: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest values whose `quantile_interval` has an upper side: the chance that all of
+    them fall below the quantile must be under half the interval's miss rate."""
+    return int(np.ceil(np.log((1.0 - confidence) / 2) / np.log(quantile)))
 
 
 def summarize_calls_ms(values_ms: Sequence[float]) -> dict[str, float | None]:

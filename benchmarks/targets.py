@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from benchmarks.stats import samples_to_bound
+
 PEAK_SHARE = 0.8  # "the highest load whose throughput is >= 80% of peak"
 
 Level = dict[str, Any]
@@ -99,6 +101,9 @@ def _tail_point(level: Level | None, peak: float | None, kind: Literal["closed",
         "share_of_peak": round(level["images_per_s"] / peak, 3),
         "p99_ms": level["latency_ms"]["p99"],
         "p99_is_lower_bound": level.get("latency_is_lower_bound", False),
+        # The p99's 95% interval, and how many answers it comes from (stats.quantile_interval).
+        "p99_interval_ms": list(level.get("p99_interval_ms") or (None, None)),
+        "answers": level.get("latency_samples"),
         "errors": level["errors_5xx"] + level["errors_other"],
         # Shed by admission control (429): not in the latencies, so always shown beside them.
         "refused_share": level.get("refused_share", 0.0),
@@ -117,6 +122,36 @@ def batching_under_load(level: Level | None) -> dict[str, Any] | None:
              if summary["mean"] is not None]
     return {"load": f"c={level['concurrency']}", "stages": level["batch_sizes"],
             "smallest_mean": min(means) if means else None}
+
+
+def tail_where(point: dict[str, Any] | None, limit: float, none: str) -> str:
+    """Where a tail target was read, and whether its sample settles the verdict: a p99 under
+    the limit is shown only when the interval's upper side is under it too, a miss when the
+    lower side is over it. A p99 from a few dozen answers is close to their maximum and settles
+    neither way: bounding it at all takes `samples_to_bound(0.99)` answers."""
+    if point is None:
+        return none
+    low, high = point.get("p99_interval_ms") or (None, None)
+    answers = point.get("answers")
+    where = point["load"]
+    if point.get("p99_is_lower_bound"):
+        where += "; p99 is a lower bound (unfinished requests)"
+    if answers is None:  # a level recorded before the interval was
+        return where
+    interval = f"{_ms_text(low)}-{_ms_text(high)} ms"
+    if high is not None and high < limit:
+        reading = "settled: under the limit"
+    elif low is not None and low >= limit:
+        reading = "settled: over the limit"
+    else:
+        reading = "not settled by this sample"
+        if high is None:
+            reading += f" (an upper bound takes >= {samples_to_bound(0.99)} answers)"
+    return f"{where}; p99 95% interval {interval} from {answers} answers, {reading}"
+
+
+def _ms_text(value: float | None) -> str:
+    return "unbounded" if value is None else f"{value:.0f}"
 
 
 def _total_5xx(levels: list[Level]) -> int:
@@ -177,13 +212,13 @@ def headline(
         targets = [P50_AT_C1.check(p50_c1, "c=1"), NO_5XX.check(float(total_5xx)),
                    EFFICIENCY.check(efficiency, at_peak)]
     if graph == "full":
-        targets.append(TAIL_CLOSED.check(tail_closed["p99_ms"] if tail_closed else None,
-                                         tail_closed["load"] if tail_closed else "no level"))
+        targets.append(TAIL_CLOSED.check(
+            tail_closed["p99_ms"] if tail_closed else None,
+            tail_where(tail_closed, TAIL_CLOSED.limit, "no level")))
         if open_levels:
-            where = tail_open["load"] if tail_open else "no rate reached 80% of peak"
-            if tail_open and tail_open["p99_is_lower_bound"]:
-                where += "; p99 is a lower bound (unfinished requests)"
-            targets.append(TAIL_OPEN.check(tail_open["p99_ms"] if tail_open else None, where))
+            targets.append(TAIL_OPEN.check(
+                tail_open["p99_ms"] if tail_open else None,
+                tail_where(tail_open, TAIL_OPEN.limit, "no rate reached 80% of peak")))
         targets.append(BATCHING.check(batching["smallest_mean"] if batching else None,
                                       batching["load"] if batching else "no batch sizes"))
     return {

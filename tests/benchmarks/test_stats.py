@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from benchmarks.stats import (
     cpu_ms_in_turn,
+    quantile_interval,
+    samples_to_bound,
     summarize_batch_sizes,
     summarize_calls_ms,
     summarize_ms,
@@ -19,6 +22,35 @@ def test_summarize_ms_interpolates_linearly() -> None:
 
 def test_summarize_ms_without_samples_is_all_none() -> None:
     assert set(summarize_ms([]).values()) == {None}
+
+
+def test_quantile_interval_of_a_p99_needs_enough_values_for_an_upper_side() -> None:
+    assert samples_to_bound(0.99) == 368  # 0.99 ** 368 < 0.025 < 0.99 ** 367
+    values = [float(v) for v in range(1, 78)]  # 77 values, shuffled order does not matter
+    assert quantile_interval(values[::-1], 0.99) == (74.0, None)
+    assert quantile_interval([float(v) for v in range(1, 368)], 0.99)[1] is None
+    assert quantile_interval([float(v) for v in range(1, 369)], 0.99) == (360.0, 368.0)
+
+
+def test_quantile_interval_of_a_median() -> None:
+    # 100 values: ranks 40 and 61 hold the median with >= 95% (the binomial's 2.5% tails).
+    assert quantile_interval([float(v) for v in range(1, 101)], 0.5) == (40.0, 61.0)
+    assert quantile_interval([], 0.5) == (None, None)
+    with pytest.raises(ValueError, match="strictly between"):
+        quantile_interval([1.0], 1.0)
+
+
+def test_quantile_interval_covers_the_true_p99_at_least_95_percent_of_the_time() -> None:
+    # Exponential latencies: the true p99 is ln(100) x the mean. Seeded, so it cannot flake.
+    rng = np.random.default_rng(7)
+    true_p99 = float(np.log(100.0))
+    trials = 2000
+    covered = 0
+    for _ in range(trials):
+        low, high = quantile_interval(rng.exponential(1.0, 500), 0.99)
+        assert low is not None and high is not None
+        covered += low <= true_p99 <= high
+    assert covered / trials >= 0.94  # nominal >= 0.95; 2000 trials leave ~0.005 of noise
 
 
 def test_summarize_calls_ms() -> None:

@@ -18,6 +18,7 @@ from benchmarks.targets import (
     headline,
     highest_load_near_peak,
     littles_law_ms,
+    tail_where,
 )
 
 
@@ -117,6 +118,44 @@ def test_headline_open_loop_target_on_highest_qualifying_rate() -> None:
     check = next(c for c in head["targets"] if c["target"] == TAIL_OPEN.name)
     assert check["where"] == "4.95/s offered"
     assert (check["value"], check["passed"]) == (950.0, True)
+
+
+def _with_interval(level: dict[str, Any], answers: int, low: float | None,
+                   high: float | None) -> dict[str, Any]:
+    return {**level, "latency_samples": answers, "p99_interval_ms": [low, high]}
+
+
+def test_an_open_loop_p99_from_a_short_window_is_shown_as_not_settled() -> None:
+    # 77 answers: the p99 is about their maximum, and no upper bound exists at 95%.
+    open_levels = [*OPEN[:2], _with_interval(_level(None, 4.6, 950.0, rate=4.95), 77, 870.0,
+                                             None)]
+    head = headline("full", {"images_per_s": 8.0, "cpu_ms_per_image": 240.0}, CLOSED,
+                    open_levels)
+    check = next(c for c in head["targets"] if c["target"] == TAIL_OPEN.name)
+    assert check["passed"] is True  # the verdict stays the point estimate's
+    assert check["where"] == ("4.95/s offered; p99 95% interval 870-unbounded ms from 77 "
+                              "answers, not settled by this sample (an upper bound takes >= "
+                              "368 answers)")
+    assert head["tail_near_peak_open"]["p99_interval_ms"] == [870.0, None]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "reading"),
+    [
+        pytest.param(700.0, 940.0, "settled: under the limit", id="under"),
+        pytest.param(1010.0, 1400.0, "settled: over the limit", id="over"),
+        pytest.param(900.0, 1100.0, "not settled by this sample", id="straddles"),
+    ],
+)
+def test_tail_where_reads_the_interval_against_the_limit(low: float, high: float,
+                                                         reading: str) -> None:
+    point = {"load": "c=64", "p99_interval_ms": [low, high], "answers": 500}
+    assert tail_where(point, 1000.0, "no level").endswith(f"from 500 answers, {reading}")
+
+
+def test_tail_where_of_a_level_recorded_without_an_interval() -> None:
+    assert tail_where({"load": "c=64"}, 1000.0, "no level") == "c=64"
+    assert tail_where(None, 1000.0, "no level") == "no level"
 
 
 def test_headline_technical_graph_has_the_backbone_targets_only() -> None:

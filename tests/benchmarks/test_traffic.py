@@ -76,6 +76,20 @@ def test_open_loop_counts_latency_by_arrival_and_unfinished_as_lower_bound() -> 
     assert level.errors_other == 1
     assert level.status_counts == {"200": 2, UNFINISHED: 1}
     assert level.load == "2.00/s"
+    # Three latencies (200, 1500, 2200 ms) bound a p99 only from below: the chance that two of
+    # them lie above the true p99 is 0.0003, that all three lie below it 0.97.
+    assert (level.latency_samples, level.p99_interval_ms) == (3, (1500.0, None))
+
+
+def test_a_level_of_enough_answers_bounds_its_p99() -> None:
+    # 400 answers, 1..400 ms: the true p99 lies between two of them with 95% confidence.
+    samples = [_ok(1.0 + i / 1000, 1.0 + i / 1000 + (i + 1) / 1000) for i in range(400)]
+    level = summarize_level(samples, (1.0, 3.0), concurrency=4)
+    low, high = level.p99_interval_ms
+    assert level.latency_samples == 400
+    assert low is not None and high is not None
+    assert low <= level.latency_ms["p99"] <= high
+    assert (low, high) == pytest.approx((392.0, 400.0))
 
 
 def test_refused_listings_are_shed_not_errors_nor_latencies() -> None:
