@@ -162,6 +162,8 @@ def render_graph(graph: Result, settings: Result) -> list[str]:
         lines += ["", *_batch_lines(graph)]
     if graph["open_loop"]:
         lines += ["", *_open_lines(graph, settings)]
+    if graph.get("tail_confirmations"):
+        lines += ["", *_confirmation_lines(graph)]
     lines += ["", *_headline_lines(graph)]
     return lines
 
@@ -325,6 +327,22 @@ def _open_lines(graph: Result, settings: Result) -> list[str]:
         "the latency, which counts from the due time. p99 from send leaves it out. The targets "
         "use the latency from the due time)",
     ]
+    return lines
+
+
+def _confirmation_lines(graph: Result) -> list[str]:
+    """The tail targets' loads measured again in longer windows (sweep.TailConfirmation)."""
+    lines = ["Tail targets' loads measured again, long enough to bound a p99 (the targets read "
+             "these windows):",
+             "  load          window s  answers  images/s  p50 ms   p95 ms   p99 ms  p99 95% CI"
+             "   429  5xx  other"]
+    for level in graph["tail_confirmations"]:
+        latency = level["latency_ms"]
+        lines.append(
+            f"  {level['confirms']:12}  {level['window_s']:8.0f}  {level['latency_samples']:7d}"
+            f"  {level['images_per_s']:8.2f}  {_fmt(latency['p50']):>6}  {_fmt(latency['p95']):>7}"
+            f"  {_fmt(latency['p99']):>7}  {_interval(level):>10}  {level['refused']:4d}"
+            f"  {level['errors_5xx']:3d}  {level['errors_other']:5d}")
     return lines
 
 

@@ -28,7 +28,7 @@ from benchmarks.service import (
     write_technical_config,
 )
 from benchmarks.soak import SoakPlan
-from benchmarks.sweep import GraphPlan, describe_config, run_graph
+from benchmarks.sweep import GraphPlan, TailConfirmation, describe_config, run_graph
 from benchmarks.traffic import Payload
 
 logger = logging.getLogger("benchmarks")
@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measured seconds per open-loop rate (default 20)")
     add("--open-warmup", type=float, default=2.0,
         help="unmeasured seconds of Poisson arrivals before each rate's window (default 2)")
+    add("--confirm-answers", type=int, default=400,
+        help="after the sweeps, the load each p99 target is read at (full graph) runs again "
+             "until it has this many answers, so that its p99 has a 95%% upper bound (that "
+             "takes 368); 0: read the targets on the sweep's own short windows (default 400)")
+    add("--confirm-max-seconds", type=float, default=150.0,
+        help="... for at most this many seconds each (default 150)")
     add("--soak-seconds", type=float, default=600.0,
         help="after the full graph's open loop, a soak of this many measured seconds at "
              "--soak-share of the closed-loop peak: 5xx, shed share, p99 per minute, RSS per "
@@ -127,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.model_batches, args.model_min_s = "1,8", 0.5
         args.batch_sizes = "16,32"
         args.soak_seconds = 0.0
+        args.confirm_answers = 0
     args.out_dir = args.out_dir or (RESULTS_DIR / "quick" if args.quick else RESULTS_DIR)
     try:
         args.levels = [int(level) for level in args.levels.split(",") if level.strip()]
@@ -155,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             or not 0 < args.soak_share <= MAX_PEAK_FRACTION):
         parser.error("--soak-seconds and --soak-warmup must be >= 0, --soak-bucket > 0, "
                      f"--soak-share in (0, {MAX_PEAK_FRACTION:g}]")
+    if args.confirm_answers < 0 or args.confirm_max_seconds <= 0:
+        parser.error("--confirm-answers must be >= 0 and --confirm-max-seconds > 0")
     if args.models_only and args.skip_models:
         parser.error("--models-only and --skip-models exclude each other")
     return args
@@ -169,8 +178,10 @@ def graph_plans(args: argparse.Namespace, workdir: Path) -> list[GraphPlan]:
         if name == "full":
             soak = (SoakPlan(args.soak_seconds, args.soak_warmup, args.soak_bucket,
                              args.soak_share) if args.soak_seconds > 0 else None)
+            confirm = (TailConfirmation(args.confirm_answers, args.confirm_max_seconds)
+                       if args.confirm_answers > 0 else None)
             plans.append(GraphPlan("full", args.config, describe_config(args.config), rates,
-                                   soak))
+                                   confirm, soak))
         else:
             config = write_technical_config(args.config, workdir / "technical.yaml")
             plans.append(GraphPlan("technical", config, "technical-only variant of "
@@ -220,6 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "open_loop": {"rates": [str(rate) for rate in args.open_loop],
                           "on": args.open_loop_on, "duration_s": args.open_duration,
                           "warmup_s": args.open_warmup},
+            "tail_confirmation": {"answers": args.confirm_answers,
+                                  "max_seconds": args.confirm_max_seconds},
             "images": args.images,
             "image": ("dev-set photos (benchmarks/devset), one per listing"
                       if args.image_set == "devset" else

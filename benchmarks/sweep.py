@@ -1,5 +1,6 @@
 """One graph's measurements: its in-process limit, then the served graph under the closed-loop
-sweep and, where asked, the open-loop rates, on one `serve run` that is always stopped."""
+sweep and, where asked, the open-loop rates, each tail target's load measured again until its
+p99 can be bounded, and the soak, on one `serve run` that is always stopped."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from benchmarks.loadgen import LoadGenerator
 from benchmarks.samples import LevelResult
 from benchmarks.service import REPO_ROOT, ServeService, application_args
 from benchmarks.soak import SoakPlan, run_soak
-from benchmarks.targets import headline
+from benchmarks.targets import Level, headline, highest_load_near_peak
 from benchmarks.traffic import Payload
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,31 @@ class GraphPlan:
     config: Path  # the serve config to run (the technical one is a temporary variant)
     described_as: str  # how the report names the config
     open_rates: list[OfferedRate] = field(default_factory=list)
+    # After the sweeps: each tail target's load again, long enough to bound its p99.
+    confirm: TailConfirmation | None = None
     soak: SoakPlan | None = None  # after the open loop, at a share of the closed-loop peak
+
+
+@dataclass(frozen=True)
+class TailConfirmation:
+    """The p99 targets are read at the most loaded closed-loop level and open-loop rate that
+    still reach 80% of the peak. A sweep's short windows hold a few dozen answers there, whose
+    p99 is about their largest and has no upper bound (benchmarks/stats.quantile_interval); so
+    each of those loads runs once more for a window long enough to hold `answers` answers at the
+    rate it answered in the sweep, at most `max_seconds`, and the targets read that window."""
+
+    answers: int
+    max_seconds: float
+
+    def window_s(self, level: Level) -> float | None:
+        """Seconds of confirmation `level` needs; None when its own window holds enough."""
+        held = level.get("latency_samples") or 0
+        if held >= self.answers:
+            return None
+        per_s = held / level["window_s"] if level["window_s"] > 0 else 0.0
+        if per_s <= 0:
+            return self.max_seconds
+        return round(min(self.max_seconds, self.answers / per_s), 1)
 
 
 def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload],
@@ -99,6 +124,23 @@ def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload]
             level = measured(partial(generator.run_rate, per_s, args.open_warmup,
                                      args.open_duration, seed=index))
             open_levels.append({**level, "rate": str(rate)})
+        confirmations: list[dict[str, Any]] = []
+        if plan.confirm and levels:
+            closed_tail = highest_load_near_peak(levels, peak, lambda level: level["concurrency"])
+            seconds = plan.confirm.window_s(closed_tail) if closed_tail else None
+            if closed_tail and seconds:
+                concurrency = closed_tail["concurrency"]
+                level = measured(partial(generator.run_level, concurrency,
+                                         level_warmup_s(concurrency, args.warmup, peak), seconds))
+                confirmations.append({**level, "confirms": f"c={concurrency}"})
+            open_tail = highest_load_near_peak(open_levels, peak,
+                                               lambda level: level["offered_per_s"])
+            seconds = plan.confirm.window_s(open_tail) if open_tail else None
+            if open_tail and seconds:
+                level = measured(partial(generator.run_rate, open_tail["offered_per_s"],
+                                         args.open_warmup, seconds, seed=len(open_levels)))
+                confirmations.append({**level, "rate": open_tail["rate"],
+                                      "confirms": f"{open_tail['offered_per_s']:.2f}/s"})
         soak = None
         if plan.soak:
             soak = run_soak(generator, monitor, peak, plan.soak)
@@ -122,8 +164,9 @@ def run_graph(plan: GraphPlan, images: list[BenchImage], payloads: list[Payload]
         "service": service_info,
         "levels": levels,
         "open_loop": open_levels,
+        "tail_confirmations": confirmations,
         "soak": soak,
-        "headline": headline(plan.name, inprocess_figures, levels, open_levels),
+        "headline": headline(plan.name, inprocess_figures, levels, open_levels, confirmations),
     }
 
 

@@ -104,6 +104,8 @@ def _tail_point(level: Level | None, peak: float | None, kind: Literal["closed",
         # The p99's 95% interval, and how many answers it comes from (stats.quantile_interval).
         "p99_interval_ms": list(level.get("p99_interval_ms") or (None, None)),
         "answers": level.get("latency_samples"),
+        "window_s": level.get("window_s"),
+        "confirmation": "confirms" in level,  # read on the load's longer, second window
         "errors": level["errors_5xx"] + level["errors_other"],
         # Shed by admission control (429): not in the latencies, so always shown beside them.
         "refused_share": level.get("refused_share", 0.0),
@@ -134,6 +136,8 @@ def tail_where(point: dict[str, Any] | None, limit: float, none: str) -> str:
     low, high = point.get("p99_interval_ms") or (None, None)
     answers = point.get("answers")
     where = point["load"]
+    if point.get("confirmation"):
+        where += f" measured again for {point['window_s']:.0f} s"
     if point.get("p99_is_lower_bound"):
         where += "; p99 is a lower bound (unfinished requests)"
     if answers is None:  # a level recorded before the interval was
@@ -159,17 +163,29 @@ def _total_5xx(levels: list[Level]) -> int:
                for level in levels)
 
 
+def confirmed(level: Level | None, confirmations: list[Level]) -> Level | None:
+    """`level`, or the longer window its load was measured again in (sweep.TailConfirmation):
+    the same mode at the same concurrency or offered rate."""
+    if level is None:
+        return None
+    key = "concurrency" if level["mode"] == "closed" else "offered_per_s"
+    return next((again for again in confirmations
+                 if again["mode"] == level["mode"] and again[key] == level[key]), level)
+
+
 def headline(
     graph: str, inprocess: dict[str, Any], levels: list[Level],
-    open_levels: list[Level] | None = None,
+    open_levels: list[Level] | None = None, confirmations: list[Level] | None = None,
 ) -> dict[str, Any]:
     """The figures the issues ask for, and each target checked with its margin. Both graphs get
     no 5xx and the serving efficiency; the technical-only graph also the backbone's p50 at c=1,
-    the full graph the latency-under-load and batching targets."""
+    the full graph the latency-under-load and batching targets. A tail target is read on its
+    load's confirmation window where there is one (`confirmations`), else on the sweep's."""
     open_levels = open_levels or []
+    confirmations = confirmations or []
     by_concurrency = {level["concurrency"]: level for level in levels}
     p50_c1 = by_concurrency[1]["latency_ms"]["p50"] if 1 in by_concurrency else None
-    total_5xx = _total_5xx(levels) + _total_5xx(open_levels)
+    total_5xx = _total_5xx(levels) + _total_5xx(open_levels) + _total_5xx(confirmations)
     peak = max(levels, key=lambda level: level["images_per_s"]) if levels else None
     peak_images_per_s = peak["images_per_s"] if peak else None
     efficiency = (
@@ -190,8 +206,9 @@ def headline(
     )
     open_near_peak = highest_load_near_peak(open_levels, peak_images_per_s,
                                             lambda level: level["offered_per_s"])
-    tail_closed = _tail_point(closed_near_peak, peak_images_per_s, "closed")
-    tail_open = _tail_point(open_near_peak, peak_images_per_s, "open")
+    tail_closed = _tail_point(confirmed(closed_near_peak, confirmations), peak_images_per_s,
+                              "closed")
+    tail_open = _tail_point(confirmed(open_near_peak, confirmations), peak_images_per_s, "open")
     # "Under load": the same level as the closed-loop tail, the most loaded that still serves
     # near the peak. At the peak level itself a small closed loop can self-synchronise into a
     # conveyor (each listing reaching a stage as the previous one leaves), which forms no batch.
