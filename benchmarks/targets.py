@@ -138,6 +138,9 @@ def tail_where(point: dict[str, Any] | None, limit: float, none: str) -> str:
     where = point["load"]
     if point.get("confirmation"):
         where += f" measured again for {point['window_s']:.0f} s"
+        # The load was chosen on the sweep's short window; the longer one may fall short.
+        if point["share_of_peak"] < PEAK_SHARE:
+            where += f", at {point['share_of_peak']:.0%} of the peak there"
     if point.get("p99_is_lower_bound"):
         where += "; p99 is a lower bound (unfinished requests)"
     if answers is None:  # a level recorded before the interval was

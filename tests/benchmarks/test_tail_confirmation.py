@@ -77,6 +77,17 @@ def test_the_tail_targets_read_the_longer_windows() -> None:
     assert (opened["value"], opened["passed"]) == (1150.0, False)
     assert opened["where"].endswith("from 410 answers, settled: over the limit")
     assert head["tail_near_peak_open"]["confirmation"] is True
+    # 3.9 of the peak 4.5 in the sweep's window, 3.8 in the longer one: still >= 80%.
+    assert "of the peak there" not in opened["where"]
+
+
+def test_a_confirmation_below_80_percent_of_the_peak_says_so() -> None:
+    slower = [AGAIN[0], {**AGAIN[1], "images_per_s": 3.2}]  # 71% of the 4.5 peak
+    head = headline("full", {"images_per_s": 5.0, "cpu_ms_per_image": 300.0}, CLOSED, OPEN,
+                    slower)
+    opened = next(c for c in head["targets"] if c["target"] == TAIL_OPEN.name)
+    assert opened["where"].startswith("5.40/s offered measured again for 108 s, at 71% of the "
+                                      "peak there;")
 
 
 def test_without_confirmations_the_targets_read_the_sweep() -> None:
