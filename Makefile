@@ -25,8 +25,9 @@ test: lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	# The text detector's variants (FP32, INT8, 480 canvas) against FP32 on one thread, then the
-	# service, ending with the full graph's 10-minute soak at 80% of its peak (issue 13);
+	# The text detector's variants (FP32, INT8, 480 canvas, the tiny model, OpenVINO) against
+	# FP32 on one thread, then the service, ending with the full graph's 10-minute soak at 80%
+	# of its peak (issue 13);
 	# --quick in BENCH_ARGS shortens both and skips the soak, --soak-seconds N sets its length.
 	$(BIN)/python -m benchmarks.text_detector --json benchmarks/results/text_detector.json \
 		$(if $(findstring --quick,$(BENCH_ARGS)),--quick)

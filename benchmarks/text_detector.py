@@ -6,11 +6,13 @@ thread at the 640 canvas.
 Variants: the FP32 model at ONNX Runtime's three graph optimisation levels, the INT8 QDQ model
 (models/weights/ppocr-v6-det-small-int8.onnx), and both at a 480 canvas, each loaded as the
 service loads it (subnormal weights zeroed: models/runtime/subnormals.py); the FP32 file as
-shipped, subnormals kept (`fp32-640-shipped`, the reference: what issue 11 measured); where
-OpenVINO is installed, the FP32 file on OpenVINO asked for bfloat16 (`OpenVinoCpu`, what
+shipped, subnormals kept (`fp32-640-shipped`, the reference: what issue 11 measured); PP-OCRv6
+tiny (`tiny-640`, a candidate the service does not run: `ModelArtifact.candidate` says why);
+where OpenVINO is installed, the FP32 file on OpenVINO asked for bfloat16 (`OpenVinoCpu`, what
 `cpu_precision: auto` runs for the other detectors on hosts with native bf16, not for this one:
 it changed a dev-set verdict; a CPU without bf16 emulates it or runs f32, and the JSON's
-`precision` says which). Each is timed at batch 1 and 8 with 1 and 2 intra-op threads (no
+`precision` says which) and asked for f32 (OpenVINO's own kernels on the same numbers). Each is
+timed at batch 1 and 8 with 1 and 2 intra-op threads (no
 spinning, as the service's sessions run; OpenVINO's inference threads likewise), on the model
 inputs of the benchmark images, letterboxed as the detector does: per image, process CPU ms and
 wall ms, median and p90 over calls. Ratios are CPU ms (median) of the shipped FP32 file / 1 thread /
@@ -38,7 +40,8 @@ Start-up: seconds to create a session from the shipped file and from an ORT-opti
 offline (`SessionOptions.optimized_model_filepath`).
 The speed-up target's figure comes from a paired run: the reference and the auto choice on one
 thread, batch 1, call by call in turn on the same canvases, so that a shared host's load falls
-on both alike (the table's rows are timed one after another, a minute apart).
+on both alike (the table's rows are timed one after another, a minute apart); the cheaper
+candidates (INT8, tiny, OpenVINO bf16) take their turns in the same rounds.
 Targets (issue 11), printed PASS/MISS: the variant `cpu_precision: auto` runs on this host at
 least 3x cheaper than the reference at 1 thread, batch 1 (square canvases); its label recall
 on the fitted canvas >= 0.9; the fitted canvas's agreement with the square one on the photos
@@ -94,6 +97,8 @@ INT8_AGREEMENT = Target("INT8 640 label recall below FP32 640's by at most", 0.0
 # canvas finds its own under invisible pixel noise (the noise floor), within 0.02.
 FITTED_AGREEMENT = Target("fitted canvas: square canvas's boxes found, below the noise floor by "
                           "at most", 0.02, False, "recall")
+# The cheaper variants timed in turn with the reference too, for ratios under the same load.
+PAIRED_CANDIDATES = ("int8-640", "tiny-640", "openvino-bf16-640")
 MATCH_IOU = 0.5  # a variant box finds an FP32 box again when they overlap at least this much
 INK_FOUND = 0.5  # a stamp is found when at least this share of its ink lies inside boxes
 
@@ -104,10 +109,12 @@ class Variant:
     artifact: ModelArtifact
     level: str  # key of LEVELS (ONNX Runtime's; OpenVINO variants carry "all")
     canvas_px: int
-    runtime: str = "onnxruntime"  # or "openvino" (bf16 asked for)
+    runtime: str = "onnxruntime"  # or "openvino"
     # ONNX Runtime variants: the file as shipped (True), or as the service loads it, subnormal
     # weights zeroed (False).
     as_shipped: bool = False
+    # OpenVINO variants: the execution precision asked for, "bf16" or "fp32".
+    openvino_precision: str = "bf16"
 
     def source(self) -> str | bytes:
         if self.as_shipped:
@@ -117,12 +124,12 @@ class Variant:
     @property
     def precision(self) -> str:
         if self.runtime == "openvino":
-            return "bf16"
+            return self.openvino_precision
         return "int8" if self.artifact.name.endswith("-int8") else "fp32"
 
 
 def variants() -> list[Variant]:
-    from models.artifacts import int8_variant
+    from models.artifacts import TEXT_DETECTOR_TINY, int8_variant
 
     int8 = int8_variant(TEXT_DETECTOR)
     found = [
@@ -134,10 +141,14 @@ def variants() -> list[Variant]:
     ]
     if int8 is not None:
         found += [Variant("int8-640", int8, "all", 640), Variant("int8-480", int8, "all", 480)]
+    # The smaller model of the same family (a candidate the service does not run: its recall).
+    found.append(Variant("tiny-640", TEXT_DETECTOR_TINY, "all", 640))
     from models.runtime.select import openvino_available
 
     if openvino_available():
-        found.append(Variant("openvino-bf16-640", TEXT_DETECTOR, "all", 640, "openvino"))
+        found += [Variant("openvino-bf16-640", TEXT_DETECTOR, "all", 640, "openvino"),
+                  Variant("openvino-fp32-640", TEXT_DETECTOR, "all", 640, "openvino",
+                          openvino_precision="fp32")]
     return found
 
 
@@ -193,7 +204,9 @@ class _SessionRuntime:
             from models.runtime.openvino_cpu import OpenVinoCpu
 
             self._openvino = OpenVinoCpu(variant.artifact.name, variant.artifact.path(),
-                                         threads=threads, precision="bf16")
+                                         threads=threads,
+                                         precision="fp32" if variant.precision == "fp32"
+                                         else "bf16")
             self.info = self._openvino.info  # its precision: what OpenVINO compiled
             return
         self._session = session(variant.source(), variant.level, threads)
@@ -285,19 +298,26 @@ def time_variant(variant: Variant, threads: int, batch: int, inputs: np.ndarray,
 
 
 def paired_speedup(reference: Variant, variant: Variant, inputs: np.ndarray,
-                   rounds: int) -> dict[str, Any]:
+                   rounds: int, others: Sequence[Variant] = ()) -> dict[str, Any]:
     """The reference and `variant` on one thread, batch 1, call by call in turn over the same
     canvases for `rounds` rounds (`cpu_ms_in_turn`): the same FP32 session took 118 ms one
-    evening and 155-176 ms at other hours of the next day, so only a paired ratio holds."""
+    evening and 155-176 ms at other hours of the next day, so only a paired ratio holds.
+    `others` (the cheaper candidates) take their turns in the same rounds: their ratios to the
+    reference under the same load, under "others"."""
     runtimes = {"reference": _SessionRuntime(reference, 1), "variant": _SessionRuntime(variant, 1)}
+    runtimes |= {other.name: _SessionRuntime(other, 1) for other in others}
     cpu = cpu_ms_in_turn(
         {name: lambda feed, runtime=runtime: runtime.run({"x": feed})  # type: ignore[misc]
          for name, runtime in runtimes.items()},
         [inputs[i:i + 1] for i in range(len(inputs))], rounds)
-    reference_ms, variant_ms = (float(np.median(cpu[name])) for name in ("reference", "variant"))
+    median = {name: float(np.median(times)) for name, times in cpu.items()}
+    reference_ms, variant_ms = median["reference"], median["variant"]
     return {"reference": reference.name, "variant": variant.name, "calls": len(cpu["reference"]),
             "reference_cpu_ms": reference_ms, "variant_cpu_ms": variant_ms,
-            "ratio": reference_ms / variant_ms}
+            "ratio": reference_ms / variant_ms,
+            "others": {other.name: {"cpu_ms": median[other.name],
+                                    "ratio": reference_ms / median[other.name]}
+                       for other in others}}
 
 
 # --- recall ------------------------------------------------------------------------------------
@@ -509,7 +529,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     chosen = auto_variant(features)
     by_name = {variant.name: variant for variant in found}
     paired = paired_speedup(by_name[REFERENCE], by_name[chosen], canvases(images[:8], 640),
-                            rounds=1 if quick else 3)
+                            rounds=1 if quick else 3,
+                            others=[by_name[name] for name in PAIRED_CANDIDATES
+                                    if name in by_name and name != chosen])
     fitted = fitted_canvas(by_name[chosen], images, photos, real[chosen])
     result = {
         "auto_variant": chosen,
@@ -565,6 +587,10 @@ def render(result: dict[str, Any]) -> str:
                  f"{paired['reference']} {paired['reference_cpu_ms']:.1f} CPU ms, "
                  f"{paired['variant']} {paired['variant_cpu_ms']:.1f}: {paired['ratio']:.2f}x "
                  "(the speed-up target's figure)")
+    if paired.get("others"):
+        lines.append("  in the same turns: " + ", ".join(
+            f"{name} {other['cpu_ms']:.1f} CPU ms, {other['ratio']:.2f}x"
+            for name, other in paired["others"].items()))
     lines.append(f"{'variant':<18} {'recall vs labels':>16} {'vs fp32-640':>11} "
                  f"{'fp32 finds its boxes':>20} {'real vs fp32-640':>16} {'overlay changed':>15}")
     for recall in result["recall"]:
@@ -602,7 +628,8 @@ def subnormal_lines(timings: Sequence[dict[str, Any]]) -> list[str]:
     if "fp32-640" not in ratio:
         return []
     others = [f"{name} {ratio['fp32-640'] / ratio[name]:.2f}"
-              for name in ("int8-640", "openvino-bf16-640") if name in ratio]
+              for name in ("int8-640", "tiny-640", "openvino-bf16-640", "openvino-fp32-640")
+              if name in ratio]
     return [f"subnormal weights zeroed (as the service loads the file): FP32 "
             f"{ratio['fp32-640']:.2f}x cheaper than the file as shipped"
             + (f"; CPU ms against zeroed FP32: {', '.join(others)}" if others else "")]

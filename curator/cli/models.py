@@ -73,6 +73,8 @@ def _list(args: argparse.Namespace) -> int:
             state = f"ALTERED {path}"
         else:
             state = str(path)
+        if artifact.candidate:
+            state += "  (a benchmark candidate, not served)"
         rows.append((artifact.name, f"{artifact.wheel_spec}:{artifact.member}",
                      artifact.sha256[:16], artifact.licence, state))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
@@ -125,7 +127,7 @@ def _build_engines(args: argparse.Namespace) -> int:
 
     cache = EngineCache(args.engine_dir or default_engine_dir())
     onnx_artifacts = [artifact for artifact in all_artifacts()
-                      if artifact.member.endswith(".onnx")
+                      if artifact.member.endswith(".onnx") and not artifact.candidate
                       and (args.model is None or artifact.name in args.model)]
     failed = 0
     for artifact in onnx_artifacts:

@@ -1,5 +1,6 @@
-"""The text-detector benchmark's OpenVINO bf16 variant: listed where OpenVINO is installed, timed
-through the service's own `OpenVinoCpu`, and its precision reported as OpenVINO compiled it."""
+"""The text-detector benchmark's variants: OpenVINO in bf16 and f32, listed where OpenVINO is
+installed, timed through the service's own `OpenVinoCpu`, their precision reported as OpenVINO
+compiled it; the PP-OCRv6 tiny candidate; the targets and the paired run."""
 
 from __future__ import annotations
 
@@ -40,6 +41,42 @@ def test_openvino_variant_runs_and_reports_what_compiled() -> None:
     assert timing.calls >= 2
     assert timing.precision == runtime.info.precision
     assert timing.cpu_ms["p50"] > 0
+
+
+@needs_openvino
+def test_openvino_fp32_variant_runs_the_same_file_in_f32() -> None:
+    found = {variant.name: variant for variant in variants()}
+    variant = found["openvino-fp32-640"]
+    assert (variant.runtime, variant.precision) == ("openvino", "fp32")
+    assert variant.artifact == found["fp32-640"].artifact
+    runtime = _SessionRuntime(variant, threads=1)
+    assert (runtime.info.runtime, runtime.info.precision) == ("openvino", "fp32")
+    # f32 on OpenVINO's kernels computes ONNX Runtime's map up to float rounding.
+    inputs = np.random.default_rng(2).random((1, 3, 64, 96), dtype=np.float32)
+    (ours,) = _SessionRuntime(found["fp32-640"], threads=1).run({"x": inputs}).values()
+    (theirs,) = runtime.run({"x": inputs}).values()
+    assert ours.shape == theirs.shape == (1, 1, 64, 96)
+    assert float(np.abs(ours - theirs).max()) < 1e-3
+
+
+def test_tiny_candidate_is_measured_but_never_served() -> None:
+    from models.artifacts import TEXT_DETECTOR, TEXT_DETECTOR_TINY
+    from models.detectors.text import TextDetector
+    from models.preprocess import Preprocessor
+    from tests.models.detectors import text_scenes
+    from tests.support import synthetic
+
+    variant = next(v for v in variants() if v.name == "tiny-640")
+    assert variant.artifact == TEXT_DETECTOR_TINY and variant.precision == "fp32"
+    assert TEXT_DETECTOR_TINY.candidate and not TEXT_DETECTOR.candidate
+    TEXT_DETECTOR_TINY.verify()  # fetched with the others by `curator models fetch`
+    # The same input and output contract as the small model: the whole detector runs on it and
+    # finds the caption drawn on a product photo.
+    scene = text_scenes.overlay_scene(0)
+    inputs = Preprocessor().run(synthetic.to_jpeg_bytes(scene.image)).model_inputs
+    (found,) = TextDetector(_SessionRuntime(variant, threads=1)).detect([inputs])
+    assert found.attributes["text.box_count"] >= 1
+    assert found.attributes["text.overlay"] is True
 
 
 def _features(*flags: str) -> CpuFeatures:
@@ -121,6 +158,10 @@ def test_the_paired_run_times_both_in_turn_on_the_same_canvases() -> None:
 
     found = {variant.name: variant for variant in variants()}
     inputs = np.random.default_rng(1).random((2, 3, 64, 96), dtype=np.float32)
-    paired = paired_speedup(found[REFERENCE], found["fp32-640"], inputs, rounds=2)
+    paired = paired_speedup(found[REFERENCE], found["fp32-640"], inputs, rounds=2,
+                            others=[found["tiny-640"]])
     assert (paired["reference"], paired["variant"], paired["calls"]) == (REFERENCE, "fp32-640", 4)
     assert paired["ratio"] == pytest.approx(paired["reference_cpu_ms"] / paired["variant_cpu_ms"])
+    # A candidate in the same turns is read against the same reference median.
+    tiny = paired["others"]["tiny-640"]
+    assert tiny["ratio"] == pytest.approx(paired["reference_cpu_ms"] / tiny["cpu_ms"])

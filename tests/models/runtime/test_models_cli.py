@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from curator.cli.models import EXIT_OK, EXIT_UNSUPPORTED, add_models_commands
-from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, all_artifacts
+from models.artifacts import NUDITY_DETECTOR, TEXT_DETECTOR, TEXT_DETECTOR_TINY, all_artifacts
 from models.runtime.engine_cache import EngineCache, EngineKey
 from models.runtime.profiles import profile_for
 
@@ -28,6 +28,8 @@ def test_list_shows_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
         assert artifact.name in out and artifact.wheel_spec in out and artifact.sha256[:16] in out
     assert str(NUDITY_DETECTOR.local_path) in out  # fetched by `make install`
     assert "AGPL-3.0" in out
+    (tiny,) = [line for line in out.splitlines() if line.startswith(TEXT_DETECTOR_TINY.name)]
+    assert tiny.endswith("(a benchmark candidate, not served)")
     assert f"TensorRT engines in {tmp_path}: none" in out
 
 
