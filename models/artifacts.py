@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from curator.contracts.registry import Registry
 
@@ -195,6 +196,15 @@ def fetch_all() -> list[Path]:
 
 # --- The artifacts -----------------------------------------------------------------------------
 
+# What every PP-OCR DBNet detector file here shares: its input and output.
+_PP_OCR_DETECTOR_FACTS: dict[str, Any] = {
+    "input_name": "x",
+    "input_layout": "NCHW float32 RGB, H and W multiples of 32",
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+    "extra": {"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+}
+
 TEXT_DETECTOR = register(
     ModelArtifact(
         name="ppocr-v6-det-small",
@@ -204,11 +214,7 @@ TEXT_DETECTOR = register(
         sha256="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
         licence="Apache-2.0",
         description="PaddleOCR PP-OCRv6 small text detector (DBNet): a text probability map",
-        input_name="x",
-        input_layout="NCHW float32 RGB, H and W multiples of 32",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+        **_PP_OCR_DETECTOR_FACTS,
         int8="ppocr-v6-det-small-int8",
     )
 )
@@ -223,11 +229,7 @@ TEXT_DETECTOR_INT8 = register(
         licence="Apache-2.0",
         description="PP-OCRv6 small text detector, static QDQ INT8 (per-channel QInt8 weights, "
                     "QUInt8 activations, FP32 head); runs when cpu_precision is int8",
-        input_name="x",
-        input_layout="NCHW float32 RGB, H and W multiples of 32",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+        **_PP_OCR_DETECTOR_FACTS,
         made_by="tools/quantize_text_detector.py",
     )
 )
@@ -243,11 +245,7 @@ TEXT_DETECTOR_TINY = register(
         sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
         licence="Apache-2.0",
         description="PaddleOCR PP-OCRv6 tiny text detector (DBNet): a text probability map",
-        input_name="x",
-        input_layout="NCHW float32 RGB, H and W multiples of 32",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        extra={"output": "N x 1 x H x W probability of text", "binary_threshold": "0.3"},
+        **_PP_OCR_DETECTOR_FACTS,
         candidate="a third of the small model's CPU, but it loses text the small one finds: "
                   "on held-out dev-set photos it finds 0.71 of the small model's boxes (noise "
                   "floor 0.97), and on the dev set it misses three overlay texts (overlay "
