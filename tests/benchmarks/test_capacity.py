@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_serve_settings_hold_the_target_utilisation() -> None:
 def test_measured_inputs_come_from_the_bench_results(tmp_path: Path) -> None:
     measured = capacity.load_measured()
     data = json.loads(capacity.MEASURED.read_text())
-    peak = max(data["graphs"]["full"]["levels"], key=lambda level: level["images_per_s"])
+    peak = capacity.planning_level(data["graphs"]["full"]["levels"])
     assert measured.images_per_s == peak["images_per_s"]
     assert measured.cpu_ms["extractor"] == peak["service_cpu_ms_per_image_by_role"][
         "replica:AttributeExtractor"]
@@ -124,6 +125,20 @@ def test_measured_inputs_come_from_the_bench_results(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     other.write_text(json.dumps(data))
     assert capacity.load_measured(other).cpu_ms["preprocess"] == 123.0
+
+
+def test_the_plan_reads_the_fastest_level_that_shed_almost_nothing() -> None:
+    def level(concurrency: int, images_per_s: float, refused_share: float) -> dict[str, Any]:
+        return {"concurrency": concurrency, "images_per_s": images_per_s,
+                "refused_share": refused_share}
+
+    levels = [level(1, 3.1, 0.0), level(2, 3.6, 0.0), level(4, 3.7, 0.04),
+              level(16, 3.9, 0.49), level(64, 4.2, 0.70)]
+    # c=64 is the peak, but 70% of its requests were refused: c=4 is the one to plan on.
+    assert capacity.planning_level(levels)["concurrency"] == 4
+    # Where every level shed, the fastest of them.
+    assert capacity.planning_level([level(16, 3.9, 0.5), level(64, 4.2, 0.7)])[
+        "concurrency"] == 64
 
 
 def test_doc_holds_what_the_script_writes() -> None:
