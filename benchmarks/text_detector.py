@@ -70,7 +70,7 @@ from models.detectors.base import Detections, Detector, FrameBox
 from models.detectors.text import TextDetector, letterbox, normalise
 from models.detectors.text_settings import TextDetectorSettings
 from models.preprocess import ModelInputs, Preprocessor
-from models.runtime.base import RuntimeInfo
+from models.runtime.base import Precision, RuntimeInfo
 from models.runtime.cpu_features import CpuFeatures, cpu_features
 from models.runtime.subnormals import loadable_model
 
@@ -114,7 +114,7 @@ class Variant:
     # weights zeroed (False).
     as_shipped: bool = False
     # OpenVINO variants: the execution precision asked for, "bf16" or "fp32".
-    openvino_precision: str = "bf16"
+    openvino_precision: Precision = "bf16"
 
     def source(self) -> str | bytes:
         if self.as_shipped:
@@ -205,8 +205,7 @@ class _SessionRuntime:
 
             self._openvino = OpenVinoCpu(variant.artifact.name, variant.artifact.path(),
                                          threads=threads,
-                                         precision="fp32" if variant.precision == "fp32"
-                                         else "bf16")
+                                         precision=variant.openvino_precision)
             self.info = self._openvino.info  # its precision: what OpenVINO compiled
             return
         self._session = session(variant.source(), variant.level, threads)
