@@ -36,6 +36,10 @@ rounded up to 32, its longest side still 640), for the auto choice on one thread
 held-out photo through the whole detector against the square canvas, both in turn on each photo;
 the share of the square canvas's boxes it finds again beside the noise floor; overlay verdicts
 changed; its label recall.
+Headroom (`benchmarks.roofline`): each variant's multiply-accumulates per CPU second on one
+thread, batch 1, over this core's GEMM ceiling in its precision (ONNX Runtime's FP32 and INT8
+GEMM, OpenVINO's bf16, one thread), and the rate the 3x target asks of the shipped model over
+each ceiling: a target over a precision's ceiling cannot be met in that precision by any runtime.
 Start-up: seconds to create a session from the shipped file and from an ORT-optimised copy saved
 offline (`SessionOptions.optimized_model_filepath`).
 The speed-up target's figure comes from a paired run: the reference and the auto choice on one
@@ -63,6 +67,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.report import measure_and_report
+from benchmarks.roofline import gemm_rates, headroom, multiply_accumulates, needed_rate
 from benchmarks.stats import cpu_ms_in_turn
 from benchmarks.targets import Target, target_line
 from models.artifacts import TEXT_DETECTOR, ModelArtifact
@@ -533,6 +538,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                                     if name in by_name and name != chosen])
     fitted = fitted_canvas(by_name[chosen], images, photos, real[chosen])
     result = {
+        "roofline": roofline(found, timings, paired, gemm_rates()),
         "auto_variant": chosen,
         "cpu": {"model": features.model, "describe": features.describe(),
                 "flags": sorted(features.flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni",
@@ -554,6 +560,28 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     result["targets"] = targets(result)
     return result
+
+
+def roofline(found: Sequence[Variant], timings: Sequence[Timing], paired: dict[str, Any],
+             rates: dict[str, float]) -> dict[str, Any]:
+    """Each variant's rate on one thread, batch 1, against this core's GEMM ceiling in its
+    precision (`rates`: `benchmarks.roofline.gemm_rates`), and the rate the speed-up target asks
+    of the shipped model: how much any runtime could still win here, and in which precisions 3x
+    can exist."""
+    macs = {variant.name: multiply_accumulates(variant.source(),
+                                               (1, 3, variant.canvas_px, variant.canvas_px))
+            for variant in found}
+    variants_at_one = {}
+    for timing in timings:
+        ceiling = rates.get(timing.precision)
+        if (timing.threads, timing.batch) == (1, 1) and ceiling is not None:
+            variants_at_one[timing.variant] = {
+                "precision": timing.precision, "g_macs": macs[timing.variant] / 1e9,
+                **headroom(macs[timing.variant], timing.cpu_ms["p50"], ceiling)}
+    needed = needed_rate(macs[REFERENCE], paired["reference_cpu_ms"], SPEEDUP.limit)
+    return {"gemm_g_macs_per_s": rates, "variants": variants_at_one,
+            "target_g_macs_per_s": needed,
+            "target_over_ceiling": {name: needed / rate for name, rate in rates.items()}}
 
 
 def _openvino_version() -> str | None:
@@ -612,12 +640,28 @@ def render(result: dict[str, Any]) -> str:
         f"all; finds {fitted['real_against_square']:.3f} of the square canvas's boxes "
         f"(square finds {fitted['square_against_fitted']:.3f} of its), overlay changed on "
         f"{fitted['real_overlay_changed']}; label recall {fitted['against_labels']:.3f}")
+    lines += roofline_lines(result["roofline"])
     for name, figures in result["startup"].items():
         lines.append(f"start-up {name}: session {figures['session_s']:.2f} s as loaded here, "
                      f"{figures['offline_optimised_s']:.2f} s from an offline-optimised copy")
     lines.append(f"targets (issue 11; the service's auto choice here: {result['auto_variant']}):")
     lines += [target_line(check) for check in result["targets"]]
     return "\n".join(lines)
+
+
+def roofline_lines(roofline: dict[str, Any]) -> list[str]:
+    """The ceilings, each variant's share of its own, and what the 3x target asks for."""
+    rates = roofline["gemm_g_macs_per_s"]
+    lines = ["this core's GEMM ceiling, 1 thread, G MACs per CPU second: "
+             + ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items())]
+    lines += [f"  {name:<18} {figures['g_macs']:.2f} G MACs, {figures['gmacs_per_s']:.1f} G/s: "
+              f"{figures['of_ceiling']:.2f} of the {figures['precision']} ceiling"
+              for name, figures in roofline["variants"].items()]
+    lines.append(f"  {SPEEDUP.limit:g}x cheaper than {REFERENCE} (paired) needs "
+                 f"{roofline['target_g_macs_per_s']:.1f} G/s from the same model: "
+                 + ", ".join(f"{share:.2f}x the {name} ceiling"
+                             for name, share in roofline["target_over_ceiling"].items()))
+    return lines
 
 
 def subnormal_lines(timings: Sequence[dict[str, Any]]) -> list[str]:

@@ -165,3 +165,33 @@ def test_the_paired_run_times_both_in_turn_on_the_same_canvases() -> None:
     # A candidate in the same turns is read against the same reference median.
     tiny = paired["others"]["tiny-640"]
     assert tiny["ratio"] == pytest.approx(paired["reference_cpu_ms"] / tiny["cpu_ms"])
+
+
+def test_roofline_reads_each_variant_against_its_precisions_ceiling() -> None:
+    from benchmarks.text_detector import REFERENCE, Timing, roofline, roofline_lines
+
+    found = [v for v in variants() if v.name in (REFERENCE, "fp32-640", "int8-640")]
+    int8_listed = any(v.name == "int8-640" for v in found)
+
+    def timing(name: str, precision: str, cpu_ms: float, threads: int = 1) -> Timing:
+        return Timing(name, threads, 1, 4, precision, {"p50": cpu_ms, "p90": cpu_ms},
+                      {"p50": cpu_ms, "p90": cpu_ms})
+
+    timings = [timing(REFERENCE, "fp32", 130.0), timing("fp32-640", "fp32", 130.0),
+               timing("fp32-640", "fp32", 80.0, threads=2), timing("int8-640", "int8", 80.0)]
+    rates = {"fp32": 40.0, "int8": 160.0}
+    figures = roofline(found, timings, {"reference_cpu_ms": 130.0}, rates)
+    macs = figures["variants"]["fp32-640"]["g_macs"]
+    assert 4.0 < macs < 5.0
+    # One thread only: the 2-thread row is not read; each against its own precision's ceiling.
+    assert figures["variants"]["fp32-640"]["gmacs_per_s"] == pytest.approx(macs / 0.130)
+    assert figures["variants"]["fp32-640"]["of_ceiling"] == pytest.approx(macs / 0.130 / 40.0)
+    if int8_listed:
+        assert figures["variants"]["int8-640"]["of_ceiling"] == pytest.approx(macs / 0.080 / 160)
+    # 3x cheaper than 130 ms: the whole model in 43.3 ms.
+    assert figures["target_g_macs_per_s"] == pytest.approx(macs / (0.130 / 3))
+    assert figures["target_over_ceiling"]["fp32"] == pytest.approx(macs / (0.130 / 3) / 40.0)
+    lines = roofline_lines(figures)
+    assert lines[0] == ("this core's GEMM ceiling, 1 thread, G MACs per CPU second: fp32 40.0, "
+                        "int8 160.0")
+    assert f"{figures['target_over_ceiling']['fp32']:.2f}x the fp32 ceiling" in lines[-1]
