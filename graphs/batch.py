@@ -25,7 +25,7 @@ import ray
 import ray.data
 
 from curator.core.settings import CuratorAppArgs, CuratorConfig, ModelStageSettings
-from graphs.batch_options import BatchOptions
+from graphs.batch_options import EXTRACTOR_MEMORY, SCORER_MEMORY, BatchOptions
 from graphs.batch_output import AnswerCounts, ListingAnswersDatasink
 from graphs.batch_stages import AssessListings, ExtractAttributes, ReadImages, ScoreQuality
 from graphs.serve_config import ingress_entry, online_application, read_serve_config
@@ -125,12 +125,12 @@ def build_dataset(manifest: pa.Table, settings: BatchSettings, options: BatchOpt
         batch_format="pyarrow", num_cpus=READ_CPUS,
         compute=ray.data.ActorPoolStrategy(size=options.read_actors),
     )
-    for stage, actors in ((ExtractAttributes, options.extract_actors),
-                          (ScoreQuality, options.score_actors)):
+    for stage, actors, memory in ((ExtractAttributes, options.extract_actors, EXTRACTOR_MEMORY),
+                                  (ScoreQuality, options.score_actors, SCORER_MEMORY)):
         dataset = dataset.map_batches(
             stage, fn_constructor_args=(models,), batch_size=options.batch_size,
             batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors),
-            **options.model_actor_resources(MODEL_CPUS),
+            **options.model_actor_resources(MODEL_CPUS, memory),
         )
     listings = len(manifest.column("listing_id").unique())
     partitions = min(MAX_PARTITIONS, max(options.listing_actors,

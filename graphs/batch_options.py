@@ -10,6 +10,33 @@ from curator.core.settings import InputLimits, ModelStageSettings
 
 # The smallest decode budget InputLimits accepts: a share below it is raised to it.
 MIN_ACTOR_DECODE_BYTES = 16 * 2**20
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class ActorMemory:
+    """A model actor's peak RSS as a line in its batch size: what it holds once its models are
+    loaded, and what each image of a batch adds (ONNX Runtime's arenas grow to the largest
+    batch run). `reserve` asks Ray for that with room to spare, so that Ray places no more
+    actors on a node than its memory carries: by CPU alone (0.5 an actor) a 16-vCPU node would
+    take 32 extractor actors of 2 GiB each at batch 16."""
+
+    loaded_bytes: int
+    per_image_bytes: int
+    headroom: float = 1.25  # other hosts' runtimes (every detector in FP32 without bf16)
+
+    def reserve(self, batch_size: int) -> int:
+        return int((self.loaded_bytes + self.per_image_bytes * batch_size) * self.headroom)
+
+
+# Peak RSS of a fresh process that imports Ray Data, loads the stage as the batch actors do and
+# runs three batches of dev-set photos (2026-12-07, Zen 4 EPYC, the CPU runtimes `auto` picks
+# there): the extractor 775 / 1034 / 2219 MiB at batch 1 / 4 / 16 (and 3905 at 32 without Ray
+# imported), the scorer 483 / 505 / 536 at 1 / 16 / 32. tests/graphs/test_batch_resources.py
+# measures them again. At batch 16 the extractor's reservation is 2.9 GiB, where Ray Data's own
+# memory check, watching these actors run unreserved, advised 2.6.
+EXTRACTOR_MEMORY = ActorMemory(loaded_bytes=620 * MIB, per_image_bytes=110 * MIB)
+SCORER_MEMORY = ActorMemory(loaded_bytes=480 * MIB, per_image_bytes=2 * MIB)
 
 
 @dataclass(frozen=True)
@@ -35,11 +62,14 @@ class BatchOptions:
             raise ValueError(f"accelerator type {self.accelerator_type} needs GPUs per model "
                              "actor (--gpus-per-model-actor)")
 
-    def model_actor_resources(self, cpus_without_gpu: float) -> dict[str, Any]:
-        """What each extractor and scorer actor asks Ray for. With GPUs, Ray Data's own default
-        for the CPU side (1 CPU per actor): asking for both is marked experimental in Ray 2.60."""
+    def model_actor_resources(self, cpus_without_gpu: float, memory: ActorMemory
+                              ) -> dict[str, Any]:
+        """What each extractor and scorer actor asks Ray for: on the CPU, `cpus_without_gpu`
+        and the memory its batches take (`memory`). With GPUs, Ray Data's own default for the
+        CPU side (1 CPU per actor): asking for both is marked experimental in Ray 2.60; and no
+        memory, whose host-side figure with GPU runtimes has not been measured."""
         if not self.gpus_per_model_actor:
-            return {"num_cpus": cpus_without_gpu}
+            return {"num_cpus": cpus_without_gpu, "memory": memory.reserve(self.batch_size)}
         resources: dict[str, Any] = {"num_gpus": self.gpus_per_model_actor}
         if self.accelerator_type:
             resources["accelerator_type"] = self.accelerator_type

@@ -1,9 +1,13 @@
-"""What the batch job's model actors ask Ray for: CPUs alone, or a GPU share pinned to a GPU
-model when the cluster mixes them. (A run on a fake cluster with L4 nodes:
-benchmarks/cluster_batch.py.)"""
+"""What the batch job's model actors ask Ray for: CPUs and the memory their batches take
+(measured again here), or a GPU share pinned to a GPU model when the cluster mixes them. (A run
+on a fake cluster with L4 nodes: benchmarks/cluster_batch.py.)"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,21 +15,79 @@ import pytest
 
 from curator.cli import batch as batch_cli
 from curator.cli import main
-from graphs.batch_options import BatchOptions
+from graphs.batch_options import EXTRACTOR_MEMORY, MIB, SCORER_MEMORY, ActorMemory, BatchOptions
 from tests.graphs.manifests import write_csv
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_without_gpus_the_actors_ask_for_cpus_only() -> None:
-    assert BatchOptions().model_actor_resources(2) == {"num_cpus": 2}
+
+def test_without_gpus_the_actors_ask_for_cpus_and_the_memory_their_batches_take() -> None:
+    memory = ActorMemory(loaded_bytes=500 * MIB, per_image_bytes=100 * MIB, headroom=1.0)
+    assert BatchOptions(batch_size=4).model_actor_resources(2, memory) == {
+        "num_cpus": 2, "memory": 900 * MIB}
+    assert BatchOptions(batch_size=16).model_actor_resources(2, memory) == {
+        "num_cpus": 2, "memory": 2100 * MIB}
+    # The shipped figures keep headroom over what was measured: 2219 MiB at batch 16.
+    assert EXTRACTOR_MEMORY.reserve(16) > 2219 * MIB
+    assert SCORER_MEMORY.reserve(16) > 505 * MIB
 
 
 def test_a_gpu_share_leaves_the_cpu_side_to_ray_data() -> None:
-    assert BatchOptions(gpus_per_model_actor=0.5).model_actor_resources(2) == {"num_gpus": 0.5}
+    options = BatchOptions(gpus_per_model_actor=0.5)
+    assert options.model_actor_resources(2, EXTRACTOR_MEMORY) == {"num_gpus": 0.5}
 
 
 def test_an_accelerator_type_pins_the_gpu_model() -> None:
     options = BatchOptions(gpus_per_model_actor=0.5, accelerator_type="L4")
-    assert options.model_actor_resources(2) == {"num_gpus": 0.5, "accelerator_type": "L4"}
+    assert options.model_actor_resources(2, EXTRACTOR_MEMORY) == {"num_gpus": 0.5,
+                                                                   "accelerator_type": "L4"}
+
+
+# A fresh process loads the stage as a batch actor does (graphs.batch_stages) and runs batches of
+# dev-set photos through it; its peak RSS is what the actor needs Ray to leave it.
+_PEAK_SCRIPT = """
+import glob, json, sys
+from curator.core.measured import measure_locally
+from curator.core.pipeline import (build_extractor, build_preprocessor, build_scorer,
+                                   extract_stage, score_stage)
+from graphs.batch import BatchSettings
+
+stage, batch = sys.argv[1], int(sys.argv[2])
+models = BatchSettings.from_serve_config(__import__("pathlib").Path(sys.argv[3])).models
+preprocessor = build_preprocessor()
+files = sorted(glob.glob("benchmarks/devset/images/**/*.jp*g", recursive=True))
+files = files[::max(1, len(files) // (3 * batch))][:3 * batch]
+if stage == "extract":
+    extractor = build_extractor(models.extractor_models, models.runtime_request())
+    run = lambda items: extract_stage(extractor, items)
+else:
+    scorer = build_scorer(models.scorer_card)
+    run = lambda items: score_stage(scorer, items)
+for start in range(0, len(files), batch):
+    run([measure_locally(open(path, "rb").read(), path, preprocessor, keep_model_inputs=True)
+         for path in files[start:start + batch]])
+# VmHWM, this process image's own peak: ru_maxrss would carry over the forking parent's.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak": int(hwm.split()[1]) * 1024}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stage", "memory"), [("extract", EXTRACTOR_MEMORY),
+                                               ("score", SCORER_MEMORY)])
+def test_the_reservation_covers_what_an_actor_really_takes(stage: str, memory: ActorMemory
+                                                           ) -> None:
+    batch = 8
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, stage, str(batch),
+                           str(ROOT / "graphs" / "serve_config.yaml")], cwd=ROOT, check=True,
+                          capture_output=True, text=True, timeout=300)
+    peak = json.loads(done.stdout.strip().splitlines()[-1])["peak"]
+    print(f"{stage} at batch {batch}: peak RSS {peak / MIB:.0f} MiB, reserved "
+          f"{memory.reserve(batch) / MIB:.0f} MiB")
+    assert peak <= memory.reserve(batch)
+    # Without its headroom the line is the measurement: a reservation far above it would
+    # strand memory that other actors could use.
+    assert peak >= 0.6 * replace(memory, headroom=1.0).reserve(batch)
 
 
 def test_the_accelerator_option_reaches_the_job(
