@@ -5,6 +5,7 @@ on a fake cluster with L4 nodes: benchmarks/cluster_batch.py.)"""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from dataclasses import replace
@@ -44,50 +45,65 @@ def test_an_accelerator_type_pins_the_gpu_model() -> None:
 
 
 # A fresh process loads the stage as a batch actor does (graphs.batch_stages) and runs batches of
-# dev-set photos through it; its peak RSS is what the actor needs Ray to leave it.
+# measured dev-set photos through it, unpickled as the actor receives them (the Preprocess stage
+# ran elsewhere, as in the job); its peak RSS is what the actor needs Ray to leave it.
 _PEAK_SCRIPT = """
-import glob, json, sys
-from curator.core.measured import measure_locally
-from curator.core.pipeline import (build_extractor, build_preprocessor, build_scorer,
-                                   extract_stage, score_stage)
+import json, pickle, sys
+import ray.data  # as in every Ray Data actor
+from curator.core.pipeline import build_extractor, build_scorer, extract_stage, score_stage
 from graphs.batch import BatchSettings
 
-stage, batch = sys.argv[1], int(sys.argv[2])
-models = BatchSettings.from_serve_config(__import__("pathlib").Path(sys.argv[3])).models
-preprocessor = build_preprocessor()
-files = sorted(glob.glob("benchmarks/devset/images/**/*.jp*g", recursive=True))
-files = files[::max(1, len(files) // (3 * batch))][:3 * batch]
+stage, batch, inputs, config = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+models = BatchSettings.from_serve_config(__import__("pathlib").Path(config)).models
 if stage == "extract":
     extractor = build_extractor(models.extractor_models, models.runtime_request())
     run = lambda items: extract_stage(extractor, items)
 else:
     scorer = build_scorer(models.scorer_card)
     run = lambda items: score_stage(scorer, items)
-for start in range(0, len(files), batch):
-    run([measure_locally(open(path, "rb").read(), path, preprocessor, keep_model_inputs=True)
-         for path in files[start:start + batch]])
+with open(inputs, "rb") as file:
+    batches = pickle.load(file)
+for items in batches:
+    run(items)
 # VmHWM, this process image's own peak: ru_maxrss would carry over the forking parent's.
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"peak": int(hwm.split()[1]) * 1024}))
 """
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def measured_batches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three batches of measured dev-set photos, pickled as Ray Data carries them."""
+    from curator.core.measured import measure_locally
+    from curator.core.pipeline import build_preprocessor
+
+    preprocessor = build_preprocessor()
+    photos = sorted((ROOT / "benchmarks" / "devset" / "images").rglob("*.jpg"))
+    photos = photos[::len(photos) // (3 * BATCH)][:3 * BATCH]
+    items = [measure_locally(photo.read_bytes(), photo.name, preprocessor,
+                             keep_model_inputs=True) for photo in photos]
+    path = tmp_path_factory.mktemp("actor-memory") / "batches.pickle"
+    path.write_bytes(pickle.dumps([items[i:i + BATCH] for i in range(0, len(items), BATCH)]))
+    return path
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "memory"), [("extract", EXTRACTOR_MEMORY),
                                                ("score", SCORER_MEMORY)])
-def test_the_reservation_covers_what_an_actor_really_takes(stage: str, memory: ActorMemory
-                                                           ) -> None:
-    batch = 8
-    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, stage, str(batch),
-                           str(ROOT / "graphs" / "serve_config.yaml")], cwd=ROOT, check=True,
-                          capture_output=True, text=True, timeout=300)
+def test_the_reservation_covers_what_an_actor_really_takes(
+    stage: str, memory: ActorMemory, measured_batches: Path
+) -> None:
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, stage, str(BATCH),
+                           str(measured_batches), str(ROOT / "graphs" / "serve_config.yaml")],
+                          cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
     peak = json.loads(done.stdout.strip().splitlines()[-1])["peak"]
-    print(f"{stage} at batch {batch}: peak RSS {peak / MIB:.0f} MiB, reserved "
-          f"{memory.reserve(batch) / MIB:.0f} MiB")
-    assert peak <= memory.reserve(batch)
+    print(f"{stage} at batch {BATCH}: peak RSS {peak / MIB:.0f} MiB, reserved "
+          f"{memory.reserve(BATCH) / MIB:.0f} MiB")
+    assert peak <= memory.reserve(BATCH)
     # Without its headroom the line is the measurement: a reservation far above it would
     # strand memory that other actors could use.
-    assert peak >= 0.6 * replace(memory, headroom=1.0).reserve(batch)
+    assert peak >= 0.6 * replace(memory, headroom=1.0).reserve(BATCH)
 
 
 def test_the_accelerator_option_reaches_the_job(
