@@ -8,9 +8,9 @@ from typing import Any
 
 from curator.core.settings import InputLimits, ModelStageSettings
 
-# The smallest decode budget InputLimits accepts: a share below it is raised to it.
-MIN_ACTOR_DECODE_BYTES = 16 * 2**20
 MIB = 2**20
+# The smallest decode budget InputLimits accepts: a share below it is raised to it.
+MIN_ACTOR_DECODE_BYTES = 16 * MIB
 
 
 @dataclass(frozen=True)
