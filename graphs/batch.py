@@ -25,7 +25,7 @@ import ray
 import ray.data
 
 from curator.core.settings import CuratorAppArgs, CuratorConfig, ModelStageSettings
-from graphs.batch_options import EXTRACTOR_MEMORY, SCORER_MEMORY, BatchOptions
+from graphs.batch_options import EXTRACTOR_MEMORY, LISTING_MEMORY, SCORER_MEMORY, BatchOptions
 from graphs.batch_output import AnswerCounts, ListingAnswersDatasink
 from graphs.batch_stages import AssessListings, ExtractAttributes, ReadImages, ScoreQuality
 from graphs.serve_config import ingress_entry, online_application, read_serve_config
@@ -137,7 +137,7 @@ def build_dataset(manifest: pa.Table, settings: BatchSettings, options: BatchOpt
                                          math.ceil(listings / LISTINGS_PER_PARTITION)))
     return dataset.groupby("listing_id", num_partitions=partitions).map_groups(
         AssessListings, fn_constructor_args=(settings.policy_texts, models, limits, url_fetch),
-        batch_format="pyarrow", num_cpus=LISTING_CPUS,
+        batch_format="pyarrow", num_cpus=LISTING_CPUS, memory=LISTING_MEMORY.reserve(1),
         compute=ray.data.ActorPoolStrategy(size=options.listing_actors),
     )
 

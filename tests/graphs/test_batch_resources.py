@@ -16,7 +16,14 @@ import pytest
 
 from curator.cli import batch as batch_cli
 from curator.cli import main
-from graphs.batch_options import EXTRACTOR_MEMORY, MIB, SCORER_MEMORY, ActorMemory, BatchOptions
+from graphs.batch_options import (
+    EXTRACTOR_MEMORY,
+    LISTING_MEMORY,
+    MIB,
+    SCORER_MEMORY,
+    ActorMemory,
+    BatchOptions,
+)
 from tests.graphs.manifests import write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,26 +52,34 @@ def test_an_accelerator_type_pins_the_gpu_model() -> None:
 
 
 # A fresh process loads the stage as a batch actor does (graphs.batch_stages) and runs batches of
-# measured dev-set photos through it, unpickled as the actor receives them (the Preprocess stage
-# ran elsewhere, as in the job); its peak RSS is what the actor needs Ray to leave it.
+# dev-set photos through it; its peak RSS is what the actor needs Ray to leave it. The model
+# actors get the photos measured beforehand, unpickled as Ray Data delivers them (the Preprocess
+# stage ran elsewhere, as in the job). A listing actor, once a fix has loaded its pipeline, sends
+# each fixed file alone through all three stages: it gets the files, one at a time.
 _PEAK_SCRIPT = """
 import json, pickle, sys
+from pathlib import Path
 import ray.data  # as in every Ray Data actor
-from curator.core.pipeline import build_extractor, build_scorer, extract_stage, score_stage
+from curator.core.pipeline import (
+    LocalPipeline, build_extractor, build_scorer, extract_stage, score_stage)
 from graphs.batch import BatchSettings
 
-stage, batch, inputs, config = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-models = BatchSettings.from_serve_config(__import__("pathlib").Path(config)).models
+stage, inputs, config = sys.argv[1], sys.argv[2], sys.argv[3]
+settings = BatchSettings.from_serve_config(Path(config))
+models = settings.models
+with open(inputs, "rb") as file:
+    batches = pickle.load(file)
 if stage == "extract":
     extractor = build_extractor(models.extractor_models, models.runtime_request())
     run = lambda items: extract_stage(extractor, items)
-else:
+elif stage == "score":
     scorer = build_scorer(models.scorer_card)
     run = lambda items: score_stage(scorer, items)
-with open(inputs, "rb") as file:
-    batches = pickle.load(file)
-for items in batches:
-    run(items)
+else:
+    pipeline = LocalPipeline(models, settings.app_args.limits)
+    run = lambda files: [pipeline.run([file]) for file in files]
+for batch in batches:
+    run(batch)
 # VmHWM, this process image's own peak: ru_maxrss would carry over the forking parent's.
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"peak": int(hwm.split()[1]) * 1024}))
@@ -73,37 +88,45 @@ BATCH = 8
 
 
 @pytest.fixture(scope="module")
-def measured_batches(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three batches of measured dev-set photos, pickled as Ray Data carries them."""
+def actor_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three batches of dev-set photos, pickled: measured, as the model actors receive them
+    (`measured`), and as (image id, file) pairs, for the listing actor (`files`)."""
     from curator.core.measured import measure_locally
     from curator.core.pipeline import build_preprocessor
 
     preprocessor = build_preprocessor()
     photos = sorted((ROOT / "benchmarks" / "devset" / "images").rglob("*.jpg"))
     photos = photos[::len(photos) // (3 * BATCH)][:3 * BATCH]
-    items = [measure_locally(photo.read_bytes(), photo.name, preprocessor,
-                             keep_model_inputs=True) for photo in photos]
-    path = tmp_path_factory.mktemp("actor-memory") / "batches.pickle"
-    path.write_bytes(pickle.dumps([items[i:i + BATCH] for i in range(0, len(items), BATCH)]))
-    return path
+    files = [(photo.name, photo.read_bytes()) for photo in photos]
+    items = [measure_locally(data, image_id, preprocessor, keep_model_inputs=True)
+             for image_id, data in files]
+    folder = tmp_path_factory.mktemp("actor-memory")
+    paths = {"measured": folder / "measured.pickle", "files": folder / "files.pickle"}
+    for kind, values in (("measured", items), ("files", files)):
+        paths[kind].write_bytes(pickle.dumps(
+            [values[i:i + BATCH] for i in range(0, len(values), BATCH)]))
+    return paths
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stage", "memory"), [("extract", EXTRACTOR_MEMORY),
-                                               ("score", SCORER_MEMORY)])
+@pytest.mark.parametrize(("stage", "inputs", "memory", "batch"), [
+    ("extract", "measured", EXTRACTOR_MEMORY, BATCH),
+    ("score", "measured", SCORER_MEMORY, BATCH),
+    ("listing", "files", LISTING_MEMORY, 1),  # its fixed images go through one at a time
+])
 def test_the_reservation_covers_what_an_actor_really_takes(
-    stage: str, memory: ActorMemory, measured_batches: Path
+    stage: str, inputs: str, memory: ActorMemory, batch: int, actor_inputs: dict[str, Path]
 ) -> None:
-    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, stage, str(BATCH),
-                           str(measured_batches), str(ROOT / "graphs" / "serve_config.yaml")],
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, stage, str(actor_inputs[inputs]),
+                           str(ROOT / "graphs" / "serve_config.yaml")],
                           cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
     peak = json.loads(done.stdout.strip().splitlines()[-1])["peak"]
-    print(f"{stage} at batch {BATCH}: peak RSS {peak / MIB:.0f} MiB, reserved "
-          f"{memory.reserve(BATCH) / MIB:.0f} MiB")
-    assert peak <= memory.reserve(BATCH)
+    print(f"{stage} at batch {batch}: peak RSS {peak / MIB:.0f} MiB, reserved "
+          f"{memory.reserve(batch) / MIB:.0f} MiB")
+    assert peak <= memory.reserve(batch)
     # Without its headroom the line is the measurement: a reservation far above it would
     # strand memory that other actors could use.
-    assert peak >= 0.6 * replace(memory, headroom=1.0).reserve(BATCH)
+    assert peak >= 0.6 * replace(memory, headroom=1.0).reserve(batch)
 
 
 def test_the_accelerator_option_reaches_the_job(
