@@ -40,8 +40,9 @@ class ActorMemory:
 EXTRACTOR_MEMORY = ActorMemory(loaded_bytes=620 * MIB, per_image_bytes=110 * MIB)
 SCORER_MEMORY = ActorMemory(loaded_bytes=540 * MIB, per_image_bytes=2 * MIB)
 # A listing actor measures each fixed image through its own copy of all three stages, one image
-# at a time, once its first fix has loaded them (graphs.batch_stages.AssessListings): 817 MiB peak
-# in a fresh process running twelve dev-set photos so (2026-12-07, the same host and runtimes).
+# at a time, once its first fix has loaded them (graphs.batch_stages.AssessListings): 827 MiB peak
+# in a fresh process running 24 dev-set photos so (2026-12-07, the same host and runtimes; the
+# measurement tests/graphs/test_batch_resources.py repeats).
 # It reserves that whether or not its listings need a fix: a policy set decides, not the actor.
 LISTING_MEMORY = ActorMemory(loaded_bytes=760 * MIB, per_image_bytes=60 * MIB)
 
